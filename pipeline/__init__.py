@@ -1,0 +1,50 @@
+"""vapipe: many video streams analysed at once with an OpenVINO model.
+
+from pipeline import Pipeline, JsonlSink
+
+with Pipeline(["cam1=a.mp4", "b.mp4"], "yolo11n_openvino_model", sinks=[JsonlSink("out")]) as p:
+    summary = p.run()
+"""
+
+from pipeline.adapters import ModelAdapter, SsdAdapter, YoloAdapter, create_adapter
+from pipeline.detections import Detections, Result
+from pipeline.devices import DevicePlan, plan_device
+from pipeline.errors import AdapterError, DeviceError, ModelError, SourceError, VapipeError
+from pipeline.model import LoadedModel, load_model
+from pipeline.pipeline import Pipeline, Progress
+from pipeline.runtime import InferenceRuntime, describe_devices
+from pipeline.sinks import CallbackSink, JsonlSink, Sink, StreamInfo
+from pipeline.summary import RunSummary, StreamSummary
+from sources import FileSource, Frame, QueuePolicy, VideoSource
+
+__all__ = [
+    "AdapterError",
+    "CallbackSink",
+    "Detections",
+    "DeviceError",
+    "DevicePlan",
+    "FileSource",
+    "Frame",
+    "InferenceRuntime",
+    "JsonlSink",
+    "LoadedModel",
+    "ModelAdapter",
+    "ModelError",
+    "Pipeline",
+    "Progress",
+    "QueuePolicy",
+    "Result",
+    "RunSummary",
+    "Sink",
+    "SourceError",
+    "SsdAdapter",
+    "StreamInfo",
+    "StreamSummary",
+    "VapipeError",
+    "VideoSource",
+    "YoloAdapter",
+    "create_adapter",
+    "describe_devices",
+    "load_model",
+    "plan_device",
+]

@@ -1,0 +1,125 @@
+"""The `vapipe` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.adapters import ADAPTER_NAMES
+from pipeline.errors import VapipeError
+from pipeline.progress import ProgressReporter
+
+log = logging.getLogger("vapipe")
+
+EXIT_OK, EXIT_STREAM_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vapipe", description="Analyse many video streams at once with an OpenVINO model."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="analyse video files with a model")
+    run.add_argument("sources", nargs="+", metavar="SOURCE", help="video file, or NAME=PATH")
+    run.add_argument("--model", required=True, help="IR .xml, .onnx, .tflite or Ultralytics folder")
+    run.add_argument("--device", default="AUTO", help="OpenVINO device string (default AUTO)")
+    run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
+    run.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
+    run.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
+    run.add_argument("--nireq", type=_positive_int, help="requests in flight (default: optimal)")
+    run.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
+    run.add_argument("--adapter", choices=ADAPTER_NAMES, default="auto")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+
+    commands.add_parser("devices", help="list the devices OpenVINO sees")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.pipeline import Pipeline
+    from pipeline.sinks import JsonlSink
+
+    sinks = [JsonlSink(args.out)] if args.out else []
+    with Pipeline(
+        args.sources, args.model, device=args.device, sinks=sinks, adapter=args.adapter,
+        conf=args.conf, iou=args.iou, nireq=args.nireq, labels=args.labels,
+    ) as pipeline:  # fmt: skip
+        runtime = pipeline.runtime
+        log.info(
+            "%d streams, model %s (%s adapter), device %s on %s, %d requests",
+            len(pipeline.sources), pipeline.model_path, pipeline.adapter.name,
+            runtime.plan.device, ", ".join(runtime.execution_devices), runtime.nireq,
+        )  # fmt: skip
+        with ProgressReporter(enabled=not args.no_progress) as progress:
+            summary = pipeline.run(on_tick=progress.update)
+    if args.out:
+        summary.write_json(args.out / "summary.json")
+    print(summary.format_text())
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
+
+
+def _devices() -> int:
+    import openvino as ov
+
+    from pipeline.runtime import describe_devices
+
+    for device, full_name in describe_devices(ov.Core()):
+        print(f"{device}\t{full_name}")
+    return EXIT_OK
+
+
+def _quiet_opencv() -> None:
+    """OpenCV's own warnings about unreadable files duplicate our one-line errors."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="vapipe: %(levelname)s: %(message)s",
+    )
+    _quiet_opencv()
+    # SIGTERM stops like Ctrl-C: frames in flight finish, sinks are flushed, summary written.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        return _devices() if args.command == "devices" else _run(args)
+    except VapipeError as error:
+        print(f"vapipe: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"vapipe: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # a second Ctrl-C while draining: leave now
+        sys.stderr.write("vapipe: interrupted twice, exiting at once\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Result containers: detections of one frame, and the result delivered to sinks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sources.frame import Frame
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Detections of one frame as arrays: `boxes` (N, 4) x1 y1 x2 y2 in source pixels,
+    `scores` (N,), `class_ids` (N,); `names` maps class ids to labels."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    names: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        if self.boxes.shape != (n, 4):
+            raise ValueError(f"boxes must have shape ({n}, 4), got {self.boxes.shape}")
+        if self.class_ids.shape != (n,):
+            raise ValueError(f"class_ids must have shape ({n},), got {self.class_ids.shape}")
+
+    @classmethod
+    def empty(cls, names: Sequence[str] = ()) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int), names)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def label(self, class_id: int) -> str:
+        return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
+
+    def to_list(self) -> list[dict]:
+        """JSON-ready detections: label, class_id, score, box."""
+        return [
+            {
+                "label": self.label(int(class_id)),
+                "class_id": int(class_id),
+                "score": round(float(score), 5),
+                "box": [round(float(v), 2) for v in box],
+            }
+            for box, score, class_id in zip(self.boxes, self.scores, self.class_ids, strict=True)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome for one frame, delivered to a stream's sinks in frame order."""
+
+    frame: Frame
+    detections: Detections
+    completed_at: float = field(default=0.0)
+
+    @property
+    def stream(self) -> str:
+        return self.frame.stream
+
+    @property
+    def latency_ms(self) -> float:
+        """Capture (decoder returned the frame) to result, in milliseconds."""
+        return (self.completed_at - self.frame.captured_at) * 1000.0
+
+    def to_dict(self) -> dict:
+        return {
+            "stream": self.frame.stream,
+            "frame": self.frame.index,
+            "pts_ms": round(self.frame.pts_ms, 3),
+            "latency_ms": round(self.latency_ms, 2),
+            "detections": self.detections.to_list(),
+        }

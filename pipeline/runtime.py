@@ -1,0 +1,130 @@
+"""The inference runtime: owns the device, the compiled model and the async request pool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from pipeline.devices import DevicePlan, plan_device
+from pipeline.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+CompletionCallback = Callable[[Sequence[np.ndarray], Any], None]
+
+
+def describe_devices(core: ov.Core) -> list[tuple[str, str]]:
+    """(device, full name) for each device OpenVINO sees."""
+    return [(d, str(core.get_property(d, "FULL_DEVICE_NAME"))) for d in core.available_devices]
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+class InferenceRuntime:
+    """Compiles a model for a device string and runs it through an `AsyncInferQueue`.
+
+    `on_complete(outputs, userdata)` runs in OpenVINO's callback thread with views of the output
+    tensors, valid only during the call; an exception it raises is kept and re-raised by
+    `raise_if_failed` on the caller's thread. `close` drains the pool, then destroys it and the
+    compiled model only once no callback is running or waiting for the GIL, which avoids the
+    exit deadlock of OpenVINO 2026.4 (a worker thread waiting for the GIL while the compiled
+    model is destroyed).
+    """
+
+    def __init__(
+        self,
+        core: ov.Core,
+        model: ov.Model,
+        device: str = "AUTO",
+        nireq: int | None = None,
+    ) -> None:
+        self.plan: DevicePlan = plan_device(device, core.available_devices)
+        if self.plan.absent:
+            log.warning(
+                "device %s: %s not available here; running on %s",
+                device,
+                ", ".join(self.plan.absent),
+                self.plan.device,
+            )
+        try:
+            self._compiled = core.compile_model(
+                model, self.plan.device, {"PERFORMANCE_HINT": self.plan.hint}
+            )
+        except RuntimeError as error:
+            raise DeviceError(
+                f"device {device}: compiling the model failed ({_first_line(error)}); "
+                f"devices here: {', '.join(core.available_devices)}"
+            ) from None
+        optimal = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.nireq = nireq or optimal
+        self.execution_devices = tuple(self._compiled.get_property("EXECUTION_DEVICES"))
+        self._n_outputs = len(self._compiled.outputs)
+        self._pool: ov.AsyncInferQueue | None = ov.AsyncInferQueue(self._compiled, self.nireq)
+        self._pool.set_callback(self._on_request_done)
+        self._on_complete: CompletionCallback | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._submitted = 0
+        self._completed = 0
+        self._error: BaseException | None = None
+
+    def set_callback(self, on_complete: CompletionCallback) -> None:
+        self._on_complete = on_complete
+
+    def submit(self, tensor: np.ndarray, userdata: Any) -> None:
+        """Start inference on `tensor` (shared, not copied: keep it alive in `userdata`).
+        Blocks while every request is busy."""
+        self._pool.start_async(tensor, userdata, share_inputs=True)
+        with self._lock:
+            self._submitted += 1
+
+    def _on_request_done(self, request: ov.InferRequest, userdata: Any) -> None:
+        try:
+            if self._error is None and self._on_complete is not None:
+                outputs = [request.get_output_tensor(i).data for i in range(self._n_outputs)]
+                self._on_complete(outputs, userdata)
+        except BaseException as error:
+            with self._lock:
+                if self._error is None:
+                    self._error = error
+        finally:
+            with self._lock:
+                self._completed += 1
+                self._idle.notify_all()
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def drain(self) -> None:
+        """Wait until every submitted request has finished and its callback has returned."""
+        self._pool.wait_all()
+        with self._lock:
+            while self._completed < self._submitted:
+                self._idle.wait(0.1)
+
+    def close(self) -> None:
+        """Drain, then let the pool be the last owner of the compiled model.
+
+        `AsyncInferQueue`'s destructor releases the GIL (OpenVINO 2026.4), so when its requests
+        hold the last reference, the CPU executor's worker threads are joined without the GIL
+        and one still waiting for it can finish. Destroying the compiled model from Python
+        instead joins them while holding the GIL: the exit deadlock.
+        """
+        if self._pool is None:
+            return
+        self.drain()
+        self._compiled = None
+        self._pool = None

@@ -1,0 +1,24 @@
+"""A sink that hands each result to a Python callable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pipeline.detections import Result
+from pipeline.sinks.base import StreamInfo
+
+
+class CallbackSink:
+    """Calls `on_result(result)` for every result, in frame order per stream."""
+
+    def __init__(self, on_result: Callable[[Result], None]) -> None:
+        self.on_result = on_result
+
+    def open(self, streams: Sequence[StreamInfo]) -> None:
+        pass
+
+    def write(self, result: Result) -> None:
+        self.on_result(result)
+
+    def close(self) -> None:
+        pass

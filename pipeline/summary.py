@@ -1,0 +1,63 @@
+"""What a run did, per stream and in total: `summary.json` and a short text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    name: str
+    source: str
+    status: str  # done | failed | stopped
+    frames_decoded: int
+    frames_processed: int
+    frames_dropped: int
+    fps: float
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    streams: list[StreamSummary]
+    total_frames: int
+    wall_seconds: float
+    total_fps: float
+    device: str
+    execution_devices: list[str]
+    nireq: int
+    adapter: str
+    model: str
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[StreamSummary]:
+        return [s for s in self.streams if s.status == "failed"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def format_text(self) -> str:
+        width = max([len(s.name) for s in self.streams] + [6])
+        lines = [
+            f"{'stream':<{width}}  {'status':<7} {'decoded':>8} {'processed':>9} "
+            f"{'dropped':>7} {'fps':>7}"
+        ]
+        for s in self.streams:
+            lines.append(
+                f"{s.name:<{width}}  {s.status:<7} {s.frames_decoded:>8} "
+                f"{s.frames_processed:>9} {s.frames_dropped:>7} {s.fps:>7.1f}"
+            )
+            lines += [f"{'':<{width}}  error: {e}" for e in s.errors]
+        lines.append(
+            f"total: {self.total_frames} frames in {self.wall_seconds:.1f} s = "
+            f"{self.total_fps:.1f} fps on {self.device} "
+            f"(executed on {', '.join(self.execution_devices)}, {self.nireq} requests, "
+            f"{self.adapter} adapter)" + (" — interrupted" if self.interrupted else "")
+        )
+        return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""The source protocol and back-pressure policies."""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class QueueClosed(Exception):
+    """Raised by a frame queue's `put` once nothing will consume the item any more."""
+
+
+class QueuePolicy(enum.Enum):
+    """What a decoder does when its stream's queue lane is full."""
+
+    BLOCK = "block"  # wait: lossless, for files
+    DROP_OLDEST = "drop-oldest"  # drop the oldest queued frame and count it, for live streams
+
+
+@runtime_checkable
+class VideoSource(Protocol):
+    """A stream of frames. `open` may raise SourceError; `read` returns None at the end."""
+
+    name: str
+    uri: str
+    default_policy: QueuePolicy
+
+    def open(self) -> None: ...
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        """Return (BGR image, pts in ms), or None when the stream has ended normally.
+
+        Raise SourceError when the stream fails (corrupt or truncated data, lost device).
+        """
+        ...
+
+    def release(self) -> None: ...

@@ -1,0 +1,78 @@
+"""The decoder thread: one per source, reading frames into the shared frame queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from sources.base import QueueClosed, VideoSource
+from sources.errors import VapipeError, mask_credentials
+from sources.frame import Frame
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class FrameQueue(Protocol[T]):
+    def put(self, stream: str, item: T) -> T | None: ...
+
+    def close_lane(self, stream: str) -> None: ...
+
+
+class DecoderThread(threading.Thread, Generic[T]):
+    """Reads `source` until it ends, fails or `stop` is set.
+
+    Each frame is turned into a queue item by `prepare` (preprocessing runs here, off the
+    scheduler thread) and put on the stream's lane. The lane is closed in `finally`, so the
+    consumer always learns that the stream ended. The source must already be open.
+    """
+
+    def __init__(
+        self,
+        source: VideoSource,
+        frames: FrameQueue[T],
+        prepare: Callable[[Frame], T],
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"decoder-{source.name}", daemon=True)
+        self.source = source
+        self._frames = frames
+        self._prepare = prepare
+        self._stop_requested = stop
+        self.decoded = 0
+        self.dropped = 0
+        self.error: str | None = None
+        self.reached_end = False  # the source ended by itself (not stopped, not failed)
+        self.started_at = 0.0
+        self.ended_at = 0.0
+
+    def run(self) -> None:
+        name = self.source.name
+        self.started_at = time.time()
+        try:
+            while not self._stop_requested.is_set():
+                packet = self.source.read()
+                if packet is None:
+                    self.reached_end = True
+                    break
+                image, pts_ms = packet
+                frame = Frame(name, self.decoded, pts_ms, time.time(), image)
+                self.decoded += 1
+                if self._frames.put(name, self._prepare(frame)) is not None:
+                    self.dropped += 1
+        except QueueClosed:
+            self.dropped += 1  # the frame in hand: the pipeline is aborting
+        except VapipeError as error:
+            self.error = str(error)
+            log.error("stream %s failed: %s", name, error)
+        except Exception as error:  # a bug, not a user mistake: keep the traceback in the log
+            self.error = f"{type(error).__name__}: {error}"
+            log.exception("stream %s (%s) failed", name, mask_credentials(self.source.uri))
+        finally:
+            self.ended_at = time.time()
+            self.source.release()
+            self._frames.close_lane(name)

@@ -1,0 +1,60 @@
+"""Turning command-line source specs (`PATH` or `NAME=PATH`) into named sources."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from sources.base import VideoSource
+from sources.errors import SourceError
+from sources.file import FileSource
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def split_spec(spec: str) -> tuple[str | None, str]:
+    """Split `NAME=URI` into (NAME, URI); a plain URI gives (None, URI)."""
+    name, sep, uri = spec.partition("=")
+    if sep and _NAME.match(name) and not Path(spec).exists():
+        return name, uri
+    return None, spec
+
+
+def unique_names(wanted: Iterable[str]) -> list[str]:
+    """Make names unique in order: `cam`, `cam`, `cam` become `cam`, `cam-2`, `cam-3`."""
+    seen: set[str] = set()
+    result = []
+    for name in wanted:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}-{n}"
+        seen.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def source_from_spec(uri: str, name: str | None = None) -> VideoSource:
+    """The source kind for a URI. Files for now; live URIs slot in here."""
+    if not uri:
+        raise SourceError(f"empty source {name or ''}=: give a path after '='")
+    return FileSource(uri, name)
+
+
+def _as_source(spec: str | os.PathLike | VideoSource) -> VideoSource:
+    if isinstance(spec, str):
+        name, uri = split_spec(spec)
+        return source_from_spec(uri, name)
+    if isinstance(spec, os.PathLike):
+        return source_from_spec(os.fspath(spec))
+    return spec
+
+
+def sources_from_specs(specs: Iterable[str | os.PathLike | VideoSource]) -> list[VideoSource]:
+    """Sources for `PATH` / `NAME=PATH` specs, paths or ready sources, with unique names."""
+    sources = [_as_source(spec) for spec in specs]
+    for source, name in zip(sources, unique_names(s.name for s in sources), strict=True):
+        source.name = name
+    return sources

@@ -1,0 +1,90 @@
+"""Shared fixtures: the shared models and clips, and media the tests make themselves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+YOLO = SHARED / "models" / "yolo11n_int8_openvino_model"
+SSD = SHARED / "models" / "person-vehicle-bike-detection-2000" / "FP16-INT8"
+SSD_XML = SSD / "person-vehicle-bike-detection-2000.xml"
+VIDEOS = SHARED / "videos"
+CAR = VIDEOS / "car-detection.mp4"
+BOTTLE = VIDEOS / "bottle-detection.mp4"
+PERSON = VIDEOS / "one-by-one-person-detection.mp4"
+SSD_LABELS = "vehicle,person,bike"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SHARED.is_dir():
+        raise pytest.UsageError(f"shared test data not found at {SHARED}")
+
+
+def cut_clip(src: Path, dst: Path, frames: int, *, start: int = 0, fourcc: str = "mp4v") -> Path:
+    """Re-encode `frames` frames of `src` from `start` into `dst` (OpenCV writer)."""
+    capture = cv2.VideoCapture(str(src))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    writer = None
+    for _ in range(frames):
+        ok, image = capture.read()
+        assert ok, f"{src} has fewer than {start + frames} frames"
+        if writer is None:
+            size = (image.shape[1], image.shape[0])
+            writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        writer.write(image)
+    writer.release()
+    capture.release()
+    return dst
+
+
+def count_frames(path: Path) -> int:
+    """Frames OpenCV decodes from `path`, read one by one."""
+    capture = cv2.VideoCapture(str(path))
+    n = 0
+    while capture.read()[0]:
+        n += 1
+    return n
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """Short clips cut from the shared videos, plus broken files."""
+    d = tmp_path_factory.mktemp("media")
+    clips = {
+        "car30": cut_clip(CAR, d / "car30.mp4", 30, start=195),
+        "bottle45": cut_clip(BOTTLE, d / "bottle45.mp4", 45, start=300),
+        "person20": cut_clip(PERSON, d / "person20.mp4", 20, start=500),
+        "car_avi": cut_clip(CAR, d / "car_avi.avi", 60, fourcc="MJPG"),
+    }
+    not_video = d / "notes.mp4"
+    not_video.write_text("this is not a video\n")
+    empty = d / "empty.mp4"
+    empty.write_bytes(b"")
+    # An AVI cut short: it opens and declares 60 frames, but decoding stops about halfway.
+    data = clips["car_avi"].read_bytes()
+    truncated = d / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])
+    return {**clips, "not_video": not_video, "empty": empty, "truncated": truncated}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`vapipe ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )

@@ -1,0 +1,167 @@
+"""The whole pipeline on real clips and both shared models."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import BOTTLE, CAR, PERSON, SSD_LABELS, SSD_XML, YOLO, count_frames, read_jsonl
+from reference import read_frames, ssd_reference, yolo_reference
+
+from pipeline import CallbackSink, FileSource, JsonlSink, Pipeline, Result, SourceError
+
+
+def test_every_decoded_frame_gives_one_line_in_order_for_each_stream(tmp_path):
+    specs = [str(CAR), str(CAR), str(BOTTLE), f"people={PERSON}"]
+    with Pipeline(specs, SSD_XML, device="CPU", sinks=[JsonlSink(tmp_path)]) as pipeline:
+        summary = pipeline.run()
+    expected = {
+        "car-detection": count_frames(CAR),
+        "car-detection-2": count_frames(CAR),
+        "bottle-detection": count_frames(BOTTLE),
+        "people": count_frames(PERSON),
+    }
+    assert expected["car-detection"] == 377
+    for name, frames in expected.items():
+        lines = read_jsonl(tmp_path / f"{name}.jsonl")
+        assert [line["frame"] for line in lines] == list(range(frames)), name
+        assert {line["stream"] for line in lines} == {name}
+        pts = [line["pts_ms"] for line in lines]
+        assert pts == sorted(pts), f"{name}: pts must increase"
+    by_name = {s.name: s for s in summary.streams}
+    for name, frames in expected.items():
+        s = by_name[name]
+        assert (s.status, s.frames_decoded, s.frames_processed, s.frames_dropped) == (
+            "done", frames, frames, 0,
+        )  # fmt: skip
+    assert summary.total_frames == sum(expected.values())
+    assert summary.execution_devices == ["CPU"]
+
+
+def test_results_of_a_repeated_file_are_identical(media, tmp_path):
+    with Pipeline(
+        [media["car30"], media["car30"]], SSD_XML, sinks=[JsonlSink(tmp_path)]
+    ) as pipeline:
+        pipeline.run()
+    first = read_jsonl(tmp_path / "car30.jsonl")
+    second = read_jsonl(tmp_path / "car30-2.jsonl")
+    assert [line["detections"] for line in first] == [line["detections"] for line in second]
+
+
+def _assert_matches(got: list[dict], want: list[tuple], names: tuple[str, ...] | None):
+    got = sorted(got, key=lambda d: -d["score"])
+    want = sorted(want, key=lambda d: -d[1])
+    assert len(got) == len(want), f"{len(got)} detections, reference has {len(want)}"
+    for g, (class_id, score, *box) in zip(got, want, strict=True):
+        assert g["class_id"] == class_id
+        if names:
+            assert g["label"] == names[class_id]
+        assert abs(g["score"] - score) < 1e-3
+        assert np.allclose(g["box"], box, atol=1.0), (g["box"], box)
+
+
+@pytest.mark.parametrize("model", ["ssd", "yolo"])
+def test_detections_equal_a_direct_synchronous_openvino_run(media, tmp_path, model):
+    clip = media["car30"]
+    sampled = {0, 7, 15, 29}
+    frames = read_frames(clip, sampled)
+    if model == "ssd":
+        path, labels = SSD_XML, SSD_LABELS
+        want = {i: ssd_reference(SSD_XML, frames[i], conf=0.5) for i in sampled}
+        names = tuple(SSD_LABELS.split(","))
+    else:
+        path, labels = YOLO, None
+        xml = YOLO / "yolo11n.xml"
+        want = {i: yolo_reference(xml, frames[i]) for i in sampled}
+        names = None
+    with Pipeline([clip], path, labels=labels, sinks=[JsonlSink(tmp_path)]) as pipeline:
+        assert pipeline.adapter.name == model
+        pipeline.run()
+    lines = read_jsonl(tmp_path / "car30.jsonl")
+    assert sum(len(want[i]) for i in sampled) > 0, "the sampled frames must have detections"
+    for i in sampled:
+        _assert_matches(lines[i]["detections"], want[i], names)
+    if model == "yolo":
+        assert {d["label"] for line in lines for d in line["detections"]} >= {"car"}
+
+
+def test_no_stream_waits_behind_another_streams_backlog(media):
+    """A long stream and two short ones: while all are active, results alternate."""
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def record(result: Result) -> None:
+        with lock:
+            order.append(result.stream)
+
+    sources = [FileSource(BOTTLE, "long"), FileSource(media["car30"], "a")]
+    sources.append(FileSource(media["person20"], "b"))
+    with Pipeline(sources, SSD_XML, device="CPU", sinks=[record]) as pipeline:
+        pipeline.run()
+        slack = pipeline.lane_capacity + pipeline.runtime.nireq
+    last_short = max(i for i, s in enumerate(order) if s in ("a", "b"))
+    # Before the short streams finish, the long one cannot have got far ahead of them.
+    head = order[: last_short + 1]
+    assert head.count("a") == 30 and head.count("b") == 20
+    assert head.count("long") <= 30 + 2 * slack, f"long stream took {head.count('long')} turns"
+    for prefix in range(1, len(head) + 1):
+        part = head[:prefix]
+        a_or_b_done = part.count("a") == 30 or part.count("b") == 20
+        if not a_or_b_done:
+            assert part.count("long") - min(part.count("a"), part.count("b")) <= 2 * slack
+
+
+def test_a_stream_failing_mid_run_is_reported_and_the_others_complete(media, tmp_path):
+    truncated = media["truncated"]
+    good = media["car30"]
+    with Pipeline([truncated, good], SSD_XML, sinks=[JsonlSink(tmp_path)]) as pipeline:
+        summary = pipeline.run()
+    by_name = {s.name: s for s in summary.streams}
+    bad = by_name["truncated"]
+    assert bad.status == "failed"
+    assert "truncated or corrupt" in bad.errors[0]
+    assert 0 < bad.frames_decoded < 60
+    assert bad.frames_processed == bad.frames_decoded, "frames decoded before the failure count"
+    lines = read_jsonl(tmp_path / "truncated.jsonl")
+    assert [line["frame"] for line in lines] == list(range(bad.frames_decoded))
+    assert by_name["car30"].status == "done" and by_name["car30"].frames_processed == 30
+    assert len(read_jsonl(tmp_path / "car30.jsonl")) == 30
+
+
+def test_a_callback_sink_gets_results_in_frame_order(media):
+    got: list[int] = []
+    sink = CallbackSink(lambda result: got.append(result.frame.index))
+    with Pipeline([media["person20"]], SSD_XML, sinks=[sink]) as pipeline:
+        pipeline.run()
+    assert got == list(range(20))
+
+
+def test_an_exception_in_a_sink_is_raised_by_run(media):
+    def broken(result: Result) -> None:
+        raise RuntimeError("sink is broken")
+
+    with (
+        Pipeline([media["car30"]], SSD_XML, sinks=[broken]) as pipeline,
+        pytest.raises(RuntimeError, match="sink is broken"),
+    ):
+        pipeline.run()
+
+
+def test_stop_finishes_frames_in_flight_and_accounts_for_every_decoded_frame(tmp_path):
+    pipeline = Pipeline([CAR, PERSON], SSD_XML, sinks=[JsonlSink(tmp_path)])
+    with pipeline:
+        timer = threading.Timer(1.0, pipeline.stop)
+        timer.start()
+        summary = pipeline.run()
+        timer.cancel()
+    for stream in summary.streams:
+        assert stream.status == "stopped"
+        assert stream.frames_processed == stream.frames_decoded > 0
+        lines = read_jsonl(tmp_path / f"{stream.name}.jsonl")
+        assert [line["frame"] for line in lines] == list(range(stream.frames_decoded))
+
+
+def test_missing_file_fails_before_any_work(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        Pipeline([tmp_path / "missing.mp4"], SSD_XML)
