@@ -17,3 +17,11 @@ class AdapterError(VapipeError):
 
 class DeviceError(VapipeError):
     """A device string names no device that exists here."""
+
+
+def openvino_message(error: Exception, limit: int = 200) -> str:
+    """The informative line of an OpenVINO exception, without its source-location lines."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
+    text = (useful or lines or [type(error).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -8,7 +8,7 @@ from pathlib import Path
 import openvino as ov
 import yaml
 
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, openvino_message
 
 MODEL_SUFFIXES = (".xml", ".onnx", ".tflite")
 _HINT = "pass an OpenVINO .xml, an .onnx or .tflite file, or an Ultralytics *_openvino_model folder"
@@ -82,8 +82,9 @@ def load_model(core: ov.Core, path: str | Path, labels: str | None = None) -> Lo
     try:
         model = core.read_model(model_file)
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise ModelError(f"model {model_file}: OpenVINO cannot read it ({first_line})") from None
+        raise ModelError(
+            f"model {model_file}: OpenVINO cannot read it ({openvino_message(error)})"
+        ) from None
     if len(model.inputs) != 1:
         raise ModelError(
             f"model {model_file}: has {len(model.inputs)} inputs; vapipe needs one image input"

@@ -11,7 +11,7 @@ import numpy as np
 import openvino as ov
 
 from pipeline.devices import DevicePlan, plan_device
-from pipeline.errors import DeviceError
+from pipeline.errors import DeviceError, openvino_message
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +21,6 @@ CompletionCallback = Callable[[Sequence[np.ndarray], Any], None]
 def describe_devices(core: ov.Core) -> list[tuple[str, str]]:
     """(device, full name) for each device OpenVINO sees."""
     return [(d, str(core.get_property(d, "FULL_DEVICE_NAME"))) for d in core.available_devices]
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 class InferenceRuntime:
@@ -60,7 +55,7 @@ class InferenceRuntime:
             )
         except RuntimeError as error:
             raise DeviceError(
-                f"device {device}: compiling the model failed ({_first_line(error)}); "
+                f"device {device}: compiling the model failed ({openvino_message(error)}); "
                 f"devices here: {', '.join(core.available_devices)}"
             ) from None
         optimal = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
