@@ -127,12 +127,7 @@ class Pipeline:
         for source in self.sources:
             self._frames.add_lane(source.name, source.default_policy)
             self._releases[source.name] = InOrderRelease(self._deliver)
-        infos = [
-            StreamInfo(
-                s.name, mask_credentials(s.uri), *getattr(s, "size", (0, 0)), getattr(s, "fps", 0)
-            )
-            for s in self.sources
-        ]
+        infos = [StreamInfo(s.name, mask_credentials(s.uri), *s.size, s.fps) for s in self.sources]
         for sink in self.sinks:
             sink.open(infos)
         runtime.set_callback(self._on_complete)
@@ -174,7 +169,7 @@ class Pipeline:
             processed=sum(r.released for r in self._releases.values()),
             decoded=sum(d.decoded for d in self._decoders),
             dropped=sum(d.dropped for d in self._decoders),
-            expected=sum(getattr(s, "declared_frames", 0) for s in self.sources),
+            expected=sum(s.declared_frames for s in self.sources),
         )
 
     def close(self) -> None:
@@ -182,7 +177,7 @@ class Pipeline:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
-        if not self._ran:
+        if not self._decoders:  # decoder threads release their own sources
             for source in self.sources:
                 source.release()
 

@@ -26,6 +26,9 @@ class VideoSource(Protocol):
     name: str
     uri: str
     default_policy: QueuePolicy
+    size: tuple[int, int]  # (width, height), known after open; (0, 0) if unknown
+    fps: float  # nominal frame rate, 0.0 if unknown
+    declared_frames: int  # frame count the container declares, 0 if unknown or live
 
     def open(self) -> None: ...
 

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import SSD, SSD_LABELS, SSD_XML, YOLO, read_jsonl, run_cli
+from conftest import (
+    BOTTLE,
+    PERSON,
+    ROOT,
+    SSD,
+    SSD_LABELS,
+    SSD_XML,
+    YOLO,
+    read_jsonl,
+    run_cli,
+)  # fmt: skip
 
 
 def _one_line_error(proc, *fragments: str) -> None:
@@ -112,3 +126,31 @@ def test_many_consecutive_runs_never_hang_at_exit(media, tmp_path):
         proc = run_cli("run", media["person20"], media["person20"], "--model", SSD_XML,
                        "--out", tmp_path / str(i), "--no-progress", timeout=60)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_flushes_every_sink_and_writes_the_summary(tmp_path, signum):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "run", str(PERSON), str(BOTTLE),
+         "--model", str(SSD_XML), "--out", str(tmp_path), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob("*.jsonl")) or _lines(tmp_path) < 20:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    for stream in summary["streams"]:
+        assert stream["status"] == "stopped"
+        assert stream["frames_processed"] == stream["frames_decoded"] > 0
+        lines = read_jsonl(tmp_path / f"{stream['name']}.jsonl")
+        assert [line["frame"] for line in lines] == list(range(stream["frames_decoded"]))
+
+
+def _lines(directory) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in directory.glob("*.jsonl"))
