@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--adapter", choices=ADAPTER_NAMES, default="auto")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
 
+    bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
+    bench.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="video files (default: synthetic)"
+    )
+    bench.add_argument("--model", required=True)
+    bench.add_argument("--streams", type=_positive_int, default=4, help="streams (default 4)")
+    bench.add_argument("--device", default="AUTO")
+    bench.add_argument("--nireq", type=_positive_int)
+    bench.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     commands.add_parser("devices", help="list the devices OpenVINO sees")
     return parser
 
@@ -81,6 +92,19 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.bench import run_bench
+
+    report = run_bench(
+        args.model, args.sources, streams=args.streams, device=args.device,
+        seconds=args.seconds, nireq=args.nireq,
+    )  # fmt: skip
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
+    return EXIT_OK
+
+
 def _devices() -> int:
     import openvino as ov
 
@@ -108,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops like Ctrl-C: frames in flight finish, sinks are flushed, summary written.
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        return _devices() if args.command == "devices" else _run(args)
+        commands = {"run": _run, "bench": _bench, "devices": lambda _: _devices()}
+        return commands[args.command](args)
     except VapipeError as error:
         print(f"vapipe: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -121,5 +146,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         os._exit(EXIT_INTERRUPTED)
 
 
+def entry() -> None:
+    """Console-script entry: run `main`, flush, and leave without interpreter finalisation.
+
+    Every resource is closed by then (pipeline drained, sinks flushed, summary written).
+    Skipping finalisation avoids a native abort seen here at exit ("terminate called without an
+    active exception", 1 run in 8 after an interrupt) in OpenVINO's or OpenCV's static
+    teardown, which would turn a clean run into exit status -6.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

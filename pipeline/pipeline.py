@@ -13,10 +13,9 @@ from pathlib import Path
 
 import openvino as ov
 
-from pipeline.adapters import create_adapter
 from pipeline.detections import Result
+from pipeline.detector import Detector
 from pipeline.frame_queue import FairFrameQueue
-from pipeline.model import load_model
 from pipeline.ordering import InOrderRelease
 from pipeline.runtime import InferenceRuntime
 from pipeline.scheduler import Dispatched, Job, Scheduler
@@ -47,7 +46,8 @@ class Pipeline:
     """Analyses several video sources at once with one model.
 
     Everything that can be checked is checked here, before any work: the sources open, the
-    model reads, the adapter fits, the model compiles for the device. `run` then processes every
+    model reads, the adapter fits, the model compiles for the device. `model` may also be a
+    ready `Detector`, which the pipeline then uses without closing it. `run` then processes every
     stream to its end (or until `stop`), delivering each stream's results to the sinks in frame
     order, and returns a RunSummary. Use it as a context manager so that the request pool and
     compiled model are released in a safe order.
@@ -59,7 +59,7 @@ class Pipeline:
     def __init__(
         self,
         sources: Sequence[VideoSource | str | os.PathLike],
-        model: str | Path,
+        model: str | Path | Detector,
         *,
         device: str = "AUTO",
         sinks: Sequence[SinkLike] = (),
@@ -75,28 +75,25 @@ class Pipeline:
         if not self.sources:
             raise ValueError("no sources given")
         self.sinks = [_as_sink(s) for s in sinks]
-        self._runtime: InferenceRuntime | None = None
+        self._owns_detector = not isinstance(model, Detector)
         opened: list[VideoSource] = []
         try:
             for source in self.sources:
                 source.open()
                 opened.append(source)
-            core = core or ov.Core()
-            loaded = load_model(core, model, labels)
-            self.model_path = loaded.path
-            self.adapter = create_adapter(
-                loaded.model, adapter, names=loaded.names, conf=conf, iou=iou,
-                model_label=f"model {loaded.path}",
+            detector = model if isinstance(model, Detector) else Detector.load(
+                model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
+                labels=labels, core=core,
             )  # fmt: skip
-            self._runtime = InferenceRuntime(
-                core, self.adapter.prepare_model(loaded.model), device, nireq
-            )
         except BaseException:
             for source in opened:
                 source.release()
             raise
+        self.model_path = detector.model_path
+        self.adapter = detector.adapter
+        self._runtime: InferenceRuntime | None = detector.runtime
         n = len(self.sources)
-        self.lane_capacity = lane_capacity or max(2, math.ceil(2 * self._runtime.nireq / n))
+        self.lane_capacity = lane_capacity or max(2, math.ceil(2 * detector.runtime.nireq / n))
         self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
         self._stop = threading.Event()
         self._decoders: list[DecoderThread[Job]] = []
@@ -175,7 +172,10 @@ class Pipeline:
     def close(self) -> None:
         """Release the request pool and compiled model (after draining), and any source."""
         if self._runtime is not None:
-            self._runtime.close()
+            if self._owns_detector:
+                self._runtime.close()
+            else:
+                self._runtime.drain()
             self._runtime = None
         if not self._decoders:  # decoder threads release their own sources
             for source in self.sources:

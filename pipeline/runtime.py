@@ -62,6 +62,7 @@ class InferenceRuntime:
         self.nireq = nireq or optimal
         self.execution_devices = tuple(self._compiled.get_property("EXECUTION_DEVICES"))
         self._n_outputs = len(self._compiled.outputs)
+        self.input_shape = tuple(self._compiled.input(0).shape)
         self._pool: ov.AsyncInferQueue | None = ov.AsyncInferQueue(self._compiled, self.nireq)
         self._pool.set_callback(self._on_request_done)
         self._on_complete: CompletionCallback | None = None

@@ -1,0 +1,32 @@
+"""`vapipe bench`: the figures are measured, consistent and sane (not timed: ratios only)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SSD, run_cli
+
+
+@pytest.mark.parametrize("with_sources", [True, False])
+def test_bench_reports_consistent_figures(media, with_sources):
+    sources = [media["car30"], media["bottle45"]] if with_sources else []
+    proc = run_cli("bench", *sources, "--model", SSD, "--streams", "3", "--seconds", "1.5",
+                   "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["streams"] == 3 and report["nireq"] >= 1
+    for key in ("inference_fps", "decode_fps", "e2e_fps", "peak_rss_mb"):
+        assert report[key] > 0, key
+    assert report["combined_limit_fps"] < min(report["inference_fps"], report["decode_fps"])
+    assert report["e2e_frames"] == report["e2e_decoded"] > 0, "no frame may be lost"
+    assert 0 < report["ratio_e2e_over_inference"] <= 1.2
+    assert 0 < report["ratio_e2e_over_combined_limit"] <= 1.2
+    assert 0 < report["latency_p50_ms"] <= report["latency_p95_ms"]
+
+
+def test_bench_prints_a_table_with_both_ratios(media):
+    proc = run_cli("bench", media["car30"], "--model", SSD, "--streams", "2", "--seconds", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "ratio e2e / inference only" in proc.stdout
+    assert "ratio e2e / combined limit" in proc.stdout
