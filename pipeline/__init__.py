@@ -8,6 +8,7 @@ with Pipeline(["cam1=a.mp4", "b.mp4"], "yolo11n_openvino_model", sinks=[JsonlSin
 
 from pipeline.adapters import ModelAdapter, SsdAdapter, YoloAdapter, create_adapter
 from pipeline.detections import Detections, Result
+from pipeline.detector import Detector
 from pipeline.devices import DevicePlan, plan_device
 from pipeline.errors import AdapterError, DeviceError, ModelError, SourceError, VapipeError
 from pipeline.model import LoadedModel, load_model
@@ -21,6 +22,7 @@ __all__ = [
     "AdapterError",
     "CallbackSink",
     "Detections",
+    "Detector",
     "DeviceError",
     "DevicePlan",
     "FileSource",
