@@ -138,15 +138,15 @@ class Pipeline:
         for decoder in self._decoders:
             decoder.start()
         try:
-            while scheduler.is_alive():
-                scheduler.join(tick_seconds)
+            while not scheduler.finished.wait(tick_seconds):
                 if on_tick is not None:
                     on_tick(self.progress())
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: finishing frames in flight (Ctrl-C again to quit at once)")
             self.stop()
-            scheduler.join()
+            scheduler.finished.wait()
+        scheduler.join()
         runtime.drain()
         for decoder in self._decoders:
             decoder.join()

@@ -47,6 +47,9 @@ class Scheduler(threading.Thread):
         self._runtime = runtime
         self._next_seq: dict[str, int] = {}
         self.error: BaseException | None = None
+        # Set when dispatching is over. Wait on this rather than `join`: a KeyboardInterrupt
+        # inside `Thread.join` can leave the thread looking finished while it still runs.
+        self.finished = threading.Event()
 
     def run(self) -> None:
         try:
@@ -63,3 +66,4 @@ class Scheduler(threading.Thread):
         finally:
             if self.error is not None or self._runtime.failed:
                 self._frames.abort()
+            self.finished.set()
