@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
     run.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
     run.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
-    run.add_argument("--nireq", type=_positive_int, help="requests in flight (default: optimal)")
+    run.add_argument(
+        "--nireq", type=_positive_int, help="requests in flight (default: 2 x optimal)"
+    )
     run.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
     run.add_argument("--adapter", choices=ADAPTER_NAMES, default="auto")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")

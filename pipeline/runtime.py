@@ -58,8 +58,11 @@ class InferenceRuntime:
                 f"device {device}: compiling the model failed ({openvino_message(error)}); "
                 f"devices here: {', '.join(core.available_devices)}"
             ) from None
-        optimal = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self.nireq = nireq or optimal
+        # Twice OpenVINO's optimal count: with exactly the optimal number, each request idles
+        # while Python hands it its next frame. Measured with `vapipe bench`, 4 streams, CPU
+        # (optimal 2): person-vehicle-bike e2e 145 -> 173-184 fps, YOLO11n 30.7 -> 32.0 fps.
+        self.optimal_nireq = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.nireq = nireq or 2 * self.optimal_nireq
         self.execution_devices = tuple(self._compiled.get_property("EXECUTION_DEVICES"))
         self._n_outputs = len(self._compiled.outputs)
         self.input_shape = tuple(self._compiled.input(0).shape)
