@@ -28,10 +28,8 @@ class InferenceRuntime:
 
     `on_complete(outputs, userdata)` runs in OpenVINO's callback thread with views of the output
     tensors, valid only during the call; an exception it raises is kept and re-raised by
-    `raise_if_failed` on the caller's thread. `close` drains the pool, then destroys it and the
-    compiled model only once no callback is running or waiting for the GIL, which avoids the
-    exit deadlock of OpenVINO 2026.4 (a worker thread waiting for the GIL while the compiled
-    model is destroyed).
+    `raise_if_failed` on the caller's thread. `close` drains the pool and tears down in the one
+    order that cannot deadlock on OpenVINO 2026.4 (see `close`).
     """
 
     def __init__(

@@ -6,6 +6,7 @@ from sources.errors import SourceError, VapipeError, mask_credentials
 from sources.file import FileSource
 from sources.frame import Frame
 from sources.spec import sources_from_specs, split_spec, unique_names
+from sources.synthetic import SyntheticSource
 
 __all__ = [
     "DecoderThread",
@@ -14,6 +15,7 @@ __all__ = [
     "QueueClosed",
     "QueuePolicy",
     "SourceError",
+    "SyntheticSource",
     "VapipeError",
     "VideoSource",
     "mask_credentials",
