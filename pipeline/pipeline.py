@@ -93,7 +93,9 @@ class Pipeline:
         self.adapter = detector.adapter
         self._runtime: InferenceRuntime | None = detector.runtime
         n = len(self.sources)
-        self.lane_capacity = lane_capacity or max(2, math.ceil(2 * detector.runtime.nireq / n))
+        # At least twice the requests queued in all, so the pool never starves; no more, so
+        # memory and latency stay low with many streams.
+        self.lane_capacity = lane_capacity or math.ceil(2 * detector.runtime.nireq / n)
         self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
         self._stop = threading.Event()
         self._decoders: list[DecoderThread[Job]] = []
