@@ -31,8 +31,3 @@ class InOrderRelease(Generic[T]):
                 self._emit(self._pending.pop(self._next))
                 self._next += 1
                 self.released += 1
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._pending)

@@ -48,7 +48,6 @@ class DecoderThread(threading.Thread, Generic[T]):
         self.error: str | None = None
         self.reached_end = False  # the source ended by itself (not stopped, not failed)
         self.started_at = 0.0
-        self.ended_at = 0.0
 
     def run(self) -> None:
         name = self.source.name
@@ -73,6 +72,5 @@ class DecoderThread(threading.Thread, Generic[T]):
             self.error = f"{type(error).__name__}: {error}"
             log.exception("stream %s (%s) failed", name, mask_credentials(self.source.uri))
         finally:
-            self.ended_at = time.time()
             self.source.release()
             self._frames.close_lane(name)
