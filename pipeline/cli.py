@@ -107,7 +107,7 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _devices() -> int:
+def _devices(args: argparse.Namespace) -> int:
     import openvino as ov
 
     from pipeline.runtime import describe_devices
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops like Ctrl-C: frames in flight finish, sinks are flushed, summary written.
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        commands = {"run": _run, "bench": _bench, "devices": lambda _: _devices()}
+        commands = {"run": _run, "bench": _bench, "devices": _devices}
         return commands[args.command](args)
     except VapipeError as error:
         print(f"vapipe: error: {error}", file=sys.stderr)
