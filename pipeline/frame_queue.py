@@ -38,6 +38,7 @@ class FairFrameQueue(Generic[T]):
         self._lock = threading.Lock()
         self._has_items = threading.Condition(self._lock)  # the consumer waits on this
         self._aborted = False
+        self._sealed = False  # no lane will be added any more
 
     def add_lane(self, stream: str, policy: QueuePolicy) -> None:
         with self._lock:
@@ -72,11 +73,31 @@ class FairFrameQueue(Generic[T]):
             self._lanes[stream].closed = True
             self._has_items.notify()
 
+    def remove_lane(self, stream: str) -> None:
+        """Forget a closed, empty lane (a finished stream)."""
+        with self._lock:
+            lane = self._lanes[stream]
+            if not lane.closed or lane.items:
+                raise ValueError(f"stream {stream!r}: only a closed, empty lane can be removed")
+            del self._lanes[stream]
+            self._has_items.notify()
+
+    def seal(self) -> None:
+        """No lane will be added any more: `get` ends once the existing lanes are done."""
+        with self._lock:
+            self._sealed = True
+            self._has_items.notify()
+
     def get(self) -> T | None:
-        """Next item, round-robin over streams; None once every lane is closed and empty."""
+        """Next item, round-robin over streams.
+
+        None once the queue is sealed and every lane is closed and empty, or after `abort`.
+        """
         with self._lock:
             while not self._ready or self._aborted:
-                if self._aborted or all(lane.closed for lane in self._lanes.values()):
+                if self._aborted or (
+                    self._sealed and all(lane.closed for lane in self._lanes.values())
+                ):
                     return None
                 self._has_items.wait()
             stream = self._ready.popleft()

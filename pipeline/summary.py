@@ -9,6 +9,10 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class StreamSummary:
+    """How one stream went. `fps` is its processing rate over `processing_seconds`;
+    `media_seconds` is the decoded frames' duration at the stream's nominal rate (0 if unknown);
+    `detections` counts detections per class label."""
+
     name: str
     source: str
     status: str  # done | failed | stopped
@@ -16,6 +20,9 @@ class StreamSummary:
     frames_processed: int
     frames_dropped: int
     fps: float
+    processing_seconds: float = 0.0
+    media_seconds: float = 0.0
+    detections: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 

@@ -5,7 +5,7 @@ from sources.decoder import DecoderThread
 from sources.errors import SourceError, VapipeError, mask_credentials
 from sources.file import FileSource
 from sources.frame import Frame
-from sources.spec import sources_from_specs, split_spec, unique_names
+from sources.spec import as_source, sources_from_specs, split_spec, unique_names
 from sources.synthetic import SyntheticSource
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "SyntheticSource",
     "VapipeError",
     "VideoSource",
+    "as_source",
     "mask_credentials",
     "sources_from_specs",
     "split_spec",

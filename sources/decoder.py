@@ -23,12 +23,19 @@ class FrameQueue(Protocol[T]):
     def close_lane(self, stream: str) -> None: ...
 
 
+def _nothing(*_: object) -> None:
+    pass
+
+
 class DecoderThread(threading.Thread, Generic[T]):
     """Reads `source` until it ends, fails or `stop` is set.
 
-    Each frame is turned into a queue item by `prepare` (preprocessing runs here, off the
-    scheduler thread) and put on the stream's lane. The lane is closed in `finally`, so the
-    consumer always learns that the stream ended. The source must already be open.
+    With `open_source` the thread opens the source itself (a failure to open is then this
+    stream's failure, not the caller's); otherwise it must already be open. `on_started` is
+    called once the source is open, before its first frame is queued. Each frame is turned
+    into a queue item by `prepare` (preprocessing runs here, off the scheduler thread) and put
+    on the stream's lane. The lane is closed in `finally`, so the consumer always learns that
+    the stream ended; `on_ended` is called last, when `done` is already true.
     """
 
     def __init__(
@@ -37,22 +44,38 @@ class DecoderThread(threading.Thread, Generic[T]):
         frames: FrameQueue[T],
         prepare: Callable[[Frame], T],
         stop: threading.Event,
+        *,
+        open_source: bool = False,
+        on_started: Callable[[VideoSource], None] = _nothing,
+        on_ended: Callable[[], None] = _nothing,
     ) -> None:
         super().__init__(name=f"decoder-{source.name}", daemon=True)
         self.source = source
         self._frames = frames
         self._prepare = prepare
         self._stop_requested = stop
+        self._open_source = open_source
+        self._on_started = on_started
+        self._on_ended = on_ended
         self.decoded = 0
         self.dropped = 0
         self.error: str | None = None
         self.reached_end = False  # the source ended by itself (not stopped, not failed)
+        self.done = False  # the thread has finished with the source and closed its lane
         self.started_at = 0.0
+
+    @property
+    def dispatchable(self) -> int:
+        """Frames that were queued and not dropped: each gives one result once `done`."""
+        return self.decoded - self.dropped
 
     def run(self) -> None:
         name = self.source.name
         self.started_at = time.time()
         try:
+            if self._open_source:
+                self.source.open()
+            self._on_started(self.source)
             while not self._stop_requested.is_set():
                 packet = self.source.read()
                 if packet is None:
@@ -74,3 +97,5 @@ class DecoderThread(threading.Thread, Generic[T]):
         finally:
             self.source.release()
             self._frames.close_lane(name)
+            self.done = True
+            self._on_ended()

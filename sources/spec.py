@@ -43,7 +43,8 @@ def source_from_spec(uri: str, name: str | None = None) -> VideoSource:
     return FileSource(uri, name)
 
 
-def _as_source(spec: str | os.PathLike | VideoSource) -> VideoSource:
+def as_source(spec: str | os.PathLike | VideoSource) -> VideoSource:
+    """The source for one `PATH` / `NAME=PATH` spec, path or ready source."""
     if isinstance(spec, str):
         name, uri = split_spec(spec)
         return source_from_spec(uri, name)
@@ -54,7 +55,7 @@ def _as_source(spec: str | os.PathLike | VideoSource) -> VideoSource:
 
 def sources_from_specs(specs: Iterable[str | os.PathLike | VideoSource]) -> list[VideoSource]:
     """Sources for `PATH` / `NAME=PATH` specs, paths or ready sources, with unique names."""
-    sources = [_as_source(spec) for spec in specs]
+    sources = [as_source(spec) for spec in specs]
     for source, name in zip(sources, unique_names(s.name for s in sources), strict=True):
         source.name = name
     return sources

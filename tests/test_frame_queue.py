@@ -26,6 +26,7 @@ def test_get_serves_streams_round_robin_whatever_their_backlog():
 def test_block_policy_waits_for_room_and_loses_nothing():
     queue: FairFrameQueue[int] = FairFrameQueue(lane_capacity=2)
     queue.add_lane("s", QueuePolicy.BLOCK)
+    queue.seal()
 
     def produce():
         for i in range(100):
@@ -45,6 +46,7 @@ def test_block_policy_waits_for_room_and_loses_nothing():
 def test_drop_oldest_policy_returns_the_dropped_item_and_keeps_the_newest():
     queue: FairFrameQueue[int] = FairFrameQueue(lane_capacity=3)
     queue.add_lane("live", QueuePolicy.DROP_OLDEST)
+    queue.seal()
     dropped = [queue.put("live", i) for i in range(5)]
     assert dropped == [None, None, None, 0, 1]
     queue.close_lane("live")
@@ -75,6 +77,7 @@ def test_get_returns_none_only_when_every_lane_is_closed_and_empty():
     queue: FairFrameQueue[int] = FairFrameQueue(lane_capacity=2)
     queue.add_lane("a", QueuePolicy.BLOCK)
     queue.add_lane("b", QueuePolicy.BLOCK)
+    queue.seal()
     queue.put("a", 1)
     queue.close_lane("a")
     assert queue.get() == 1
@@ -86,6 +89,33 @@ def test_get_returns_none_only_when_every_lane_is_closed_and_empty():
     queue.close_lane("b")
     consumer.join(timeout=5)
     assert result == [None]
+
+
+def test_an_unsealed_queue_waits_for_lanes_added_later():
+    queue: FairFrameQueue[int] = FairFrameQueue(lane_capacity=2)
+    queue.add_lane("a", QueuePolicy.BLOCK)
+    queue.close_lane("a")
+    queue.remove_lane("a")
+    result = []
+    consumer = threading.Thread(target=lambda: result.extend([queue.get(), queue.get()]))
+    consumer.start()
+    consumer.join(timeout=0.2)
+    assert consumer.is_alive(), "get must wait: another stream may still join"
+    queue.add_lane("b", QueuePolicy.BLOCK)
+    queue.put("b", 7)
+    queue.close_lane("b")
+    queue.seal()
+    consumer.join(timeout=5)
+    assert result == [7, None]
+
+
+def test_only_a_closed_empty_lane_can_be_removed():
+    queue: FairFrameQueue[int] = FairFrameQueue(lane_capacity=2)
+    queue.add_lane("a", QueuePolicy.BLOCK)
+    queue.put("a", 1)
+    queue.close_lane("a")
+    with pytest.raises(ValueError, match="closed, empty"):
+        queue.remove_lane("a")
 
 
 def test_lane_capacity_must_be_positive():

@@ -165,3 +165,51 @@ def test_stop_finishes_frames_in_flight_and_accounts_for_every_decoded_frame(tmp
 def test_missing_file_fails_before_any_work(tmp_path):
     with pytest.raises(SourceError, match="no such file"):
         Pipeline([tmp_path / "missing.mp4"], SSD_XML)
+
+
+class _ConcurrencyProbe:
+    """A sink that records how many streams were open at once, and every stream's end."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open_now = 0
+        self.most_open = 0
+        self.frames: dict[str, list[int]] = {}
+        self.finished: list[str] = []
+
+    def open(self, stream) -> None:
+        with self.lock:
+            self.open_now += 1
+            self.most_open = max(self.most_open, self.open_now)
+            self.frames[stream.name] = []
+
+    def write(self, result: Result) -> None:
+        self.frames[result.stream].append(result.frame.index)
+
+    def finish(self, stream) -> None:
+        with self.lock:
+            self.open_now -= 1 if stream.name in self.frames else 0
+            self.finished.append(stream.name)
+
+    def close(self) -> None:
+        pass
+
+
+def test_lazy_sources_run_at_most_concurrency_at_once_and_each_ends_once(media):
+    clips = [media[k] for k in ("car30", "person20", "bottle45", "car30", "person20")]
+    specs = iter([*clips, media["not_video"]])  # an iterator: consumed as streams end
+    probe = _ConcurrencyProbe()
+    ended = []
+    with Pipeline(specs, SSD_XML, sinks=[probe], concurrency=2) as pipeline:
+        summary = pipeline.run(on_stream_end=ended.append)
+    names = ["car30", "person20", "bottle45", "car30-2", "person20-2", "notes"]
+    assert sorted(s.name for s in summary.streams) == sorted(names)
+    assert sorted(s.name for s in ended) == sorted(names) and len(probe.finished) == 6
+    assert probe.most_open == 2
+    by_name = {s.name: s for s in summary.streams}
+    for name, frames in zip(names[:5], [30, 20, 45, 30, 20], strict=True):
+        assert by_name[name].status == "done"
+        assert probe.frames[name] == list(range(frames)), name
+    assert by_name["notes"].status == "failed"
+    assert "cannot open as a video" in by_name["notes"].errors[0]
+    assert summary.total_frames == 145

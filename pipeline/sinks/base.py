@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pipeline.detections import Result
+from pipeline.summary import StreamSummary
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,17 @@ class StreamInfo:
 class Sink(Protocol):
     """Receives every result of every stream.
 
-    `write` is called in frame order for each stream; calls for different streams may come
-    from different threads at once. A slow `write` slows inference: buffer if you are slow.
+    Streams may start and end while a run goes on (a batch job starts the next file as one
+    finishes). `open` is called from the stream's decoder thread before its first result;
+    `write` in frame order for each stream, from OpenVINO's callback threads (calls for
+    different streams may come at once); `finish` after the stream's last result; `close`
+    once the run is over. A slow `write` slows inference: buffer if you are slow.
     """
 
-    def open(self, streams: Sequence[StreamInfo]) -> None: ...
+    def open(self, stream: StreamInfo) -> None: ...
 
     def write(self, result: Result) -> None: ...
+
+    def finish(self, stream: StreamSummary) -> None: ...
 
     def close(self) -> None: ...

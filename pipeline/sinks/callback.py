@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from pipeline.detections import Result
 from pipeline.sinks.base import StreamInfo
+from pipeline.summary import StreamSummary
 
 
 class CallbackSink:
@@ -14,11 +15,14 @@ class CallbackSink:
     def __init__(self, on_result: Callable[[Result], None]) -> None:
         self.on_result = on_result
 
-    def open(self, streams: Sequence[StreamInfo]) -> None:
+    def open(self, stream: StreamInfo) -> None:
         pass
 
     def write(self, result: Result) -> None:
         self.on_result(result)
+
+    def finish(self, stream: StreamSummary) -> None:
+        pass
 
     def close(self) -> None:
         pass
