@@ -7,6 +7,9 @@ with Pipeline(["cam1=a.mp4", "b.mp4"], "yolo11n_openvino_model", sinks=[JsonlSin
 """
 
 from pipeline.adapters import ModelAdapter, SsdAdapter, YoloAdapter, create_adapter
+from pipeline.batch import BatchJob
+from pipeline.batch_files import BatchFile, find_videos
+from pipeline.batch_report import BatchReport, FileReport
 from pipeline.detections import Detections, Result
 from pipeline.detector import Detector
 from pipeline.devices import DevicePlan, plan_device
@@ -14,17 +17,22 @@ from pipeline.errors import AdapterError, DeviceError, ModelError, SourceError, 
 from pipeline.model import LoadedModel, load_model
 from pipeline.pipeline import Pipeline, Progress
 from pipeline.runtime import InferenceRuntime, describe_devices
-from pipeline.sinks import CallbackSink, JsonlSink, Sink, StreamInfo
+from pipeline.sinks import AnnotatedVideoSink, CallbackSink, JsonlSink, Sink, StreamInfo
 from pipeline.summary import RunSummary, StreamSummary
 from sources import FileSource, Frame, QueuePolicy, VideoSource
 
 __all__ = [
     "AdapterError",
+    "AnnotatedVideoSink",
+    "BatchFile",
+    "BatchJob",
+    "BatchReport",
     "CallbackSink",
     "Detections",
     "Detector",
     "DeviceError",
     "DevicePlan",
+    "FileReport",
     "FileSource",
     "Frame",
     "InferenceRuntime",
@@ -47,6 +55,7 @@ __all__ = [
     "YoloAdapter",
     "create_adapter",
     "describe_devices",
+    "find_videos",
     "load_model",
     "plan_device",
 ]

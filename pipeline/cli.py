@@ -42,17 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="analyse video files with a model")
     run.add_argument("sources", nargs="+", metavar="SOURCE", help="video file, or NAME=PATH")
-    run.add_argument("--model", required=True, help="IR .xml, .onnx, .tflite or Ultralytics folder")
-    run.add_argument("--device", default="AUTO", help="OpenVINO device string (default AUTO)")
+    _add_model_options(run)
     run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
-    run.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
-    run.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
-    run.add_argument(
-        "--nireq", type=_positive_int, help="requests in flight (default: 2 x optimal)"
-    )
-    run.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
-    run.add_argument("--adapter", choices=ADAPTER_NAMES, default="auto")
+    run.add_argument("--save-video", action="store_true", help="also DIR/<stream>.mp4, annotated")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+
+    batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
+    _add_model_options(batch)
+    batch.add_argument("--out", type=Path, required=True, help="output folder (mirrors inputs)")
+    batch.add_argument(
+        "--glob", action="append", default=[], metavar="PATTERN",
+        help="which files are videos, e.g. '*.mp4' (repeatable; default: video extensions)",
+    )  # fmt: skip
+    batch.add_argument(
+        "--concurrency", type=_positive_int, help="files at once (default: request-pool size)"
+    )
+    batch.add_argument("--force", action="store_true", help="reprocess files already complete")
+    batch.add_argument("--save-video", action="store_true", help="annotated video beside each")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
 
     bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
     bench.add_argument(
@@ -69,15 +77,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="IR .xml, .onnx, .tflite or Ultralytics folder"
+    )
+    parser.add_argument("--device", default="AUTO", help="OpenVINO device string (default AUTO)")
+    parser.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
+    parser.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
+    parser.add_argument(
+        "--nireq", type=_positive_int, help="requests in flight (default: 2 x optimal)"
+    )
+    parser.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
+    parser.add_argument("--adapter", choices=ADAPTER_NAMES, default="auto")
+
+
+def _model_options(args: argparse.Namespace) -> dict:
+    return dict(
+        device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
+        nireq=args.nireq, labels=args.labels,
+    )  # fmt: skip
+
+
 def _run(args: argparse.Namespace) -> int:
     from pipeline.pipeline import Pipeline
-    from pipeline.sinks import JsonlSink
+    from pipeline.sinks import AnnotatedVideoSink, JsonlSink
 
+    if args.save_video and not args.out:
+        raise VapipeError("--save-video needs --out DIR to write the videos to")
     sinks = [JsonlSink(args.out)] if args.out else []
-    with Pipeline(
-        args.sources, args.model, device=args.device, sinks=sinks, adapter=args.adapter,
-        conf=args.conf, iou=args.iou, nireq=args.nireq, labels=args.labels,
-    ) as pipeline:  # fmt: skip
+    if args.save_video:
+        sinks.append(AnnotatedVideoSink(args.out))
+    with Pipeline(args.sources, args.model, sinks=sinks, **_model_options(args)) as pipeline:
         runtime = pipeline.runtime
         log.info(
             "%d streams, model %s (%s adapter), device %s on %s, %d requests",
@@ -92,6 +122,27 @@ def _run(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from pipeline.batch import BatchJob
+
+    job = BatchJob(
+        args.inputs, args.model, args.out, patterns=args.glob, concurrency=args.concurrency,
+        force=args.force, save_video=args.save_video, **_model_options(args),
+    )  # fmt: skip
+    pending = len(job.pending())
+    log.info(
+        "%d video files, %d to process, %d complete already%s", len(job.files), pending,
+        len(job.files) - pending, " (--force: processing all)" if args.force else "",
+    )  # fmt: skip
+    with ProgressReporter(enabled=not args.no_progress) as progress:
+        report = job.run(on_tick=lambda p, ended, total: progress.update(p, files=(ended, total)))
+    print(report.format_text())
+    print(f"report: {args.out / 'report.json'} and report.csv")
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_STREAM_FAILED if report.failed else EXIT_OK
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -120,13 +171,15 @@ def _devices(args: argparse.Namespace) -> int:
 def _configure_opencv() -> None:
     """Process-wide OpenCV settings for the command line.
 
-    Warnings about unreadable files would duplicate our one-line errors. OpenCV's own thread
+    Warnings about unreadable files, OpenCV's and FFmpeg's own (FFmpeg reads its level when
+    first used), would duplicate our one-line errors. OpenCV's own thread
     pool is turned off: the decoder threads already resize in parallel, one per stream, and
     OpenCV's extra workers only fight OpenVINO's for the cores (measured with `vapipe bench`,
     YOLO11n, 16 streams: e2e / combined limit 0.77 with OpenCV threads, 1.01 without).
     """
     import cv2
 
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cv2.setNumThreads(1)
 
@@ -141,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops like Ctrl-C: frames in flight finish, sinks are flushed, summary written.
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        commands = {"run": _run, "bench": _bench, "devices": _devices}
+        commands = {"run": _run, "batch": _batch, "bench": _bench, "devices": _devices}
         return commands[args.command](args)
     except VapipeError as error:
         print(f"vapipe: error: {error}", file=sys.stderr)

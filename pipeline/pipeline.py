@@ -210,7 +210,7 @@ class Pipeline:
         if scheduler.error is not None:
             raise scheduler.error
         runtime.raise_if_failed()
-        return self._summary(time.time() - started, interrupted)
+        return self._summary(time.time() - started, interrupted or self._stop.is_set())
 
     def stop(self) -> None:
         """Ask the decoders to stop and start no new stream; queued frames are still processed."""

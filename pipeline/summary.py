@@ -37,7 +37,7 @@ class RunSummary:
     nireq: int
     adapter: str
     model: str
-    interrupted: bool = False
+    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM or `stop`) before the sources ended
 
     @property
     def failed(self) -> list[StreamSummary]:

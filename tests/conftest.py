@@ -27,8 +27,17 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"shared test data not found at {SHARED}")
 
 
-def cut_clip(src: Path, dst: Path, frames: int, *, start: int = 0, fourcc: str = "mp4v") -> Path:
-    """Re-encode `frames` frames of `src` from `start` into `dst` (OpenCV writer)."""
+def cut_clip(
+    src: Path,
+    dst: Path,
+    frames: int,
+    *,
+    start: int = 0,
+    fourcc: str = "mp4v",
+    size: tuple[int, int] | None = None,
+) -> Path:
+    """Re-encode `frames` frames of `src` from `start` into `dst` (OpenCV writer), resized to
+    `size` (width, height) if given."""
     capture = cv2.VideoCapture(str(src))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     capture.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -36,6 +45,8 @@ def cut_clip(src: Path, dst: Path, frames: int, *, start: int = 0, fourcc: str =
     for _ in range(frames):
         ok, image = capture.read()
         assert ok, f"{src} has fewer than {start + frames} frames"
+        if size is not None:
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         if writer is None:
             size = (image.shape[1], image.shape[0])
             writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*fourcc), fps, size)

@@ -1,0 +1,61 @@
+"""Drawing detections and captions on frames: shared by the annotated-video sink and the demo."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.detections import Detections
+
+# Distinct, saturated BGR colours; class i uses _PALETTE[i % len(_PALETTE)].
+_PALETTE = (
+    (56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207),
+    (10, 249, 72), (23, 204, 146), (134, 219, 61), (211, 188, 0), (209, 99, 0),
+    (255, 194, 0), (255, 115, 100), (236, 24, 0), (255, 56, 132), (133, 0, 82),
+    (255, 56, 203), (200, 149, 255), (199, 55, 255),
+)  # fmt: skip
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    return _PALETTE[class_id % len(_PALETTE)]
+
+
+def _scale(image: np.ndarray) -> float:
+    """Line and text scale for the image size: 1.0 at 720 px height."""
+    return max(0.4, image.shape[0] / 720)
+
+
+def draw_label(
+    image: np.ndarray, text: str, origin: tuple[int, int], color: tuple[int, int, int]
+) -> None:
+    """Text on a filled box whose bottom-left corner is `origin`, kept inside the image."""
+    scale = 0.5 * _scale(image)
+    thickness = max(1, round(_scale(image)))
+    (width, height), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+    x = min(max(0, origin[0]), max(0, image.shape[1] - width - 4))
+    y = max(height + baseline + 2, origin[1])
+    cv2.rectangle(image, (x, y - height - baseline - 2), (x + width + 4, y), color, cv2.FILLED)
+    luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
+    text_color = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    cv2.putText(
+        image, text, (x + 2, y - baseline), _FONT, scale, text_color, thickness, cv2.LINE_AA
+    )
+
+
+def draw_detections(image: np.ndarray, detections: Detections) -> np.ndarray:
+    """Boxes, class labels and scores drawn onto `image` in place; returns `image`."""
+    thickness = max(1, round(2 * _scale(image)))
+    for box, score, class_id in zip(
+        detections.boxes, detections.scores, detections.class_ids, strict=True
+    ):
+        color = class_color(int(class_id))
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
+        draw_label(image, f"{detections.label(int(class_id))} {score:.2f}", (x1, y1), color)
+    return image
+
+
+def annotated(image: np.ndarray, detections: Detections) -> np.ndarray:
+    """A copy of `image` with the detections drawn (the decoded frame stays untouched)."""
+    return draw_detections(image.copy(), detections)
