@@ -95,7 +95,7 @@ class BatchJob:
             reports[file.path] = FileReport.from_stream(file.relative, output, stream)
             emit(reports[file.path])
 
-        interrupted, frames = False, 0
+        interrupted, frames, fps = False, 0, 0.0
         if todo:
             self.layout.root.mkdir(parents=True, exist_ok=True)
             with self._make_pipeline(todo) as pipeline:
@@ -106,7 +106,7 @@ class BatchJob:
                     tick = lambda progress: on_tick(progress, ended(), len(todo))  # noqa: E731
                 summary = pipeline.run(on_tick=tick, on_stream_end=file_ended)
                 self._pipeline = None
-            interrupted, frames = summary.interrupted, summary.total_frames
+            interrupted, frames, fps = summary.interrupted, summary.total_frames, summary.total_fps
         for file in todo:
             if file.path not in reports:
                 reports[file.path] = FileReport(file.relative, "pending")
@@ -115,7 +115,7 @@ class BatchJob:
             files=[reports[file.path] for file in self.files],
             wall_seconds=round(wall, 3),
             frames=frames,
-            fps=round(frames / wall, 2) if wall > 0 else 0.0,
+            fps=fps,
             interrupted=interrupted,
         )
         self.layout.root.mkdir(parents=True, exist_ok=True)

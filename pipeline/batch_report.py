@@ -64,9 +64,9 @@ class FileReport:
 @dataclass(frozen=True)
 class BatchReport:
     files: list[FileReport]
-    wall_seconds: float
+    wall_seconds: float  # the whole job, model loading included
     frames: int  # frames processed in this run (skipped files not counted)
-    fps: float
+    fps: float  # processing rate, from the first file's start to the last file's end
     interrupted: bool = False
 
     def count(self, status: str) -> int:
