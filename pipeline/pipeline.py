@@ -181,9 +181,10 @@ class Pipeline:
                 self._wake.clear()
                 self._end_complete_streams(on_stream_end)
                 self._top_up()
-                if on_tick is not None and time.monotonic() >= next_tick:
-                    on_tick(self.progress())
-                next_tick = max(next_tick, time.monotonic() - tick_seconds) + tick_seconds
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + tick_seconds
+                    if on_tick is not None:
+                        on_tick(self.progress())
             except KeyboardInterrupt:
                 if interrupted:
                     raise
@@ -203,6 +204,8 @@ class Pipeline:
         for stream in self._active.values():
             stream.decoder.join()
         self._end_complete_streams(on_stream_end, all_remaining=failure is None)
+        if on_tick is not None and failure is None:
+            on_tick(self.progress())  # the final figures
         for sink in self.sinks:
             sink.close()
         if failure is not None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pipeline.pipeline import Progress
 
@@ -27,8 +29,11 @@ class ProgressReporter:
         self._last_log = time.monotonic()
         self._started = time.monotonic()
         self._tty = sys.stderr.isatty()
+        self._logging = contextlib.ExitStack()
 
     def __enter__(self) -> ProgressReporter:
+        if self.enabled and self._tty:  # log lines go above the bar, not through it
+            self._logging.enter_context(logging_redirect_tqdm())
         return self
 
     def update(self, progress: Progress, files: tuple[int, int] | None = None) -> None:
@@ -59,6 +64,7 @@ class ProgressReporter:
     def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:
             self._bar.close()
+        self._logging.close()
 
 
 def _duration(seconds: float) -> str:
