@@ -18,8 +18,18 @@ from pipeline.model import LoadedModel, load_model
 from pipeline.pipeline import Pipeline, Progress
 from pipeline.runtime import InferenceRuntime, describe_devices
 from pipeline.sinks import AnnotatedVideoSink, CallbackSink, JsonlSink, Sink, StreamInfo
+from pipeline.stream_options import StreamOptions
 from pipeline.summary import RunSummary, StreamSummary
-from sources import FileSource, Frame, QueuePolicy, VideoSource
+from sources import (
+    FileSource,
+    Frame,
+    LiveOptions,
+    LiveSource,
+    QueuePolicy,
+    StreamState,
+    StreamStatus,
+    VideoSource,
+)
 
 __all__ = [
     "AdapterError",
@@ -37,6 +47,8 @@ __all__ = [
     "Frame",
     "InferenceRuntime",
     "JsonlSink",
+    "LiveOptions",
+    "LiveSource",
     "LoadedModel",
     "ModelAdapter",
     "ModelError",
@@ -49,6 +61,9 @@ __all__ = [
     "SourceError",
     "SsdAdapter",
     "StreamInfo",
+    "StreamOptions",
+    "StreamState",
+    "StreamStatus",
     "StreamSummary",
     "VapipeError",
     "VideoSource",

@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.adapters import ADAPTER_NAMES
 from pipeline.errors import VapipeError
 from pipeline.progress import ProgressReporter
+from sources import QueuePolicy
 
 log = logging.getLogger("vapipe")
 
@@ -23,6 +24,20 @@ def _unit_interval(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
@@ -40,12 +55,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="analyse video files with a model")
-    run.add_argument("sources", nargs="+", metavar="SOURCE", help="video file, or NAME=PATH")
+    run = commands.add_parser("run", help="analyse video files and live streams with a model")
+    run.add_argument(
+        "sources", nargs="+", metavar="SOURCE",
+        help="video file, rtsp:// or http:// URL, camera (0 or /dev/video0); NAME=SOURCE names it",
+    )  # fmt: skip
     _add_model_options(run)
     run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
     run.add_argument("--save-video", action="store_true", help="also DIR/<stream>.mp4, annotated")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    live = run.add_argument_group("streams")
+    live.add_argument("--duration", type=_positive_float, help="stop after SECONDS")
+    live.add_argument(
+        "--policy", choices=[p.value for p in QueuePolicy],
+        help="when inference lags: block (files' default) or drop-oldest (live default)",
+    )  # fmt: skip
+    live.add_argument("--every", type=_positive_int, default=1, help="analyse every Nth frame")
+    live.add_argument("--max-fps", type=_positive_float, help="analyse at most F frames/s/stream")
+    live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
+    live.add_argument(
+        "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"
+    )
+    live.add_argument(
+        "--read-timeout", type=_positive_float, default=5.0,
+        help="seconds without a frame before a live stream counts as lost (default 5)",
+    )  # fmt: skip
+    live.add_argument(
+        "--max-retries", type=_non_negative_int,
+        help="failed connection attempts in a row before a live stream fails (default: forever)",
+    )  # fmt: skip
 
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
     batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
@@ -101,13 +139,25 @@ def _model_options(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.pipeline import Pipeline
     from pipeline.sinks import AnnotatedVideoSink, JsonlSink
+    from pipeline.stream_options import StreamOptions
+    from sources import LiveOptions, configure_ffmpeg_capture, is_live_uri, split_spec
 
     if args.save_video and not args.out:
         raise VapipeError("--save-video needs --out DIR to write the videos to")
     sinks = [JsonlSink(args.out)] if args.out else []
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
-    with Pipeline(args.sources, args.model, sinks=sinks, **_model_options(args)) as pipeline:
+    if any(is_live_uri(split_spec(spec)[1]) for spec in args.sources):
+        configure_ffmpeg_capture(args.rtsp_transport)
+    options = StreamOptions(
+        policy=QueuePolicy(args.policy) if args.policy else None,
+        every=args.every,
+        max_fps=args.max_fps,
+        live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
+    )
+    with Pipeline(
+        args.sources, args.model, sinks=sinks, streams=options, **_model_options(args)
+    ) as pipeline:
         runtime = pipeline.runtime
         log.info(
             "%d streams, model %s (%s adapter), device %s on %s, %d requests",
@@ -115,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
             runtime.plan.device, ", ".join(runtime.execution_devices), runtime.nireq,
         )  # fmt: skip
         with ProgressReporter(enabled=not args.no_progress) as progress:
-            summary = pipeline.run(on_tick=progress.update)
+            summary = pipeline.run(on_tick=progress.update, duration=args.duration)
     if args.out:
         summary.write_json(args.out / "summary.json")
     print(summary.format_text())

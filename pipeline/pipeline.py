@@ -8,11 +8,12 @@ import math
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import openvino as ov
 
 from pipeline.detections import Result
@@ -22,11 +23,15 @@ from pipeline.ordering import InOrderRelease
 from pipeline.runtime import InferenceRuntime
 from pipeline.scheduler import Dispatched, Job, Scheduler
 from pipeline.sinks import CallbackSink, Sink, StreamInfo
+from pipeline.stream_options import StreamOptions
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     DecoderThread,
     Frame,
-    QueuePolicy,
+    FrameSampler,
+    LiveSource,
+    StreamState,
+    StreamStatus,
     VideoSource,
     as_source,
     mask_credentials,
@@ -36,6 +41,7 @@ from sources import (
 log = logging.getLogger(__name__)
 
 SinkLike = Sink | Callable[[Result], None]
+LATENCY_WINDOW = 4096  # a stream's latency percentiles cover its last this many results
 SourceLike = VideoSource | str | os.PathLike
 
 
@@ -62,6 +68,7 @@ class _ActiveStream:
     decoder: DecoderThread[Job]
     release: InOrderRelease[Result]
     classes: Counter[str] = field(default_factory=Counter)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
 
     @property
@@ -102,16 +109,15 @@ class Pipeline:
         nireq: int | None = None,
         labels: str | None = None,
         concurrency: int | None = None,
-        policy: QueuePolicy | None = None,
-        lane_capacity: int | None = None,
+        streams: StreamOptions | None = None,
         core: ov.Core | None = None,
     ) -> None:
+        self.options = options = streams or StreamOptions()
         eager = isinstance(sources, Sequence) and not isinstance(sources, str)
-        self.sources: list[VideoSource] = sources_from_specs(sources) if eager else []
+        self.sources: list[VideoSource] = sources_from_specs(sources, options.live) if eager else []
         if eager and not self.sources:
             raise ValueError("no sources given")
         self.sinks = [_as_sink(s) for s in sinks]
-        self.policy = policy
         self._owns_detector = not isinstance(model, Detector)
         try:
             for source in self.sources:
@@ -132,7 +138,7 @@ class Pipeline:
         self.concurrency = concurrency or (len(self.sources) if eager else detector.runtime.nireq)
         # At least twice the requests queued in all, so the pool never starves; no more, so
         # memory and latency stay low with many streams.
-        self.lane_capacity = lane_capacity or math.ceil(
+        self.lane_capacity = options.lane_capacity or math.ceil(
             2 * detector.runtime.nireq / self.concurrency
         )
         self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
@@ -142,6 +148,7 @@ class Pipeline:
         self._ended: list[StreamSummary] = []
         self._names: set[str] = set()
         self._exhausted = False  # no more sources will start
+        self._interrupted = False  # `stop` was called
         self._ran = False
 
     @property
@@ -157,8 +164,10 @@ class Pipeline:
         on_tick: Callable[[Progress], None] | None = None,
         tick_seconds: float = 0.5,
         on_stream_end: Callable[[StreamSummary], None] | None = None,
+        duration: float | None = None,
     ) -> RunSummary:
-        """Process every stream to its end; Ctrl-C (KeyboardInterrupt) stops cleanly.
+        """Process every stream to its end, or for `duration` seconds (live streams have no
+        end); Ctrl-C (KeyboardInterrupt) stops cleanly.
 
         `on_tick` is called on this thread every `tick_seconds` with the progress so far, and
         `on_stream_end` with each stream's summary once its last result has been delivered.
@@ -175,10 +184,14 @@ class Pipeline:
         failure: BaseException | None = None
         scheduler.start()
         next_tick = time.monotonic() + tick_seconds
+        deadline = time.monotonic() + duration if duration is not None else float("inf")
         while not self._over(scheduler):
             try:
-                self._wake.wait(max(0.0, next_tick - time.monotonic()))
+                self._wake.wait(max(0.0, min(next_tick, deadline) - time.monotonic()))
                 self._wake.clear()
+                if time.monotonic() >= deadline and not self._stop.is_set():
+                    log.info("%g s elapsed: stopping", duration)
+                    self._halt()
                 self._end_complete_streams(on_stream_end)
                 self._top_up()
                 if time.monotonic() >= next_tick:
@@ -195,7 +208,7 @@ class Pipeline:
                 self.stop()
             except Exception as error:  # from a callback of ours: stop everything, then raise
                 failure = error
-                self.stop()
+                self._halt()
                 self._frames.abort()
                 break
         scheduler.finished.wait()
@@ -213,12 +226,35 @@ class Pipeline:
         if scheduler.error is not None:
             raise scheduler.error
         runtime.raise_if_failed()
-        return self._summary(time.time() - started, interrupted or self._stop.is_set())
+        return self._summary(time.time() - started, interrupted or self._interrupted)
 
     def stop(self) -> None:
-        """Ask the decoders to stop and start no new stream; queued frames are still processed."""
+        """Ask the decoders to stop and start no new stream; queued frames are still processed.
+
+        May be called from any thread; a live stream waiting to reconnect stops waiting. The
+        summary then says `interrupted`.
+        """
+        self._interrupted = True
+        self._halt()
+
+    def _halt(self) -> None:
         self._stop.set()
+        for stream in list(self._active.values()):
+            stream.decoder.source.interrupt()
         self._wake.set()
+
+    def stream_status(self) -> dict[str, StreamStatus]:
+        """The state of each running stream: a live one's own (connecting, streaming,
+        reconnecting ...), `streaming` for a file once its first frame is decoded."""
+        statuses = {}
+        for name, stream in list(self._active.items()):
+            source = stream.decoder.source
+            if isinstance(source, LiveSource):
+                statuses[name] = source.status()
+            else:
+                state = StreamState.STREAMING if stream.decoder.decoded else StreamState.CONNECTING
+                statuses[name] = StreamStatus(state, stream.decoder.started_at, 0, 0.0)
+        return statuses
 
     def progress(self) -> Progress:
         active = list(self._active.values())
@@ -267,17 +303,19 @@ class Pipeline:
                 self._exhausted = True
                 self._frames.seal()
                 return
-            self._start(spec if self._eager else as_source(spec))
+            self._start(spec if self._eager else as_source(spec, self.options.live))
 
     def _start(self, source: VideoSource) -> None:
         if not self._eager:
             source.name = self._unused_name(source.name)
             self.sources.append(source)
         self._names.add(source.name)
-        self._frames.add_lane(source.name, self.policy or source.default_policy)
+        options = self.options
+        self._frames.add_lane(source.name, options.policy or source.default_policy)
         decoder = DecoderThread(
             source, self._frames, self._prepare, self._stop,
             open_source=not self._eager, on_started=self._open_sinks, on_ended=self._wake.set,
+            sampler=FrameSampler(options.every, options.max_fps),
         )  # fmt: skip
         stream = _ActiveStream(decoder, InOrderRelease(self._deliver))
         self._active[source.name] = stream
@@ -342,6 +380,7 @@ class Pipeline:
             sink.write(result)
         stream = self._active[result.stream]
         stream.last_result_at = result.completed_at
+        stream.latencies_ms.append(result.latency_ms)
         if len(result.detections):
             detections = result.detections
             stream.classes.update(detections.label(int(c)) for c in detections.class_ids)
@@ -359,6 +398,8 @@ class Pipeline:
             status = "done"
         else:
             status = "stopped"
+        live = source.status() if isinstance(source, LiveSource) else None
+        p50, p95 = np.percentile(stream.latencies_ms, [50, 95]) if stream.latencies_ms else (0, 0)
         return StreamSummary(
             name=source.name,
             source=mask_credentials(source.uri),
@@ -366,7 +407,12 @@ class Pipeline:
             frames_decoded=decoder.decoded,
             frames_processed=processed,
             frames_dropped=decoder.dropped,
+            frames_skipped=decoder.skipped,
             fps=round(processed / elapsed, 2) if elapsed > 0 else 0.0,
+            latency_p50_ms=round(float(p50), 1),
+            latency_p95_ms=round(float(p95), 1),
+            reconnects=live.reconnects if live else 0,
+            down_seconds=round(live.down_seconds, 2) if live else 0.0,
             processing_seconds=round(elapsed, 3),
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=dict(sorted(stream.classes.items())),

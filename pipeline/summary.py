@@ -9,9 +9,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class StreamSummary:
-    """How one stream went. `fps` is its processing rate over `processing_seconds`;
-    `media_seconds` is the decoded frames' duration at the stream's nominal rate (0 if unknown);
-    `detections` counts detections per class label."""
+    """How one stream went. frames_decoded = processed + dropped (live policy: oldest queued
+    frame dropped when inference lags) + skipped (`every`, `max_fps`). `fps` is its processing
+    rate over `processing_seconds`; `media_seconds` the decoded frames' duration at the
+    stream's nominal rate (0 if unknown); latency is capture to result, over the last 4096
+    results; `reconnects` and `down_seconds` are a live stream's; `detections` counts
+    detections per class label."""
 
     name: str
     source: str
@@ -20,6 +23,11 @@ class StreamSummary:
     frames_processed: int
     frames_dropped: int
     fps: float
+    frames_skipped: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    reconnects: int = 0
+    down_seconds: float = 0.0
     processing_seconds: float = 0.0
     media_seconds: float = 0.0
     detections: dict[str, int] = field(default_factory=dict)
@@ -51,14 +59,18 @@ class RunSummary:
 
     def format_text(self) -> str:
         width = max([len(s.name) for s in self.streams] + [6])
+        live = any(s.reconnects or s.down_seconds for s in self.streams)
         lines = [
             f"{'stream':<{width}}  {'status':<7} {'decoded':>8} {'processed':>9} "
-            f"{'dropped':>7} {'fps':>7}"
+            f"{'dropped':>7} {'skipped':>7} {'fps':>7} {'p95 ms':>7}"
+            + (f" {'reconnects':>10} {'down s':>7}" if live else "")
         ]
         for s in self.streams:
             lines.append(
                 f"{s.name:<{width}}  {s.status:<7} {s.frames_decoded:>8} "
-                f"{s.frames_processed:>9} {s.frames_dropped:>7} {s.fps:>7.1f}"
+                f"{s.frames_processed:>9} {s.frames_dropped:>7} {s.frames_skipped:>7} "
+                f"{s.fps:>7.1f} {s.latency_p95_ms:>7.0f}"
+                + (f" {s.reconnects:>10} {s.down_seconds:>7.1f}" if live else "")
             )
             lines += [f"{'':<{width}}  error: {e}" for e in s.errors]
         lines.append(

@@ -11,6 +11,7 @@ from typing import Generic, Protocol, TypeVar
 from sources.base import QueueClosed, VideoSource
 from sources.errors import VapipeError, mask_credentials
 from sources.frame import Frame
+from sources.sampling import FrameSampler
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,12 @@ class DecoderThread(threading.Thread, Generic[T]):
 
     With `open_source` the thread opens the source itself (a failure to open is then this
     stream's failure, not the caller's); otherwise it must already be open. `on_started` is
-    called once the source is open, before its first frame is queued. Each frame is turned
-    into a queue item by `prepare` (preprocessing runs here, off the scheduler thread) and put
-    on the stream's lane. The lane is closed in `finally`, so the consumer always learns that
-    the stream ended; `on_ended` is called last, when `done` is already true.
+    called with the first frame in hand (a live source's size is known only then), before it
+    is queued. `sampler` picks the frames to analyse; the others are counted as skipped. Each
+    frame is turned into a queue item by `prepare` (preprocessing runs here, off the scheduler
+    thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
+    always learns that the stream ended; `on_ended` is called last, when `done` is true.
+    Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class DecoderThread(threading.Thread, Generic[T]):
         open_source: bool = False,
         on_started: Callable[[VideoSource], None] = _nothing,
         on_ended: Callable[[], None] = _nothing,
+        sampler: FrameSampler | None = None,
     ) -> None:
         super().__init__(name=f"decoder-{source.name}", daemon=True)
         self.source = source
@@ -57,8 +61,10 @@ class DecoderThread(threading.Thread, Generic[T]):
         self._open_source = open_source
         self._on_started = on_started
         self._on_ended = on_ended
+        self._sampler = sampler or FrameSampler()
         self.decoded = 0
         self.dropped = 0
+        self.skipped = 0
         self.error: str | None = None
         self.reached_end = False  # the source ended by itself (not stopped, not failed)
         self.done = False  # the thread has finished with the source and closed its lane
@@ -67,7 +73,7 @@ class DecoderThread(threading.Thread, Generic[T]):
     @property
     def dispatchable(self) -> int:
         """Frames that were queued and not dropped: each gives one result once `done`."""
-        return self.decoded - self.dropped
+        return self.decoded - self.dropped - self.skipped
 
     def run(self) -> None:
         name = self.source.name
@@ -75,15 +81,19 @@ class DecoderThread(threading.Thread, Generic[T]):
         try:
             if self._open_source:
                 self.source.open()
-            self._on_started(self.source)
             while not self._stop_requested.is_set():
                 packet = self.source.read()
                 if packet is None:
-                    self.reached_end = True
+                    self.reached_end = not self._stop_requested.is_set()
                     break
                 image, pts_ms = packet
+                if not self.decoded:
+                    self._on_started(self.source)
                 frame = Frame(name, self.decoded, pts_ms, time.time(), image)
                 self.decoded += 1
+                if not self._sampler.accept(time.monotonic()):
+                    self.skipped += 1
+                    continue
                 if self._frames.put(name, self._prepare(frame)) is not None:
                     self.dropped += 1
         except QueueClosed:

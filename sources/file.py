@@ -68,6 +68,9 @@ class FileSource:
             )
         return None
 
+    def interrupt(self) -> None:
+        pass  # reads never wait long
+
     def release(self) -> None:
         if self._capture is not None:
             self._capture.release()

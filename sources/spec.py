@@ -10,6 +10,7 @@ from pathlib import Path
 from sources.base import VideoSource
 from sources.errors import SourceError
 from sources.file import FileSource
+from sources.live import LiveOptions, LiveSource, is_live_uri
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -36,26 +37,35 @@ def unique_names(wanted: Iterable[str]) -> list[str]:
     return result
 
 
-def source_from_spec(uri: str, name: str | None = None) -> VideoSource:
-    """The source kind for a URI. Files for now; live URIs slot in here."""
+def source_from_spec(
+    uri: str, name: str | None = None, live: LiveOptions | None = None
+) -> VideoSource:
+    """The source kind for a URI: a live source for rtsp(s)://, http(s):// and capture
+    devices (`0`, `/dev/video0`), connected with `live` options; a file otherwise."""
     if not uri:
-        raise SourceError(f"empty source {name or ''}=: give a path after '='")
+        raise SourceError(f"empty source {name or ''}=: give a path or URL after '='")
+    if is_live_uri(uri) and not Path(uri).is_file():
+        return LiveSource(uri, name, live)
     return FileSource(uri, name)
 
 
-def as_source(spec: str | os.PathLike | VideoSource) -> VideoSource:
-    """The source for one `PATH` / `NAME=PATH` spec, path or ready source."""
+def as_source(
+    spec: str | os.PathLike | VideoSource, live: LiveOptions | None = None
+) -> VideoSource:
+    """The source for one `URI` / `NAME=URI` spec, path or ready source."""
     if isinstance(spec, str):
         name, uri = split_spec(spec)
-        return source_from_spec(uri, name)
+        return source_from_spec(uri, name, live)
     if isinstance(spec, os.PathLike):
-        return source_from_spec(os.fspath(spec))
+        return source_from_spec(os.fspath(spec), live=live)
     return spec
 
 
-def sources_from_specs(specs: Iterable[str | os.PathLike | VideoSource]) -> list[VideoSource]:
-    """Sources for `PATH` / `NAME=PATH` specs, paths or ready sources, with unique names."""
-    sources = [as_source(spec) for spec in specs]
+def sources_from_specs(
+    specs: Iterable[str | os.PathLike | VideoSource], live: LiveOptions | None = None
+) -> list[VideoSource]:
+    """Sources for `URI` / `NAME=URI` specs, paths or ready sources, with unique names."""
+    sources = [as_source(spec, live) for spec in specs]
     for source, name in zip(sources, unique_names(s.name for s in sources), strict=True):
         source.name = name
     return sources

@@ -34,5 +34,8 @@ class SyntheticSource:
         self._next += 1
         return image, pts_ms
 
+    def interrupt(self) -> None:
+        pass  # reads never wait long
+
     def release(self) -> None:
         self._pool = []
