@@ -237,3 +237,27 @@ def test_max_fps_decimates_a_live_stream_before_the_queue(loops):
     assert s.frames_skipped > s.frames_processed > 0
     media_seconds = s.frames_decoded / 29.83
     assert 0.5 * 5 * media_seconds <= s.frames_processed <= 5 * media_seconds + 2, s
+
+
+def test_an_mjpeg_http_camera_streams_like_an_rtsp_one(media):
+    from mjpeg_server import MjpegServer
+
+    camera = MjpegServer(media["car30"])
+    recorder = Recorder()
+    try:
+        source = LiveSource(camera.url, "http-cam", FAST)
+        with Pipeline([source], SSD_XML, sinks=[recorder]) as pipeline:
+            summary = pipeline.run(duration=5)
+    finally:
+        camera.close()
+    s = summary.streams[0]
+    _assert_accounted(s)
+    assert s.status == "stopped" and s.frames_processed >= 10, s
+    assert recorder.frames["http-cam"] == sorted(set(recorder.frames["http-cam"]))
+
+
+def test_a_missing_camera_device_fails_with_one_clear_line(tmp_path):
+    proc = run_cli("run", "/dev/video9", "--model", SSD_XML, "--max-retries", "0", "--no-progress")
+    assert proc.returncode == 1, proc.stderr
+    assert "camera /dev/video9: cannot open (no such device, or busy)" in proc.stderr
+    assert "Traceback" not in proc.stderr
