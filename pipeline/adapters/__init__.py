@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import openvino as ov
 
 from pipeline.adapters.base import ModelAdapter, input_hw
+from pipeline.adapters.blazeface import BlazeFaceAdapter, blazeface_misfit
 from pipeline.adapters.ssd import SsdAdapter, ssd_misfit
 from pipeline.adapters.yolo import YoloAdapter, yolo_misfit
 from pipeline.errors import AdapterError
@@ -15,6 +16,10 @@ from pipeline.errors import AdapterError
 _ADAPTERS: dict[str, tuple[Callable[[ov.Model], str | None], Callable[..., ModelAdapter]]] = {
     "ssd": (ssd_misfit, lambda size, names, conf, iou: SsdAdapter(size, names, conf)),
     "yolo": (yolo_misfit, lambda size, names, conf, iou: YoloAdapter(size, names, conf, iou)),
+    "blazeface": (
+        blazeface_misfit,
+        lambda size, names, conf, iou: BlazeFaceAdapter(size, names, conf),
+    ),
 }
 
 ADAPTER_NAMES = ("auto", *_ADAPTERS)
@@ -47,9 +52,16 @@ def create_adapter(
     if kind == "auto":
         raise AdapterError(
             f"no adapter fits {model_label}: {'; '.join(reasons)}; "
-            "pass a detection model with SSD or Ultralytics YOLO outputs"
+            "pass a detection model with SSD, Ultralytics YOLO or BlazeFace outputs"
         )
     raise AdapterError(f"adapter {kind} does not fit {model_label}: {reasons[0]}")
 
 
-__all__ = ["ADAPTER_NAMES", "ModelAdapter", "SsdAdapter", "YoloAdapter", "create_adapter"]
+__all__ = [
+    "ADAPTER_NAMES",
+    "BlazeFaceAdapter",
+    "ModelAdapter",
+    "SsdAdapter",
+    "YoloAdapter",
+    "create_adapter",
+]

@@ -28,8 +28,16 @@ class ModelAdapter(Protocol):
     def postprocess(self, outputs: Sequence[np.ndarray], meta: Any) -> Detections: ...
 
 
-def nhwc_u8_input(model: ov.Model, *, bgr_to_rgb: bool, scale: float | None) -> ov.Model:
-    """Let the model take a u8 NHWC BGR frame: layout, dtype, colour and scale run in-model."""
+def nhwc_u8_input(
+    model: ov.Model,
+    *,
+    bgr_to_rgb: bool,
+    scale: float | None,
+    mean: float | None = None,
+    layout: str = "NCHW",
+) -> ov.Model:
+    """Let the model take a u8 NHWC BGR frame: layout, dtype, colour, mean and scale run
+    in-model. `layout` is the model's own input layout."""
     from openvino.preprocess import ColorFormat, PrePostProcessor
 
     ppp = PrePostProcessor(model)
@@ -40,15 +48,26 @@ def nhwc_u8_input(model: ov.Model, *, bgr_to_rgb: bool, scale: float | None) -> 
         tensor.set_color_format(ColorFormat.BGR)
         steps.convert_color(ColorFormat.RGB)
     steps.convert_element_type(ov.Type.f32)
+    if mean is not None:
+        steps.mean(mean)
     if scale is not None:
         steps.scale(scale)
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().model().set_layout(ov.Layout(layout))
     return ppp.build()
 
 
 def input_hw(model: ov.Model) -> tuple[int, int]:
-    """Static (height, width) of an NCHW image input."""
+    """Static (height, width) of an NCHW image input, or NHWC (TFLite) when the last
+    dimension holds the 1 or 3 channels."""
     shape = model.inputs[0].get_partial_shape()
-    if shape.rank.get_length() != 4 or not (shape[2].is_static and shape[3].is_static):
-        raise ValueError(f"expected a static NCHW image input, got {shape}")
-    return shape[2].get_length(), shape[3].get_length()
+    if shape.rank.get_length() != 4:
+        raise ValueError(f"expected a 4-d image input, got {shape}")
+    nhwc = (
+        shape[3].is_static
+        and shape[3].get_length() in (1, 3)
+        and not (shape[1].is_static and shape[1].get_length() in (1, 3))
+    )
+    h, w = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
+    if not (h.is_static and w.is_static):
+        raise ValueError(f"expected a static image input, got {shape}")
+    return h.get_length(), w.get_length()

@@ -1,0 +1,148 @@
+"""The demo's live view over HTTP, for machines without a display.
+
+`/` is a small page showing the mosaic (refreshed from `/mosaic.jpg`) and a table of figures
+(from `/stats.json`); `/stream.mjpg` is the same mosaic as an MJPEG stream for players
+(VLC, ffplay). One rendering is shared by all clients, at most `max_fps` per second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>vapipe live view</title>
+<style>
+ body { background: #181818; color: #eee; font: 14px sans-serif; margin: 0; }
+ header { padding: 8px 12px; background: #303030; }
+ img { display: block; max-width: 100%; margin: 0 auto; }
+ table { margin: 8px auto; border-collapse: collapse; }
+ td, th { padding: 2px 10px; text-align: right; }
+</style></head>
+<body><header>vapipe live view — <span id="total">…</span></header>
+<img id="mosaic" src="mosaic.jpg" alt="mosaic of all streams">
+<table><thead><tr><th>stream</th><th>processed</th><th>fps</th><th>latency ms</th>
+<th>detections</th></tr></thead><tbody id="rows"></tbody></table>
+<script>
+const img = document.getElementById("mosaic");
+function nextFrame() { img.src = "mosaic.jpg?t=" + Date.now(); }
+img.onload = () => setTimeout(nextFrame, 50);
+img.onerror = () => setTimeout(nextFrame, 500);
+async function stats() {
+  try {
+    const s = await (await fetch("stats.json")).json();
+    document.getElementById("total").textContent =
+      `${s.total_fps.toFixed(1)} fps in all, ${s.processed} frames`;
+    document.getElementById("rows").innerHTML = s.streams.map(x =>
+      `<tr><td>${x.name}</td><td>${x.processed}</td><td>${x.fps.toFixed(1)}</td>` +
+      `<td>${x.latency_ms ?? ""}</td><td>${x.detections.length}</td></tr>`).join("");
+  } catch (e) {}
+  setTimeout(stats, 1000);
+}
+stats();
+</script></body></html>
+"""
+
+
+class MosaicServer:
+    """Serves `render()` (a BGR image) and `figures()` (a dict) on `host:port` in a thread."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        render: Callable[[], np.ndarray],
+        figures: Callable[[], dict],
+        max_fps: float = 15.0,
+    ) -> None:
+        self._render = render
+        self._figures = figures
+        self._period = 1.0 / max_fps
+        self._lock = threading.Lock()
+        self._jpeg = b""
+        self._rendered_at = 0.0
+        self._closing = threading.Event()
+        self._http = ThreadingHTTPServer((host, port), self._handler())
+        self._http.daemon_threads = True
+        self.address = self._http.server_address[:2]
+        self._thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address[0]}:{self.address[1]}/"
+
+    def start(self) -> MosaicServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._closing.set()
+        self._http.shutdown()
+        self._http.server_close()
+
+    def jpeg(self) -> bytes:
+        """The latest mosaic as JPEG, rendered again only when older than the frame period."""
+        with self._lock:
+            if time.monotonic() - self._rendered_at >= self._period or not self._jpeg:
+                ok, data = cv2.imencode(".jpg", self._render(), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    self._jpeg, self._rendered_at = data.tobytes(), time.monotonic()
+            return self._jpeg
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path in ("/", "/index.html"):
+                    self._send(200, "text/html; charset=utf-8", _PAGE.encode())
+                elif path == "/mosaic.jpg":
+                    self._send(200, "image/jpeg", server.jpeg())
+                elif path == "/stats.json":
+                    body = json.dumps(server._figures()).encode()
+                    self._send(200, "application/json", body)
+                elif path == "/stream.mjpg":
+                    self._stream()
+                else:
+                    self._send(404, "text/plain", b"not found\n")
+
+            def _send(self, status: int, kind: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                try:
+                    while not server._closing.is_set():
+                        jpeg = server.jpeg()
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\n"
+                            + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                            + jpeg
+                            + b"\r\n"
+                        )
+                        server._closing.wait(server._period)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("http: " + format, *args)
+
+        return Handler
