@@ -30,7 +30,7 @@ def _unit_interval(text: str) -> float:
 
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {text}")
     return host or "127.0.0.1", int(port)
 
