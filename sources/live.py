@@ -17,6 +17,7 @@ import numpy as np
 from sources.backoff import Backoff
 from sources.base import QueuePolicy
 from sources.errors import SourceError, mask_credentials
+from sources.file import DECODE_PARAMS
 from sources.state import StreamState, StreamStateMachine, StreamStatus
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,7 @@ def _default_name(uri: str) -> str:
 
 def _open_capture(uri: str, options: LiveOptions) -> cv2.VideoCapture | None:
     params = [
+        *DECODE_PARAMS,
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(options.open_timeout * 1000),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(options.read_timeout * 1000),
     ]  # fmt: skip
