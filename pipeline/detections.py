@@ -72,6 +72,7 @@ class Result:
             "stream": self.frame.stream,
             "frame": self.frame.index,
             "pts_ms": round(self.frame.pts_ms, 3),
+            "captured_at": round(self.frame.captured_at, 3),
             "latency_ms": round(self.latency_ms, 2),
             "detections": self.detections.to_list(),
         }

@@ -44,7 +44,8 @@ def test_run_writes_jsonl_and_summary_for_named_and_repeated_streams(media, tmp_
     assert streams["people"]["frames_processed"] == 20
     assert summary["execution_devices"] == ["CPU"] and summary["nireq"] >= 1
     line = read_jsonl(tmp_path / "car30.jsonl")[0]
-    assert set(line) == {"stream", "frame", "pts_ms", "latency_ms", "detections"}
+    assert set(line) == {"stream", "frame", "pts_ms", "captured_at", "latency_ms", "detections"}
+    assert abs(line["captured_at"] - time.time()) < 300, "wall-clock seconds"
     assert line["detections"][0]["label"] in SSD_LABELS.split(",")
     assert "total:" in proc.stdout
 
