@@ -153,6 +153,7 @@ def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvf
     ignore = _overlay_mask(cars, detections, scale)
     own = _tile_difference(shot, cars, car_frame, ignore)
     other = _tile_difference(shot, cars, cv2.resize(bottle_frame, (768, 432)), ignore)
+    print(f"car tile: {own:.1f} from its frame, {other:.1f} from the other clip's")
     assert own < 12 < 30 < other, (own, other)
     ignore = _overlay_mask(bottles, [], 1.0)
     assert _tile_difference(shot, bottles, bottle_frame, ignore) < 12
@@ -160,6 +161,7 @@ def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvf
         x1, y1, _, y2 = (round(v * scale) for v in d["box"])
         column = shot[cars[1] + y1 + 4 : cars[1] + y2 - 4, cars[0] + x1]
         near = np.abs(column.astype(int) - class_color(d["class_id"])).max(axis=1) <= 40
+        print(f"box {d['label']} {d['box']}: {near.mean():.0%} of its left edge in class colour")
         assert near.mean() > 0.8, f"box {d['box']} not drawn: {near.mean():.2f}"
 
 
@@ -194,6 +196,7 @@ def test_the_browser_view_shows_the_mosaic_and_its_figures_move(stills, tmp_path
     # The mosaic (header bar and both tiles) is on the page, at its natural size.
     header = mosaic[:28]
     match = cv2.matchTemplate(shot, header, cv2.TM_CCOEFF_NORMED).max()
+    print(f"page: std {shot.std():.1f}, mosaic header match {match:.2f}")
     assert match > 0.8, f"the mosaic's header is not on the page ({match:.2f})"
     tiles = mosaic[60:300]
     assert cv2.matchTemplate(shot, tiles, cv2.TM_CCOEFF_NORMED).max() > 0.5
