@@ -260,3 +260,28 @@ def test_batch_input_errors_are_one_line(tmp_path, inputs, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_sigint_stops_a_batch_and_reports_files_in_progress_as_stopped(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(4):
+        shutil.copy(BOTTLE, root / f"long{i}.mp4")  # 1189 frames each: several seconds
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "batch", str(root), *map(str, MODEL_ARGS),
+         "--out", str(out), "--no-progress", "--concurrency", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(out.rglob("*.part")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    statuses = Counter(f["status"] for f in _report(out).values())
+    assert statuses == {"stopped": 2, "pending": 2}, statuses
+    assert not any(out.rglob("*.jsonl")), "nothing stopped looks complete"

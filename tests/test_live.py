@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import BOTTLE, CAR, PERSON, SSD_LABELS, SSD_XML, YOLO, read_jsonl, run_cli
+from conftest import BOTTLE, CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, YOLO, read_jsonl, run_cli
 from rtsp import RtspServer, looped
 
 from pipeline import Pipeline, Result, StreamOptions
@@ -261,3 +264,31 @@ def test_a_missing_camera_device_fails_with_one_clear_line(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "camera /dev/video9: cannot open (no such device, or busy)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sigterm_stops_a_live_run_cleanly_with_every_frame_accounted(media, tmp_path):
+    from mjpeg_server import MjpegServer
+
+    camera = MjpegServer(media["car30"])
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "run", f"cam={camera.url}", "--model",
+             str(SSD_XML), "--out", str(tmp_path), "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        partial = tmp_path / "cam.jsonl.part"
+        deadline = time.monotonic() + 60
+        while not partial.exists() or len(partial.read_text().splitlines()) < 10:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        camera.close()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    stream = json.loads((tmp_path / "summary.json").read_text())["streams"][0]
+    assert stream["status"] == "stopped"
+    _assert_accounted(stream)
+    lines = read_jsonl(tmp_path / "cam.jsonl")
+    assert len(lines) == stream["frames_processed"] >= 10
