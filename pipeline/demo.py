@@ -7,6 +7,7 @@ the mosaic when they can, so a slow display skips frames but never slows inferen
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -75,12 +76,15 @@ class Demo:
         streams: StreamOptions | None = None,
         **detector_options: object,
     ) -> None:
-        self.options = options
         if options.window and (problem := window_problem()):
-            raise VapipeError(
-                f"cannot open a window: {problem}; watch in a browser instead with "
-                "--headless --serve 127.0.0.1:8080"
-            )
+            if options.serve is None:
+                raise VapipeError(
+                    f"cannot open a window: {problem}; watch in a browser instead with "
+                    "--headless --serve 127.0.0.1:8080"
+                )
+            log.warning("cannot open a window: %s; serving the view only", problem)
+            options = dataclasses.replace(options, window=False)
+        self.options = options
         resolved = sources_from_specs(sources, (streams or StreamOptions()).live)
         self.view = LiveView([s.name for s in resolved], header=self._header)
         self.pipeline = Pipeline(

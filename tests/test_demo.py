@@ -331,3 +331,16 @@ def test_port_in_use_is_a_one_line_error():
 def test_tools_the_demo_tests_need_are_installed():
     for tool in ("Xvfb", "chromium", "ffmpeg"):
         assert shutil.which(tool), f"{tool} missing: run .ci/system-packages"
+
+
+def test_without_a_display_but_with_serve_the_demo_serves_only(stills):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    port = free_port()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo", str(stills["cars"]), "--model",
+         str(SSD_XML), "--serve", str(port), "--duration", "2"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot open a window: no display here" in proc.stderr
+    assert "serving the view only" in proc.stderr and f"127.0.0.1:{port}" in proc.stderr
