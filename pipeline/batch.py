@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipeline.batch_files import BatchFile, OutputLayout, find_videos
-from pipeline.batch_report import BatchReport, FileReport
+from pipeline.batch_report import BatchReport, FileReport, previous_reports
 from pipeline.pipeline import Pipeline, Progress
 from pipeline.sinks import AnnotatedVideoSink, JsonlSink, Sink
 from pipeline.sinks.jsonl import PARTIAL_SUFFIX
@@ -81,11 +82,11 @@ class BatchJob:
         todo = self.pending()
         reports: dict[Path, FileReport] = {}
         emit = on_file or (lambda report: None)
+        earlier = previous_reports(self.layout.root)
+        todo_set = set(todo)
         for file in self.files:
-            if file not in todo:
-                reports[file.path] = FileReport.from_results(
-                    file.relative, self._output(file), self.layout.jsonl(file)
-                )
+            if file not in todo_set:
+                reports[file.path] = self._skipped(file, earlier.get(file.relative))
                 emit(reports[file.path])
         by_key = {file.key: file for file in todo}
 
@@ -126,6 +127,14 @@ class BatchJob:
         """Stop starting files and stop those in progress (they are reported `stopped`)."""
         if self._pipeline is not None:
             self._pipeline.stop()
+
+    def _skipped(self, file: BatchFile, earlier: FileReport | None) -> FileReport:
+        """A complete file's row: from the last report if it has the figures (thousands of
+        files resume without re-reading their results), else read back from its results."""
+        output = self._output(file)
+        if earlier is not None and earlier.status in ("done", "skipped"):
+            return dataclasses.replace(earlier, status="skipped", output=output)
+        return FileReport.from_results(file.relative, output, self.layout.jsonl(file))
 
     def _output(self, file: BatchFile, status: str = "done") -> str:
         """The file's results: complete, or partial (`.part`) for a failed or stopped file

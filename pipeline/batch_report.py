@@ -110,6 +110,16 @@ class BatchReport:
         return "\n".join(lines)
 
 
+def previous_reports(directory: Path) -> dict[str, FileReport]:
+    """The rows of `directory/report.json` by input file, or none if it is missing or unreadable
+    (it is only a shortcut: results on disk decide what is complete)."""
+    try:
+        rows = json.loads((directory / "report.json").read_text(encoding="utf-8"))["files"]
+        return {row["file"]: FileReport(**row) for row in rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def _replace(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".part")
     partial.write_text(text, encoding="utf-8")

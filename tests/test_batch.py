@@ -123,6 +123,11 @@ def test_a_rerun_skips_complete_files_and_force_redoes_them(tree, tmp_path):
     assert report["cam1/2026-11-01/morning.mp4"]["frames"] == 30
     assert report["cam2/notes.mp4"]["status"] == "failed", "failed files are tried again"
     assert "1 skipped" in second.stdout
+    skipped_row = report["cam1/2026-11-01/morning.mp4"]
+    (out / "report.json").unlink()  # figures of skipped files are then read back from results
+    run_cli("batch", tree, *MODEL_ARGS, "--out", out, "--no-progress", "--glob", "*.mp4")
+    again = _report(out)["cam1/2026-11-01/morning.mp4"]
+    assert (again["frames"], again["detections"]) == (30, skipped_row["detections"])
     run_cli("batch", tree, *MODEL_ARGS, "--out", out, "--no-progress", "--glob", "*.mp4", "--force")
     assert _final_outputs(out).keys() == before.keys()
     assert _final_outputs(out) != before
