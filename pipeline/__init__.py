@@ -6,14 +6,22 @@ with Pipeline(["cam1=a.mp4", "b.mp4"], "yolo11n_openvino_model", sinks=[JsonlSin
     summary = p.run()
 """
 
-from pipeline.adapters import ModelAdapter, SsdAdapter, YoloAdapter, create_adapter
+from pipeline.adapters import (
+    BlazeFaceAdapter,
+    ModelAdapter,
+    SsdAdapter,
+    YoloAdapter,
+    create_adapter,
+)
 from pipeline.batch import BatchJob
 from pipeline.batch_files import BatchFile, find_videos
 from pipeline.batch_report import BatchReport, FileReport
+from pipeline.demo import Demo, DemoOptions
 from pipeline.detections import Detections, Result
 from pipeline.detector import Detector
 from pipeline.devices import DevicePlan, plan_device
 from pipeline.errors import AdapterError, DeviceError, ModelError, SourceError, VapipeError
+from pipeline.live_view import LiveView
 from pipeline.model import LoadedModel, load_model
 from pipeline.pipeline import Pipeline, Progress
 from pipeline.runtime import InferenceRuntime, describe_devices
@@ -37,7 +45,10 @@ __all__ = [
     "BatchFile",
     "BatchJob",
     "BatchReport",
+    "BlazeFaceAdapter",
     "CallbackSink",
+    "Demo",
+    "DemoOptions",
     "Detections",
     "Detector",
     "DeviceError",
@@ -49,6 +60,7 @@ __all__ = [
     "JsonlSink",
     "LiveOptions",
     "LiveSource",
+    "LiveView",
     "LoadedModel",
     "ModelAdapter",
     "ModelError",
