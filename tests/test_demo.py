@@ -329,7 +329,7 @@ def test_port_in_use_is_a_one_line_error():
 
 
 def test_tools_the_demo_tests_need_are_installed():
-    for tool in ("Xvfb", "chromium", "ffmpeg"):
+    for tool in ("Xvfb", "chromium", "ffmpeg", "xdotool"):
         assert shutil.which(tool), f"{tool} missing: run .ci/system-packages"
 
 
@@ -344,3 +344,57 @@ def test_without_a_display_but_with_serve_the_demo_serves_only(stills):
     assert proc.returncode == 0, proc.stderr
     assert "cannot open a window: no display here" in proc.stderr
     assert "serving the view only" in proc.stderr and f"127.0.0.1:{port}" in proc.stderr
+
+
+def _key(display: str, key: str) -> None:
+    """A real key press sent through the X server to the demo's window."""
+    subprocess.run(
+        ["xdotool", "search", "--sync", "--name", "^vapipe$", "windowfocus", "--sync", "key", key],
+        check=True, env={**os.environ, "DISPLAY": display}, timeout=30, capture_output=True,
+    )  # fmt: skip
+
+
+def test_window_keys_cycle_a_stream_full_window_and_quit(stills, xvfb):
+    port = free_port()
+    proc = _demo(
+        f"cars={stills['cars']}", f"bottles={stills['bottles']}", "--model", SSD_XML,
+        "--serve", str(port), "--size", "960x540", env={"DISPLAY": xvfb},
+    )  # fmt: skip
+    try:
+        _wait_for(port, lambda s: len(s["tiles"]) == 2 and s["processed"] > 0, proc)
+        _key(xvfb, "f")
+        one = _wait_for(port, lambda s: list(s["tiles"]) == ["cars"], proc, timeout=10)
+        assert one["tiles"]["cars"][2] > 900, "one stream, full window"
+        _key(xvfb, "f")
+        _wait_for(port, lambda s: list(s["tiles"]) == ["bottles"], proc, timeout=10)
+        _key(xvfb, "Tab")
+        _wait_for(port, lambda s: len(s["tiles"]) == 2, proc, timeout=10)
+        _key(xvfb, "q")
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_space_freezes_the_view_while_inference_goes_on(xvfb):
+    port = free_port()
+    proc = _demo(BOTTLE, "--model", SSD_XML, "--serve", str(port), env={"DISPLAY": xvfb})
+    try:
+        _wait_for(port, lambda s: s["frames_shown"] and s["processed"] > 20, proc)
+        _key(xvfb, "space")
+        time.sleep(0.5)
+        frozen = _stats(port)
+        time.sleep(1.0)
+        later = _stats(port)
+        assert later["frames_shown"] == frozen["frames_shown"], "the view is frozen"
+        assert later["processed"] > frozen["processed"], "inference goes on"
+        _key(xvfb, "space")
+        _wait_for(port, lambda s: s["frames_shown"] != frozen["frames_shown"], proc, timeout=10)
+        _key(xvfb, "Escape")
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
