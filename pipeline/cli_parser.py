@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="AUTO")
     bench.add_argument("--nireq", type=_positive_int)
     bench.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
+    bench.add_argument(
+        "--rounds", type=_positive_int, default=1,
+        help="alternate inference-only and e2e phases N times; report medians (default 1)",
+    )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     commands.add_parser("devices", help="list the devices OpenVINO sees")

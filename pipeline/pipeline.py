@@ -183,6 +183,7 @@ class Pipeline:
         interrupted = False
         failure: BaseException | None = None
         scheduler.start()
+        self._wake.set()  # the first pass starts the first streams at once, not after a tick
         next_tick = time.monotonic() + tick_seconds
         deadline = time.monotonic() + duration if duration is not None else float("inf")
         while not self._over(scheduler):

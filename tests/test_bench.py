@@ -30,3 +30,16 @@ def test_bench_prints_a_table_with_both_ratios(media):
     assert proc.returncode == 0, proc.stderr
     assert "ratio e2e / inference only" in proc.stdout
     assert "ratio e2e / combined limit" in proc.stdout
+
+
+def test_bench_rounds_alternate_the_phases_and_report_medians(media):
+    proc = run_cli("bench", media["car30"], "--model", SSD, "--streams", "2", "--seconds", "1",
+                   "--rounds", "3", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rounds = report["rounds"]
+    assert len(rounds) == 3
+    assert report["e2e_fps"] == sorted(r["e2e_fps"] for r in rounds)[1]
+    assert report["inference_fps"] == sorted(r["inference_fps"] for r in rounds)[1]
+    assert all(0 < r["e2e_over_combined"] <= 1.2 for r in rounds)
+    assert report["e2e_frames"] == report["e2e_decoded"] > 0
