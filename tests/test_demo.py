@@ -354,6 +354,18 @@ def _key(display: str, key: str) -> None:
     )  # fmt: skip
 
 
+def _quit_with_key(proc: subprocess.Popen, display: str, key: str) -> None:
+    """Press `key` in the demo's window; it must then exit cleanly (killed if it does not)."""
+    try:
+        _key(display, key)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
 def test_window_keys_cycle_a_stream_full_window_and_quit(stills, xvfb):
     port = free_port()
     proc = _demo(
@@ -369,13 +381,8 @@ def test_window_keys_cycle_a_stream_full_window_and_quit(stills, xvfb):
         _wait_for(port, lambda s: list(s["tiles"]) == ["bottles"], proc, timeout=10)
         _key(xvfb, "Tab")
         _wait_for(port, lambda s: len(s["tiles"]) == 2, proc, timeout=10)
-        _key(xvfb, "q")
-        _, stderr = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
+        _quit_with_key(proc, xvfb, "q")
 
 
 def test_space_freezes_the_view_while_inference_goes_on(xvfb):
@@ -392,9 +399,5 @@ def test_space_freezes_the_view_while_inference_goes_on(xvfb):
         assert later["processed"] > frozen["processed"], "inference goes on"
         _key(xvfb, "space")
         _wait_for(port, lambda s: s["frames_shown"] != frozen["frames_shown"], proc, timeout=10)
-        _key(xvfb, "Escape")
-        _, stderr = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
+        _quit_with_key(proc, xvfb, "Escape")
