@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.batch_files import BatchFile, OutputLayout, find_videos
 from pipeline.batch_report import BatchReport, FileReport, previous_reports
@@ -14,6 +16,8 @@ from pipeline.sinks import AnnotatedVideoSink, JsonlSink, Sink
 from pipeline.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import StreamSummary
 from sources import FileSource, SourceError
+
+log = logging.getLogger(__name__)
 
 
 class BatchJob:
@@ -41,12 +45,7 @@ class BatchJob:
         concurrency: int | None = None,
         force: bool = False,
         save_video: bool = False,
-        device: str = "AUTO",
-        adapter: str = "auto",
-        conf: float | None = None,
-        iou: float = 0.7,
-        nireq: int | None = None,
-        labels: str | None = None,
+        **detector_options: Any,
     ) -> None:
         self.layout = OutputLayout(Path(out), save_video)
         self.files = find_videos(inputs, patterns, exclude=self.layout.root)
@@ -55,9 +54,7 @@ class BatchJob:
             raise SourceError(f"no video files under {where}; check the folder or --glob")
         self.force = force
         self.concurrency = concurrency
-        self._detector_options = dict(
-            device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq, labels=labels
-        )
+        self._detector_options = detector_options  # device, adapter, conf ... as Detector.load
         self._model = model
         self._pipeline: Pipeline | None = None
 
@@ -80,6 +77,10 @@ class BatchJob:
         """
         started = time.time()
         todo = self.pending()
+        log.info(
+            "%d video files, %d to process, %d complete already%s", len(self.files), len(todo),
+            len(self.files) - len(todo), " (force: processing all)" if self.force else "",
+        )  # fmt: skip
         reports: dict[Path, FileReport] = {}
         emit = on_file or (lambda report: None)
         earlier = previous_reports(self.layout.root)

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.sinks.video import container_for
+from pipeline.sinks.jsonl import jsonl_path
+from pipeline.sinks.video import video_path
 from sources import SourceError
 
 VIDEO_SUFFIXES = frozenset(
@@ -98,10 +99,10 @@ class OutputLayout:
     save_video: bool = False
 
     def jsonl(self, file: BatchFile) -> Path:
-        return self.root / f"{file.key}.jsonl"
+        return jsonl_path(self.root, file.key)
 
     def video(self, file: BatchFile) -> Path:
-        return self.root / f"{file.key}{container_for(str(file.path))[1]}"
+        return video_path(self.root, file.key, str(file.path))
 
     def is_complete(self, file: BatchFile) -> bool:
         """Its outputs exist under their final names (only a finished file is renamed there)

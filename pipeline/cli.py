@@ -94,11 +94,6 @@ def _batch(args: argparse.Namespace) -> int:
         args.inputs, args.model, args.out, patterns=args.glob, concurrency=args.concurrency,
         force=args.force, save_video=args.save_video, **_model_options(args),
     )  # fmt: skip
-    pending = len(job.pending())
-    log.info(
-        "%d video files, %d to process, %d complete already%s", len(job.files), pending,
-        len(job.files) - pending, " (--force: processing all)" if args.force else "",
-    )  # fmt: skip
     with ProgressReporter(enabled=not args.no_progress) as progress:
         report = job.run(on_tick=lambda p, ended, total: progress.update(p, files=(ended, total)))
     print(report.format_text())

@@ -173,11 +173,10 @@ class Demo:
             if not worker.is_alive() and self.options.duration is not None:
                 return
 
-    def _header(self) -> str:
+    def _header(self, total_fps: float, streams: int) -> str:
         runtime = self.pipeline.runtime
-        figures = self.view.figures()
         return (
-            f"vapipe   {figures['total_fps']:.1f} fps   {len(figures['streams'])} streams   "
+            f"vapipe   {total_fps:.1f} fps   {streams} streams   "
             f"{runtime.plan.device} on {', '.join(runtime.execution_devices)}   "
             f"{runtime.nireq} requests"
         )

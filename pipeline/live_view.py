@@ -36,11 +36,18 @@ class _StreamView:
         return len(self.arrivals) / RATE_WINDOW_SECONDS
 
 
+def _plain_header(total_fps: float, streams: int) -> str:
+    return f"{total_fps:.1f} fps   {streams} streams"
+
+
 class LiveView:
     """Latest result and rates per stream, in a stable order (`streams` first, then others
-    as they open); renders the mosaic on demand, on the caller's thread."""
+    as they open); renders the mosaic on demand, on the caller's thread, under a header made
+    by `header(total_fps, streams)`."""
 
-    def __init__(self, streams: Sequence[str] = (), header: Callable[[], str] = str) -> None:
+    def __init__(
+        self, streams: Sequence[str] = (), header: Callable[[float, int], str] = _plain_header
+    ) -> None:
         self._lock = threading.Lock()
         self._streams: dict[str, _StreamView] = {name: _StreamView() for name in streams}
         self._header = header
@@ -81,7 +88,9 @@ class LiveView:
             chosen = [(n, v) for n, v in self._streams.items() if focus in (None, n)]
             tiles = [self._tile(name, view, now) for name, view in chosen]
             shown = {n: v.latest.frame.index for n, v in chosen if v.latest is not None}
-        image, rects = compose(tiles, self._header(), size)
+            total_fps = sum(view.fps(now) for view in self._streams.values())
+            count = len(self._streams)
+        image, rects = compose(tiles, self._header(total_fps, count), size)
         with self._lock:
             self._last_layout = {name: rect for (name, _), rect in zip(chosen, rects, strict=True)}
             self._shown_frames = shown

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from pipeline.detections import Result
+from pipeline.detections import Detections, Result
 from pipeline.detector import Detector
 from pipeline.frame_queue import FairFrameQueue
 from pipeline.ordering import InOrderRelease
@@ -57,6 +57,15 @@ class Progress:
     streams_ended: int = 0
 
 
+def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
+    """Counts by class id as counts by label, named as `Detections.label` names them."""
+    label = Detections.empty(names).label
+    labelled: Counter[str] = Counter()
+    for class_id, count in counts.items():
+        labelled[label(class_id)] += count
+    return dict(sorted(labelled.items()))
+
+
 def _as_sink(sink: SinkLike) -> Sink:
     return sink if isinstance(sink, Sink) else CallbackSink(sink)
 
@@ -67,7 +76,8 @@ class _ActiveStream:
 
     decoder: DecoderThread[Job]
     release: InOrderRelease[Result]
-    classes: Counter[str] = field(default_factory=Counter)
+    class_counts: Counter[int] = field(default_factory=Counter)  # by class id
+    names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
 
@@ -316,7 +326,7 @@ class Pipeline:
         decoder = DecoderThread(
             source, self._frames, self._prepare, self._stop,
             open_source=not self._eager, on_started=self._open_sinks, on_ended=self._wake.set,
-            sampler=FrameSampler(options.every, options.max_fps),
+            sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
         )  # fmt: skip
         stream = _ActiveStream(decoder, InOrderRelease(self._deliver))
         self._active[source.name] = stream
@@ -383,8 +393,8 @@ class Pipeline:
         stream.last_result_at = result.completed_at
         stream.latencies_ms.append(result.latency_ms)
         if len(result.detections):
-            detections = result.detections
-            stream.classes.update(detections.label(int(c)) for c in detections.class_ids)
+            stream.class_counts.update(result.detections.class_ids.tolist())
+            stream.names = result.detections.names
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -416,7 +426,7 @@ class Pipeline:
             down_seconds=round(live.down_seconds, 2) if live else 0.0,
             processing_seconds=round(elapsed, 3),
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
-            detections=dict(sorted(stream.classes.items())),
+            detections=_labelled(stream.class_counts, stream.names),
             errors=[decoder.error] if decoder.error else [],
         )
 

@@ -23,3 +23,8 @@ class StreamOptions:
     max_fps: float | None = None
     live: LiveOptions = field(default_factory=LiveOptions)
     lane_capacity: int | None = None
+
+    @property
+    def samples(self) -> bool:
+        """Whether some decoded frames are left out of inference."""
+        return self.every > 1 or self.max_fps is not None

@@ -34,7 +34,7 @@ class DecoderThread(threading.Thread, Generic[T]):
     With `open_source` the thread opens the source itself (a failure to open is then this
     stream's failure, not the caller's); otherwise it must already be open. `on_started` is
     called with the first frame in hand (a live source's size is known only then), before it
-    is queued. `sampler` picks the frames to analyse; the others are counted as skipped. Each
+    is queued. `sampler`, if any, picks the frames to analyse; the others count as skipped. Each
     frame is turned into a queue item by `prepare` (preprocessing runs here, off the scheduler
     thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
     always learns that the stream ended; `on_ended` is called last, when `done` is true.
@@ -61,7 +61,7 @@ class DecoderThread(threading.Thread, Generic[T]):
         self._open_source = open_source
         self._on_started = on_started
         self._on_ended = on_ended
-        self._sampler = sampler or FrameSampler()
+        self._sampler = sampler
         self.decoded = 0
         self.dropped = 0
         self.skipped = 0
@@ -91,7 +91,7 @@ class DecoderThread(threading.Thread, Generic[T]):
                     self._on_started(self.source)
                 frame = Frame(name, self.decoded, pts_ms, time.time(), image)
                 self.decoded += 1
-                if not self._sampler.accept(time.monotonic()):
+                if self._sampler is not None and not self._sampler.accept(time.monotonic()):
                     self.skipped += 1
                     continue
                 if self._frames.put(name, self._prepare(frame)) is not None:

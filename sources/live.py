@@ -114,22 +114,17 @@ class LiveSource:
                 if first is not None:
                     return first
                 continue
-            if self._stalled:
+            if self._stalled:  # the last read ran into the read timeout
                 self._lose(f"no frame for {self.options.read_timeout:g} s (stalled)")
                 continue
             started = time.monotonic()
             ok, image = self._capture.read()
             took = time.monotonic() - started
-            if not ok or image is None:
-                stalled = took >= _STALL_SHARE * self.options.read_timeout
-                self._lose(
-                    f"no frame for {self.options.read_timeout:g} s (stalled)"
-                    if stalled
-                    else "the stream ended or broke off"
-                )
-                continue
             self._stalled = took >= _STALL_SHARE * self.options.read_timeout
-            return image, self._capture.get(cv2.CAP_PROP_POS_MSEC)
+            if ok and image is not None:
+                return image, self._capture.get(cv2.CAP_PROP_POS_MSEC)
+            if not self._stalled:
+                self._lose("the stream ended or broke off")
         return None
 
     def release(self) -> None:

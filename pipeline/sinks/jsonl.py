@@ -14,6 +14,11 @@ from pipeline.summary import StreamSummary
 PARTIAL_SUFFIX = ".part"
 
 
+def jsonl_path(directory: Path, stream: str) -> Path:
+    """Where a stream's complete results are: `DIR/<stream>.jsonl`."""
+    return directory / f"{stream}.jsonl"
+
+
 class JsonlSink:
     """Writes `{"stream", "frame", "pts_ms", "latency_ms", "detections"}` per frame.
 
@@ -30,7 +35,7 @@ class JsonlSink:
         self._files: dict[str, IO[str]] = {}
 
     def path_for(self, stream: str) -> Path:
-        return self.directory / f"{stream}.jsonl"
+        return jsonl_path(self.directory, stream)
 
     def open(self, stream: StreamInfo) -> None:
         final = self.path_for(stream.name)

@@ -31,6 +31,11 @@ def container_for(uri: str) -> tuple[str, str]:
     return _AVI if uri.lower().endswith(".avi") else _MP4
 
 
+def video_path(directory: Path, stream: str, uri: str) -> Path:
+    """Where a stream's complete annotated video is: `DIR/<stream>.mp4` (`.avi` for AVI)."""
+    return directory / f"{stream}{container_for(uri)[1]}"
+
+
 @dataclass
 class _Output:
     writer: cv2.VideoWriter
@@ -74,7 +79,7 @@ class AnnotatedVideoSink:
         self._lock = threading.Lock()  # guards starting the writer thread
 
     def path_for(self, stream: str, uri: str = "") -> Path:
-        return self.directory / f"{stream}{container_for(uri)[1]}"
+        return video_path(self.directory, stream, uri)
 
     def open(self, stream: StreamInfo) -> None:
         fourcc, _ = container_for(stream.uri)
