@@ -119,6 +119,22 @@ def _overlay_mask(rect: list[int], detections: list[dict], scale: float) -> np.n
     return mask
 
 
+def _screenshot_once_painted(display: str, path: Path, size: tuple[int, int]) -> None:
+    """Screenshot the X display once the window has painted something in its first `size`
+    pixels (a new Qt window can take a moment to appear, more so on a cold machine)."""
+    deadline = time.monotonic() + 30
+    while True:
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-y", "-f", "x11grab", "-video_size", "1280x800",
+             "-i", display, "-frames:v", "1", str(path)],
+            check=True,
+        )  # fmt: skip
+        painted = cv2.imread(str(path))[: size[1], : size[0]].std() > 20
+        if painted or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
+
+
 def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvfb, tmp_path):
     port = free_port()
     proc = _demo(
@@ -127,14 +143,14 @@ def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvf
         env={"DISPLAY": xvfb},
     )  # fmt: skip
     try:
-        _wait_for(port, lambda s: all(x["ended"] for x in s["streams"]), proc)
-        time.sleep(1.0)  # a few more redraws of the final view
+        # The streams have ended and the window has drawn their final frames.
+        _wait_for(
+            port,
+            lambda s: all(x["ended"] for x in s["streams"]) and len(s["frames_shown"]) == 2,
+            proc,
+        )
         shot_path = tmp_path / "screen.png"
-        subprocess.run(
-            ["ffmpeg", "-loglevel", "error", "-y", "-f", "x11grab", "-video_size", "1280x800",
-             "-i", xvfb, "-frames:v", "1", str(shot_path)],
-            check=True,
-        )  # fmt: skip
+        _screenshot_once_painted(xvfb, shot_path, (960, 540))
         stats = _stats(port)
     finally:
         proc.send_signal(signal.SIGTERM)
