@@ -59,7 +59,7 @@ def make_media(root: Path, files: int, frames: int) -> tuple[Path, list[Path]]:
 
 
 def vapipe(*args: str) -> None:
-    cmd = [sys.executable, "-m", "pipeline.cli", *args, "--no-progress"]
+    cmd = [sys.executable, "-m", "pipeline", *args, "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr}")

@@ -4,85 +4,64 @@ from pipeline import Pipeline, JsonlSink
 
 with Pipeline(["cam1=a.mp4", "b.mp4"], "yolo11n_openvino_model", sinks=[JsonlSink("out")]) as p:
     summary = p.run()
+
+Names are imported from their modules on first use (see `sources.exports`), so that importing
+one part of the package, the command line's parser say, does not load OpenVINO, OpenCV and
+every application.
 """
 
-from pipeline.adapters import (
-    BlazeFaceAdapter,
-    ModelAdapter,
-    SsdAdapter,
-    YoloAdapter,
-    create_adapter,
-)
-from pipeline.batch import BatchJob
-from pipeline.batch_files import BatchFile, find_videos
-from pipeline.batch_report import BatchReport, FileReport
-from pipeline.demo import Demo, DemoOptions
-from pipeline.detections import Detections, Result
-from pipeline.detector import Detector
-from pipeline.devices import DevicePlan, plan_device
-from pipeline.errors import AdapterError, DeviceError, ModelError, SourceError, VapipeError
-from pipeline.live_view import LiveView
-from pipeline.model import LoadedModel, load_model
-from pipeline.pipeline import Pipeline, Progress
-from pipeline.runtime import InferenceRuntime, describe_devices
-from pipeline.sinks import AnnotatedVideoSink, CallbackSink, JsonlSink, Sink, StreamInfo
-from pipeline.stream_options import StreamOptions
-from pipeline.summary import RunSummary, StreamSummary
-from sources import (
-    FileSource,
-    Frame,
-    LiveOptions,
-    LiveSource,
-    QueuePolicy,
-    StreamState,
-    StreamStatus,
-    VideoSource,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AdapterError",
-    "AnnotatedVideoSink",
-    "BatchFile",
-    "BatchJob",
-    "BatchReport",
-    "BlazeFaceAdapter",
-    "CallbackSink",
-    "Demo",
-    "DemoOptions",
-    "Detections",
-    "Detector",
-    "DeviceError",
-    "DevicePlan",
-    "FileReport",
-    "FileSource",
-    "Frame",
-    "InferenceRuntime",
-    "JsonlSink",
-    "LiveOptions",
-    "LiveSource",
-    "LiveView",
-    "LoadedModel",
-    "ModelAdapter",
-    "ModelError",
-    "Pipeline",
-    "Progress",
-    "QueuePolicy",
-    "Result",
-    "RunSummary",
-    "Sink",
-    "SourceError",
-    "SsdAdapter",
-    "StreamInfo",
-    "StreamOptions",
-    "StreamState",
-    "StreamStatus",
-    "StreamSummary",
-    "VapipeError",
-    "VideoSource",
-    "YoloAdapter",
-    "create_adapter",
-    "describe_devices",
-    "find_videos",
-    "load_model",
-    "plan_device",
-]
+from sources.exports import lazy_exports
+
+# public name -> module that defines it
+_EXPORTS = {
+    "AdapterError": "pipeline.errors",
+    "DeviceError": "pipeline.errors",
+    "ModelError": "pipeline.errors",
+    "SourceError": "pipeline.errors",
+    "VapipeError": "pipeline.errors",
+    "Detections": "pipeline.detections",
+    "Result": "pipeline.detections",
+    "RunSummary": "pipeline.summary",
+    "StreamSummary": "pipeline.summary",
+    "BlazeFaceAdapter": "pipeline.models.adapters",
+    "ModelAdapter": "pipeline.models.adapters",
+    "SsdAdapter": "pipeline.models.adapters",
+    "YoloAdapter": "pipeline.models.adapters",
+    "create_adapter": "pipeline.models.adapters",
+    "Detector": "pipeline.models.detector",
+    "DevicePlan": "pipeline.models.devices",
+    "plan_device": "pipeline.models.devices",
+    "LoadedModel": "pipeline.models.loader",
+    "load_model": "pipeline.models.loader",
+    "InferenceRuntime": "pipeline.models.runtime",
+    "describe_devices": "pipeline.models.runtime",
+    "AnnotatedVideoSink": "pipeline.outputs.sinks",
+    "CallbackSink": "pipeline.outputs.sinks",
+    "JsonlSink": "pipeline.outputs.sinks",
+    "Sink": "pipeline.outputs.sinks",
+    "StreamInfo": "pipeline.outputs.sinks",
+    "LiveView": "pipeline.outputs.live_view",
+    "QueuePolicy": "pipeline.engine.frame_queue",
+    "Pipeline": "pipeline.engine.pipeline",
+    "Progress": "pipeline.engine.pipeline",
+    "StreamOptions": "pipeline.engine.stream_options",
+    "BatchJob": "pipeline.apps.batch.job",
+    "BatchFile": "pipeline.apps.batch.files",
+    "find_videos": "pipeline.apps.batch.files",
+    "BatchReport": "pipeline.apps.batch.report",
+    "FileReport": "pipeline.apps.batch.report",
+    "Demo": "pipeline.apps.demo.app",
+    "DemoOptions": "pipeline.apps.demo.app",
+    "FileSource": "sources",
+    "Frame": "sources",
+    "LiveOptions": "sources",
+    "LiveSource": "sources",
+    "StreamState": "sources",
+    "StreamStatus": "sources",
+    "VideoSource": "sources",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,4 +1,4 @@
-"""What a run did, per stream and in total: `summary.json` and a short text."""
+"""What a run did, per stream and in total (`summary.json` and a short text), and its progress."""
 
 from __future__ import annotations
 
@@ -80,3 +80,15 @@ class RunSummary:
             f"{self.adapter} adapter)" + (" — interrupted" if self.interrupted else "")
         )
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Totals so far; `expected` is the frame count the started sources declare (0 if unknown)."""
+
+    processed: int
+    decoded: int
+    dropped: int
+    expected: int
+    streams_active: int = 0
+    streams_ended: int = 0

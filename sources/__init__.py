@@ -1,39 +1,33 @@
-"""Video sources, the frame type and the decoder thread."""
+"""How frames are born: video sources (files, live streams, cameras) and the frame type.
 
-from sources.backoff import Backoff
-from sources.base import QueueClosed, QueuePolicy, VideoSource
-from sources.decoder import DecoderThread
-from sources.errors import SourceError, VapipeError, mask_credentials
-from sources.file import FileSource
-from sources.frame import Frame
-from sources.live import LiveOptions, LiveSource, configure_ffmpeg_capture, is_live_uri
-from sources.sampling import FrameSampler
-from sources.spec import as_source, sources_from_specs, split_spec, unique_names
-from sources.state import StreamState, StreamStateMachine, StreamStatus
-from sources.synthetic import SyntheticSource
+Names are imported from their modules on first use (see `sources.exports`).
+"""
 
-__all__ = [
-    "Backoff",
-    "DecoderThread",
-    "FileSource",
-    "Frame",
-    "FrameSampler",
-    "LiveOptions",
-    "LiveSource",
-    "QueueClosed",
-    "QueuePolicy",
-    "SourceError",
-    "StreamState",
-    "StreamStateMachine",
-    "StreamStatus",
-    "SyntheticSource",
-    "VapipeError",
-    "VideoSource",
-    "as_source",
-    "configure_ffmpeg_capture",
-    "is_live_uri",
-    "mask_credentials",
-    "sources_from_specs",
-    "split_spec",
-    "unique_names",
-]
+from __future__ import annotations
+
+from sources.exports import lazy_exports
+
+_EXPORTS = {
+    "Backoff": "sources.backoff",
+    "VideoSource": "sources.base",
+    "SourceError": "sources.errors",
+    "VapipeError": "sources.errors",
+    "mask_credentials": "sources.errors",
+    "FileSource": "sources.file",
+    "Frame": "sources.frame",
+    "LiveSource": "sources.live",
+    "configure_ffmpeg_capture": "sources.live",
+    "is_live_uri": "sources.live",
+    "LiveOptions": "sources.live_options",
+    "FrameSampler": "sources.sampling",
+    "as_source": "sources.spec",
+    "sources_from_specs": "sources.spec",
+    "split_spec": "sources.spec",
+    "unique_names": "sources.spec",
+    "StreamState": "sources.state",
+    "StreamStateMachine": "sources.state",
+    "StreamStatus": "sources.state",
+    "SyntheticSource": "sources.synthetic",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,22 +1,10 @@
-"""The source protocol and back-pressure policies."""
+"""The source protocol."""
 
 from __future__ import annotations
 
-import enum
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
-
-class QueueClosed(Exception):
-    """Raised by a frame queue's `put` once nothing will consume the item any more."""
-
-
-class QueuePolicy(enum.Enum):
-    """What a decoder does when its stream's queue lane is full."""
-
-    BLOCK = "block"  # wait: lossless, for files
-    DROP_OLDEST = "drop-oldest"  # drop the oldest queued frame and count it, for live streams
 
 
 @runtime_checkable
@@ -25,7 +13,7 @@ class VideoSource(Protocol):
 
     name: str
     uri: str
-    default_policy: QueuePolicy
+    live: bool  # frames arrive in real time (a camera): never worth waiting for
     size: tuple[int, int]  # (width, height), known after open; (0, 0) if unknown
     fps: float  # nominal frame rate, 0.0 if unknown
     declared_frames: int  # frame count the container declares, 0 if unknown or live

@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sources.base import QueuePolicy
 from sources.errors import SourceError
 
 # One FFmpeg decoding thread per stream: streams already decode in parallel, one thread each,
@@ -24,7 +23,7 @@ _SHORTFALL_TOLERANCE = 0.02
 class FileSource:
     """A video file. Opening checks that it exists and that a first frame decodes."""
 
-    default_policy = QueuePolicy.BLOCK
+    live = False
 
     def __init__(self, path: str | Path, name: str | None = None) -> None:
         self.path = Path(path)

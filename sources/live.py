@@ -8,16 +8,14 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
-from sources.backoff import Backoff
-from sources.base import QueuePolicy
 from sources.errors import SourceError, mask_credentials
 from sources.file import DECODE_PARAMS
+from sources.live_options import LiveOptions
 from sources.state import StreamState, StreamStateMachine, StreamStatus
 
 log = logging.getLogger(__name__)
@@ -59,18 +57,6 @@ def configure_ffmpeg_capture(transport: str = "tcp", probe_seconds: float = 1.0)
     os.environ[_FFMPEG_OPTIONS] = f"rtsp_transport;{transport}|analyzeduration;{analyze}"
 
 
-@dataclass(frozen=True)
-class LiveOptions:
-    """How live streams connect: timeouts in seconds (a stream that stays connected but sends
-    nothing for `read_timeout` counts as lost), the back-off between attempts, and how many
-    failed attempts in a row end the stream (None: retry forever)."""
-
-    open_timeout: float = 5.0
-    read_timeout: float = 5.0
-    max_retries: int | None = None
-    backoff: Backoff = field(default_factory=Backoff)
-
-
 class LiveSource:
     """A camera or network stream that reconnects with back-off whenever it is lost.
 
@@ -82,7 +68,7 @@ class LiveSource:
     `pts_ms` is the stream's own timestamp, which restarts with each connection.
     """
 
-    default_policy = QueuePolicy.DROP_OLDEST
+    live = True
     declared_frames = 0
 
     def __init__(self, uri: str, name: str | None = None, options: LiveOptions | None = None):

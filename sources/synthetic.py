@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sources.base import QueuePolicy
-
 
 class SyntheticSource:
     """`frames` noise frames of `size` (width, height), at a nominal 25 fps."""
 
-    default_policy = QueuePolicy.BLOCK
+    live = False
 
     def __init__(self, name: str, frames: int, size: tuple[int, int] = (768, 432)) -> None:
         self.name = name

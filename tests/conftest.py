@@ -93,7 +93,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """`vapipe ARGS` in a fresh process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "pipeline", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

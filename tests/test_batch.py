@@ -145,7 +145,7 @@ def test_sigkill_partway_then_rerun_completes_every_file_exactly_once(tmp_path):
         expected[Path(relative).with_suffix(".jsonl").as_posix()] = 60
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "batch", str(root), *map(str, MODEL_ARGS),
+        [sys.executable, "-m", "pipeline", "batch", str(root), *map(str, MODEL_ARGS),
          "--out", str(out), "--no-progress", "--concurrency", "2", "--nireq", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
@@ -274,7 +274,7 @@ def test_sigint_stops_a_batch_and_reports_files_in_progress_as_stopped(tmp_path)
         shutil.copy(BOTTLE, root / f"long{i}.mp4")  # 1189 frames each: several seconds
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "batch", str(root), *map(str, MODEL_ARGS),
+        [sys.executable, "-m", "pipeline", "batch", str(root), *map(str, MODEL_ARGS),
          "--out", str(out), "--no-progress", "--concurrency", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip

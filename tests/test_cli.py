@@ -132,7 +132,7 @@ def test_many_consecutive_runs_never_hang_at_exit(media, tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_flushes_every_sink_and_writes_the_summary(tmp_path, signum):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", str(PERSON), str(BOTTLE),
+        [sys.executable, "-m", "pipeline", "run", str(PERSON), str(BOTTLE),
          "--model", str(SSD_XML), "--out", str(tmp_path), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip

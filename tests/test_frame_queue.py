@@ -6,8 +6,7 @@ import threading
 
 import pytest
 
-from pipeline.frame_queue import FairFrameQueue
-from sources import QueueClosed, QueuePolicy
+from pipeline.engine.frame_queue import FairFrameQueue, QueueClosed, QueuePolicy
 
 
 def test_get_serves_streams_round_robin_whatever_their_backlog():

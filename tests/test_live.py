@@ -272,7 +272,7 @@ def test_sigterm_stops_a_live_run_cleanly_with_every_frame_accounted(media, tmp_
     camera = MjpegServer(media["car30"])
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "run", f"cam={camera.url}", "--model",
+            [sys.executable, "-m", "pipeline", "run", f"cam={camera.url}", "--model",
              str(SSD_XML), "--out", str(tmp_path), "--no-progress"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip

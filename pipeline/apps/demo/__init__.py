@@ -1,0 +1,1 @@
+"""`vapipe demo`: the mosaic window, the browser view and the default model."""

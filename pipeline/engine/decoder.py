@@ -1,0 +1,110 @@
+"""The decoder thread: one per source, reading frames into the shared frame queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from pipeline.engine.frame_queue import QueueClosed
+from sources import Frame, FrameSampler, VideoSource
+from sources.errors import VapipeError, mask_credentials
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class FrameQueue(Protocol[T]):
+    def put(self, stream: str, item: T) -> T | None: ...
+
+    def close_lane(self, stream: str) -> None: ...
+
+
+def _nothing(*_: object) -> None:
+    pass
+
+
+class DecoderThread(threading.Thread, Generic[T]):
+    """Reads `source` until it ends, fails or `stop` is set.
+
+    With `open_source` the thread opens the source itself (a failure to open is then this
+    stream's failure, not the caller's); otherwise it must already be open. `on_started` is
+    called with the first frame in hand (a live source's size is known only then), before it
+    is queued. `sampler`, if any, picks the frames to analyse; the others count as skipped. Each
+    frame is turned into a queue item by `prepare` (preprocessing runs here, off the scheduler
+    thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
+    always learns that the stream ended; `on_ended` is called last, when `done` is true.
+    Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
+    """
+
+    def __init__(
+        self,
+        source: VideoSource,
+        frames: FrameQueue[T],
+        prepare: Callable[[Frame], T],
+        stop: threading.Event,
+        *,
+        open_source: bool = False,
+        on_started: Callable[[VideoSource], None] = _nothing,
+        on_ended: Callable[[], None] = _nothing,
+        sampler: FrameSampler | None = None,
+    ) -> None:
+        super().__init__(name=f"decoder-{source.name}", daemon=True)
+        self.source = source
+        self._frames = frames
+        self._prepare = prepare
+        self._stop_requested = stop
+        self._open_source = open_source
+        self._on_started = on_started
+        self._on_ended = on_ended
+        self._sampler = sampler
+        self.decoded = 0
+        self.dropped = 0
+        self.skipped = 0
+        self.error: str | None = None
+        self.reached_end = False  # the source ended by itself (not stopped, not failed)
+        self.done = False  # the thread has finished with the source and closed its lane
+        self.started_at = 0.0
+
+    @property
+    def dispatchable(self) -> int:
+        """Frames that were queued and not dropped: each gives one result once `done`."""
+        return self.decoded - self.dropped - self.skipped
+
+    def run(self) -> None:
+        name = self.source.name
+        self.started_at = time.time()
+        try:
+            if self._open_source:
+                self.source.open()
+            while not self._stop_requested.is_set():
+                packet = self.source.read()
+                if packet is None:
+                    self.reached_end = not self._stop_requested.is_set()
+                    break
+                image, pts_ms = packet
+                if not self.decoded:
+                    self._on_started(self.source)
+                frame = Frame(name, self.decoded, pts_ms, time.time(), image)
+                self.decoded += 1
+                if self._sampler is not None and not self._sampler.accept(time.monotonic()):
+                    self.skipped += 1
+                    continue
+                if self._frames.put(name, self._prepare(frame)) is not None:
+                    self.dropped += 1
+        except QueueClosed:
+            self.dropped += 1  # the frame in hand: the pipeline is aborting
+        except VapipeError as error:
+            self.error = str(error)
+            log.error("stream %s failed: %s", name, error)
+        except Exception as error:  # a bug, not a user mistake: keep the traceback in the log
+            self.error = f"{type(error).__name__}: {error}"
+            log.exception("stream %s (%s) failed", name, mask_credentials(self.source.uri))
+        finally:
+            self.source.release()
+            self._frames.close_lane(name)
+            self.done = True
+            self._on_ended()

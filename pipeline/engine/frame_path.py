@@ -1,0 +1,59 @@
+"""The per-frame path: prepare (decoder thread), complete (OpenVINO's callback thread),
+deliver (to the stream's sinks, in frame order)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pipeline.detections import Result
+from pipeline.engine.scheduler import Dispatched, Job
+from pipeline.models.adapters import ModelAdapter
+from pipeline.outputs.sinks import Sink
+from sources import Frame
+
+if TYPE_CHECKING:
+    from pipeline.engine.streams import ActiveStream
+
+
+class FramePath:
+    """What happens to each frame between its decoder and its stream's sinks.
+
+    `prepare` runs on the decoder thread (preprocessing off the scheduler thread); `complete`
+    on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
+    release, which calls `deliver` in frame order. `streams` is the running streams by name,
+    owned by the stream lifecycle; `wake` is set when a finished stream's last result may
+    have been delivered.
+    """
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        sinks: Sequence[Sink],
+        streams: Mapping[str, ActiveStream],
+        wake: threading.Event,
+    ) -> None:
+        self.adapter = adapter
+        self._sinks = sinks
+        self._streams = streams
+        self._wake = wake
+
+    def prepare(self, frame: Frame) -> Job:
+        tensor, meta = self.adapter.preprocess(frame.image)
+        return Job(frame, tensor, meta)
+
+    def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
+        job = dispatched.job
+        detections = self.adapter.postprocess(outputs, job.meta)
+        result = Result(job.frame, detections, time.time())
+        stream = self._streams[job.frame.stream]
+        stream.release.push(dispatched.seq, result)
+        if stream.decoder.done:
+            self._wake.set()  # this may have been the stream's last result
+
+    def deliver(self, result: Result) -> None:
+        for sink in self._sinks:
+            sink.write(result)
+        self._streams[result.stream].record(result)

@@ -1,0 +1,262 @@
+"""The pipeline: decoder threads -> fair frame queue -> scheduler -> request pool -> sinks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import openvino as ov
+
+from pipeline.detections import Result
+from pipeline.engine.frame_path import FramePath
+from pipeline.engine.frame_queue import FairFrameQueue
+from pipeline.engine.scheduler import Job, Scheduler
+from pipeline.engine.stream_options import StreamOptions
+from pipeline.engine.streams import ActiveStream, StreamLifecycle
+from pipeline.models.detector import Detector
+from pipeline.models.runtime import InferenceRuntime
+from pipeline.outputs.sinks import CallbackSink, Sink
+from pipeline.summary import Progress, RunSummary, StreamSummary
+from sources import StreamStatus, VideoSource, sources_from_specs
+
+log = logging.getLogger(__name__)
+
+SinkLike = Sink | Callable[[Result], None]
+SourceLike = VideoSource | str | os.PathLike
+
+__all__ = ["Pipeline", "Progress", "SinkLike", "SourceLike"]
+
+
+def _as_sink(sink: SinkLike) -> Sink:
+    return sink if isinstance(sink, Sink) else CallbackSink(sink)
+
+
+class Pipeline:
+    """Analyses several video sources at once with one model.
+
+    `sources` is either a sequence — every source is opened here, before any work, and all
+    run at once — or any other iterable, consumed lazily: at most `concurrency` streams run
+    at once and the next source starts as soon as one ends (a batch job over many files), each
+    opened in its own decoder thread, where a failure to open is that stream's failure.
+
+    Everything else that can be checked is checked here: the model reads, the adapter fits,
+    the model compiles for the device. `model` may also be a ready `Detector`, which the
+    pipeline then uses without closing it. `run` processes every stream to its end (or until
+    `stop`), delivering each stream's results to the sinks in frame order, and returns a
+    RunSummary. Use it as a context manager so that the request pool and compiled model are
+    released in a safe order.
+
+        with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
+            summary = pipeline.run()
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[SourceLike] | Iterable[SourceLike],
+        model: str | Path | Detector,
+        *,
+        device: str = "AUTO",
+        sinks: Sequence[SinkLike] = (),
+        adapter: str = "auto",
+        conf: float | None = None,
+        iou: float = 0.7,
+        nireq: int | None = None,
+        labels: str | None = None,
+        concurrency: int | None = None,
+        streams: StreamOptions | None = None,
+        core: ov.Core | None = None,
+    ) -> None:
+        self.options = options = streams or StreamOptions()
+        eager = isinstance(sources, Sequence) and not isinstance(sources, str)
+        eager_sources = sources_from_specs(sources, options.live) if eager else []
+        if eager and not eager_sources:
+            raise ValueError("no sources given")
+        self.sinks = [_as_sink(s) for s in sinks]
+        self._owns_detector = not isinstance(model, Detector)
+        try:
+            for source in eager_sources:
+                source.open()
+            detector = model if isinstance(model, Detector) else Detector.load(
+                model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
+                labels=labels, core=core,
+            )  # fmt: skip
+        except BaseException:
+            for source in eager_sources:
+                source.release()
+            raise
+        self.model_path = detector.model_path
+        self.adapter = detector.adapter
+        self._runtime: InferenceRuntime | None = detector.runtime
+        self._eager_sources = eager_sources
+        concurrency = concurrency or (len(eager_sources) if eager else detector.runtime.nireq)
+        # At least twice the requests queued in all, so the pool never starves; no more, so
+        # memory and latency stay low with many streams.
+        self.lane_capacity = options.lane_capacity or math.ceil(
+            2 * detector.runtime.nireq / concurrency
+        )
+        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # a stream ended, or stop was asked
+        active: dict[str, ActiveStream] = {}  # the running streams, shared by the two below
+        self._frame_path = FramePath(self.adapter, self.sinks, active, self._wake)
+        self._streams = StreamLifecycle(
+            iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
+            options=options, frames=self._frames, sinks=self.sinks, frame_path=self._frame_path,
+            active=active, stop=self._stop, wake=self._wake,
+        )  # fmt: skip
+        self._interrupted = False  # `stop` was called
+        self._ran = False
+
+    @property
+    def sources(self) -> list[VideoSource]:
+        """The sources: all of them when given as a sequence, else those started so far."""
+        return self._eager_sources if self._eager_sources else self._streams.started
+
+    @property
+    def concurrency(self) -> int:
+        return self._streams.concurrency
+
+    @property
+    def runtime(self) -> InferenceRuntime:
+        if self._runtime is None:
+            raise RuntimeError("the pipeline is closed")
+        return self._runtime
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        on_tick: Callable[[Progress], None] | None = None,
+        tick_seconds: float = 0.5,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
+        duration: float | None = None,
+    ) -> RunSummary:
+        """Process every stream to its end, or for `duration` seconds (live streams have no
+        end); Ctrl-C (KeyboardInterrupt) stops cleanly.
+
+        `on_tick` is called on this thread every `tick_seconds` with the progress so far, and
+        `on_stream_end` with each stream's summary once its last result has been delivered.
+        A second KeyboardInterrupt while draining propagates.
+        """
+        if self._ran:
+            raise RuntimeError("a Pipeline runs once; make a new one")
+        self._ran = True
+        runtime = self.runtime
+        runtime.set_callback(self._frame_path.complete)
+        scheduler = Scheduler(self._frames, runtime)
+        started = time.time()
+        interrupted = False
+        failure: BaseException | None = None
+        scheduler.start()
+        self._wake.set()  # the first pass starts the first streams at once, not after a tick
+        next_tick = time.monotonic() + tick_seconds
+        deadline = time.monotonic() + duration if duration is not None else float("inf")
+        while not self._over(scheduler):
+            try:
+                self._wake.wait(max(0.0, min(next_tick, deadline) - time.monotonic()))
+                self._wake.clear()
+                if time.monotonic() >= deadline and not self._stop.is_set():
+                    log.info("%g s elapsed: stopping", duration)
+                    self._halt()
+                self._streams.end_complete(on_stream_end)
+                self._streams.top_up()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + tick_seconds
+                    if on_tick is not None:
+                        on_tick(self.progress())
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                log.warning(
+                    "interrupted: finishing frames in flight (Ctrl-C again to quit at once)"
+                )
+                self.stop()
+            except Exception as error:  # from a callback of ours: stop everything, then raise
+                failure = error
+                self._halt()
+                self._frames.abort()
+                break
+        scheduler.finished.wait()
+        scheduler.join()
+        runtime.drain()
+        self._streams.join_decoders()
+        self._streams.end_complete(on_stream_end, all_remaining=failure is None)
+        if on_tick is not None and failure is None:
+            on_tick(self.progress())  # the final figures
+        for sink in self.sinks:
+            sink.close()
+        if failure is not None:
+            raise failure
+        if scheduler.error is not None:
+            raise scheduler.error
+        runtime.raise_if_failed()
+        return self._summary(time.time() - started, interrupted or self._interrupted)
+
+    def stop(self) -> None:
+        """Ask the decoders to stop and start no new stream; queued frames are still processed.
+
+        May be called from any thread; a live stream waiting to reconnect stops waiting. The
+        summary then says `interrupted`.
+        """
+        self._interrupted = True
+        self._halt()
+
+    def _halt(self) -> None:
+        self._stop.set()
+        self._streams.interrupt_all()
+        self._wake.set()
+
+    def stream_status(self) -> dict[str, StreamStatus]:
+        """The state of each running stream: a live one's own (connecting, streaming,
+        reconnecting ...), `streaming` for a file once its first frame is decoded."""
+        return self._streams.status()
+
+    def progress(self) -> Progress:
+        return self._streams.progress()
+
+    def close(self) -> None:
+        """Release the request pool and compiled model (after draining), and unused sources."""
+        if self._runtime is not None:
+            if self._owns_detector:
+                self._runtime.close()
+            else:
+                self._runtime.drain()
+            self._runtime = None
+        if not self._ran:  # decoder threads release the sources they ran
+            for source in self._eager_sources:
+                source.release()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _over(self, scheduler: Scheduler) -> bool:
+        if self._streams.over:
+            return True
+        runtime = self.runtime
+        return scheduler.finished.is_set() and (scheduler.error is not None or runtime.failed)
+
+    def _summary(self, wall_seconds: float, interrupted: bool) -> RunSummary:
+        streams = self._streams.ended
+        total = sum(s.frames_processed for s in streams)
+        runtime = self.runtime
+        return RunSummary(
+            streams=list(streams),
+            total_frames=total,
+            wall_seconds=round(wall_seconds, 3),
+            total_fps=round(total / wall_seconds, 2) if wall_seconds > 0 else 0.0,
+            device=runtime.plan.device,
+            execution_devices=list(runtime.execution_devices),
+            nireq=runtime.nireq,
+            adapter=self.adapter.name,
+            model=str(self.model_path),
+            interrupted=interrupted,
+        )
