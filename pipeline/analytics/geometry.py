@@ -58,23 +58,25 @@ def polygon_area(points: Sequence[Point]) -> float:
 
 
 def self_intersects(points: Sequence[Point]) -> bool:
-    """Whether a closed polygon's edges cross or touch other than at shared corners."""
+    """Whether two edges of a closed polygon that are not neighbours cross or touch."""
     n = len(points)
     edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if j == i + 1 or (i == 0 and j == n - 1):  # neighbours share a corner
-                continue
-            if segments_intersect(*edges[i], *edges[j]):
-                return True
-    # neighbours folding back onto each other (a spike) also make a degenerate polygon
     return any(
-        cross(points[i - 1], points[i], points[(i + 1) % n]) == 0
-        and _folds_back(points[i - 1], points[i], points[(i + 1) % n])
+        segments_intersect(*edges[i], *edges[j])
         for i in range(n)
+        for j in range(i + 2, n)
+        if not (i == 0 and j == n - 1)  # the first and last edges share the first corner
     )
 
 
-def _folds_back(a: Point, b: Point, c: Point) -> bool:
-    """a→b→c collinear and c goes back towards a."""
-    return (b[0] - a[0]) * (c[0] - b[0]) + (b[1] - a[1]) * (c[1] - b[1]) < 0
+def folds_back(points: Sequence[Point]) -> bool:
+    """Whether a closed polygon turns back on itself at a corner (a spike of no width)."""
+    n = len(points)
+    for i in range(n):
+        a, b, c = points[i - 1], points[i], points[(i + 1) % n]
+        if (
+            cross(a, b, c) == 0
+            and (b[0] - a[0]) * (c[0] - b[0]) + (b[1] - a[1]) * (c[1] - b[1]) < 0
+        ):
+            return True
+    return False

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pipeline.analytics.geometry import Point, polygon_area, self_intersects
+from pipeline.analytics.geometry import Point, folds_back, polygon_area, self_intersects
 from pipeline.analytics.tracker import TrackerOptions
 from pipeline.errors import VapipeError
 
@@ -60,8 +60,10 @@ class ZoneSpec:
                 f"zone {self.name!r}: its edges cross each other; list the corners in order "
                 "around the polygon"
             )
-        if polygon_area(self.points) == 0:
-            raise AnalyticsError(f"zone {self.name!r}: its corners enclose no area")
+        if polygon_area(self.points) == 0 or folds_back(self.points):
+            raise AnalyticsError(
+                f"zone {self.name!r}: its corners enclose no area (or turn back on an edge)"
+            )
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class AnalyticsOptions:
     zones: tuple[ZoneSpec, ...] = ()
     anchor: Anchor = "bottom-center"
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
-    band: float = 0.05
+    band: float = 0.1
     trail_points: int = 16  # anchors kept per track for drawing its trail
 
     def __post_init__(self) -> None:

@@ -34,11 +34,13 @@ class LineView:
 
 @dataclass(frozen=True, slots=True)
 class ZoneView:
-    """A zone in frame pixels with the confirmed tracks inside it now."""
+    """A zone in frame pixels with the confirmed tracks inside it now, in all and by label
+    (labels in class order, only those present)."""
 
     name: str
     points: tuple[Point, ...]
     occupants: int
+    by_label: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ class StreamAnalytics:
                 LineView(c.name, c.start, c.end, c.counts["in"], c.counts["out"])
                 for c in self.lines
             ),
-            tuple(ZoneView(z.name, z.points, z.occupants) for z in self.zones),
+            tuple(self._zone_view(z) for z in self.zones),
             tuple(trails),
         )
         return FrameAnalytics(step.ids, tuple(events), overlay)
@@ -254,6 +256,10 @@ class StreamAnalytics:
             track.class_id,
             **fields,
         )
+
+    def _zone_view(self, zone: ZoneMonitor) -> ZoneView:
+        by_label = tuple((self._label(k), n) for k, n in sorted(zone.occupancy.items()) if n > 0)
+        return ZoneView(zone.name, zone.points, zone.occupants, by_label)
 
     def _label(self, class_id: int) -> str:
         return Detections.empty(self.names).label(class_id)

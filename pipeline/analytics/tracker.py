@@ -32,6 +32,8 @@ from scipy.optimize import linear_sum_assignment
 from pipeline.analytics import kalman
 from pipeline.analytics.geometry import iou_matrix
 
+_TIME_TOLERANCE = 1e-6  # seconds: 89/30 - 59/30 is not quite 1.0 in floating point
+
 
 @dataclass(frozen=True)
 class TrackerOptions:
@@ -102,17 +104,14 @@ class Track:
 @dataclass(frozen=True, slots=True)
 class TrackerStep:
     """What one frame did: `tracks[i]` is the track detection i joined (None if it joined
-    none); `ended` are the confirmed tracks that ended at this frame, `dropped` the tentative
-    ones given up."""
+    none) and `ids[i]` that track's id at this frame (None if not confirmed yet); `ended`
+    are the confirmed tracks that ended at this frame, `dropped` the tentative ones given
+    up. Tracks change with later frames; the ids do not."""
 
     tracks: tuple[Track | None, ...]
+    ids: tuple[int | None, ...]
     ended: tuple[Track, ...] = ()
     dropped: tuple[Track, ...] = ()
-
-    @property
-    def ids(self) -> tuple[int | None, ...]:
-        """Per detection, its confirmed track's id or None."""
-        return tuple(None if t is None else t.id for t in self.tracks)
 
 
 class ByteTracker:
@@ -186,7 +185,8 @@ class ByteTracker:
             starts, self._start(boxes[starts], scores[starts], class_ids[starts]), strict=True
         ):
             joined[det] = track
-        return TrackerStep(tuple(joined), ended, dropped)
+        ids = tuple(None if t is None else t.id for t in joined)
+        return TrackerStep(tuple(joined), ids, ended, dropped)
 
     def finish(self) -> tuple[Track, ...]:
         """End every track (the stream is over): the confirmed ones, for their events."""
@@ -235,7 +235,7 @@ class ByteTracker:
                 keep[row] = False
                 continue
             track.state = TrackState.LOST
-            if self._now - track.last_seen > self.options.lost_seconds:
+            if self._now - track.last_seen > self.options.lost_seconds + _TIME_TOLERANCE:
                 ended.append(track)
                 keep[row] = False
         if not keep.all():
