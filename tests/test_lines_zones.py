@@ -19,7 +19,7 @@ from pipeline.analytics import (
     parse_zone,
 )
 
-MID = "mid=0,0.5,1,0.5"  # y = 240, drawn left to right: moving down is `in`
+MID = "mid=0,0.5,1,0.5"  # y = 240, drawn left to right: moving up is `in`, down `out`
 ZONE = "box=0.25,0.25,0.75,0.25,0.75,0.75,0.25,0.75"  # x 160..480, y 120..360
 
 
@@ -39,9 +39,9 @@ def events_of(run, kind: str) -> list:
 
 
 @pytest.mark.parametrize(
-    ("mover", "counts"), [(crossing_down(), (1, 0)), (crossing_up(), (0, 1))], ids=["down", "up"]
+    ("mover", "counts"), [(crossing_up(), (1, 0)), (crossing_down(), (0, 1))], ids=["up", "down"]
 )
-def test_a_left_to_right_line_counts_downwards_in_and_upwards_out(mover, counts):
+def test_a_left_to_right_line_counts_upwards_in_and_downwards_out(mover, counts):
     run = analyse(frames([mover], seconds=3), [MID])
     assert run.counts("mid") == counts
     (event,) = events_of(run, "line_cross")
@@ -53,14 +53,14 @@ def test_a_left_to_right_line_counts_downwards_in_and_upwards_out(mover, counts)
     )
 
 
-def test_a_line_drawn_downwards_counts_right_to_left_as_in():
+def test_a_line_drawn_downwards_counts_left_to_right_as_in():
     leftwards = Mover((500, 200), (-100, 0))
     rightwards = Mover((100, 300), (100, 0))
     run = analyse(frames([leftwards, rightwards], seconds=4), ["v=0.5,0,0.5,1"])
     assert run.counts("v") == (1, 1)
     assert {(e.track_id, e.direction) for e in events_of(run, "line_cross")} == {
-        (1, "in"),
-        (2, "out"),
+        (1, "out"),
+        (2, "in"),
     }
 
 
@@ -68,7 +68,7 @@ def test_crossing_the_lines_extension_does_not_count():
     run = analyse(frames([crossing_down(x=400)], seconds=3), ["short=0,0.5,0.4,0.5"])
     assert run.counts("short") == (0, 0)
     run = analyse(frames([crossing_down(x=100)], seconds=3), ["short=0,0.5,0.4,0.5"])
-    assert run.counts("short") == (1, 0)
+    assert run.counts("short") == (0, 1)
 
 
 def test_jitter_on_the_line_counts_once():
@@ -79,7 +79,7 @@ def test_jitter_on_the_line_counts_once():
     mover = Mover((320, 0), via=[(0, (320, 100)), (1, (320, 200)), (3, (320, 200)),
                                  (4, (320, 300))], wobble=jitter)  # fmt: skip
     run = analyse(frames([mover], seconds=4), [MID])
-    assert run.counts("mid") == (1, 0)
+    assert run.counts("mid") == (0, 1)
 
 
 def test_jitter_right_after_a_crossing_does_not_count_again():
@@ -89,10 +89,10 @@ def test_jitter_right_after_a_crossing_does_not_count_again():
     # crosses at t = 1 and stops 4 px past the line, jittering ±7 px around there
     mover = Mover((320, 0), via=[(0, (320, 100)), (1.2, (320, 204))], wobble=jitter)
     run = analyse(frames([mover], seconds=4), [MID])
-    assert run.counts("mid") == (1, 0)
+    assert run.counts("mid") == (0, 1)
 
 
-@pytest.mark.parametrize(("velocity", "counts"), [(100, (1, 0)), (-100, (0, 1))])
+@pytest.mark.parametrize(("velocity", "counts"), [(100, (0, 1)), (-100, (1, 0))])
 def test_a_track_first_seen_on_the_line_counts_when_it_leaves(velocity, counts):
     on_the_line = Mover((320, 200), via=[(0, (320, 200)), (1, (320, 200)),
                                          (3, (320, 200 + 2 * velocity))])  # fmt: skip
@@ -104,8 +104,8 @@ def test_a_track_counts_each_way_only_when_it_really_comes_back():
     back_and_forth = Mover((320, 150), via=[(0, (320, 150)), (1, (320, 260)),
                                             (2, (320, 150)), (3, (320, 260))])  # fmt: skip
     run = analyse(frames([back_and_forth], seconds=3.5), [MID])
-    assert run.counts("mid") == (2, 1)
-    assert [e.direction for e in events_of(run, "line_cross")] == ["in", "out", "in"]
+    assert run.counts("mid") == (1, 2)
+    assert [e.direction for e in events_of(run, "line_cross")] == ["out", "in", "out"]
 
 
 def test_two_objects_passing_each_other_on_the_line_count_one_each_way():
@@ -114,15 +114,15 @@ def test_two_objects_passing_each_other_on_the_line_count_one_each_way():
     assert run.counts("mid") == (1, 1)
     assert run.analytics.summary()["tracks"] == 2
     assert {(e.track_id, e.direction) for e in events_of(run, "line_cross")} == {
-        (1, "in"),
-        (2, "out"),
+        (1, "out"),
+        (2, "in"),
     }
 
 
 def test_a_crossing_hidden_by_an_occlusion_counts_once_the_track_reappears():
     hidden = crossing_down(visible=lambda t: not 0.7 <= t < 1.4)
     run = analyse(frames([hidden], seconds=3), [MID])
-    assert run.counts("mid") == (1, 0)
+    assert run.counts("mid") == (0, 1)
     assert run.analytics.summary()["tracks"] == 1
     (event,) = events_of(run, "line_cross")
     assert event.frame == 42  # the first frame after the gap (t = 1.4 s at 30 fps)
@@ -139,9 +139,9 @@ def test_sampling_every_third_frame_gives_the_same_counts():
     full = analyse(frames(movers, seconds=3), lines, [ZONE])
     sampled = analyse(frames(movers, seconds=3, every=3), lines, [ZONE])
     assert full.analytics.summary()["lines"]["mid"] == {
-        "in": 3,
-        "out": 2,
-        "by_label": {"car": {"in": 2, "out": 2}, "person": {"in": 1, "out": 0}},
+        "in": 2,
+        "out": 3,
+        "by_label": {"car": {"in": 2, "out": 2}, "person": {"in": 0, "out": 1}},
     }
     for key in ("tracks", "lines"):
         assert sampled.analytics.summary()[key] == full.analytics.summary()[key]

@@ -17,8 +17,8 @@ def _box(box: Box) -> list[float]:
 class Event:
     """One event of one confirmed track, stamped with the frame that revealed it.
 
-    `line_cross` has `line` and `direction` (`in`: from the left of the line's start→end to
-    its right, as seen on the image; `out` the other way); `zone_enter` and `zone_exit` have
+    `line_cross` has `line` and `direction` (`in`: from the right of the line's start→end
+    to its left, as seen on the image; `out` the other way); `zone_enter` and `zone_exit` have
     `zone`, and `dwell_s` on exit; `track_end` has `duration_s` (first to last sighting),
     `first_box`, `last_box`, `first_frame` and `last_frame`.
     """

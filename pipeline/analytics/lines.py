@@ -9,10 +9,12 @@ first seen inside the band counts when it leaves it, towards the side it goes to
 alternate per track: once counted `in`, it counts again only after it has been seen back on
 the other side.
 
-    start ●──────────────▶● end        `in`:  from the left of start→end to its right
-             left side                       (for a line drawn left to right: downwards)
-          ─ ─ ─ ─ ─ ─ ─ ─ ─            `out`: from the right to the left
-             right side
+                 left side                 `in`:  from the right of start→end to its left
+    start ●──────────────────▶● end        `out`: from the left to the right
+                 right side                (a line drawn left to right: upwards is `in`)
+
+Left and right are as seen on the image, standing at the start and looking at the end; the
+convention is supervision's LineZone's, so its users' lines count the same way here.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class LineCounter:
         state.side, state.at, state.distance = side, anchor, distance
         if not crossed:
             return None
-        direction: Direction = "in" if side > 0 else "out"
+        direction: Direction = "in" if side < 0 else "out"
         self.counts[direction] += 1
         self.by_class.setdefault(class_id, Counter({"in": 0, "out": 0}))[direction] += 1
         return direction
