@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -37,9 +38,9 @@ class Detections:
     def label(self, class_id: int) -> str:
         return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
 
-    def to_list(self) -> list[dict]:
-        """JSON-ready detections: label, class_id, score, box."""
-        return [
+    def to_list(self, track_ids: Sequence[int | None] | None = None) -> list[dict]:
+        """JSON-ready detections: label, class_id, score, box (and track_id, given ids)."""
+        records = [
             {
                 "label": self.label(int(class_id)),
                 "class_id": int(class_id),
@@ -48,15 +49,38 @@ class Detections:
             }
             for box, score, class_id in zip(self.boxes, self.scores, self.class_ids, strict=True)
         ]
+        if track_ids is not None:
+            for record, track_id in zip(records, track_ids, strict=True):
+                record["track_id"] = track_id
+        return records
+
+
+class TrackEvent(Protocol):
+    """What a result's events are (`pipeline.analytics.Event`; the data layer names only
+    what it needs of them)."""
+
+    type: str
+    track_id: int
+
+    def to_dict(self) -> dict: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """The outcome for one frame, delivered to a stream's sinks in frame order."""
+    """The outcome for one frame, delivered to a stream's sinks in frame order.
+
+    With tracking on, `track_ids[i]` is detection i's confirmed track id (None while its
+    track is not confirmed), `events` what tracked objects did at this frame, and `overlay`
+    what to draw of the tracking (a `pipeline.analytics.Overlay`: lines, zones, trails);
+    without it, `track_ids` and `overlay` are None.
+    """
 
     frame: Frame
     detections: Detections
     completed_at: float = field(default=0.0)
+    track_ids: tuple[int | None, ...] | None = None
+    events: tuple[TrackEvent, ...] = ()
+    overlay: object | None = None
 
     @property
     def stream(self) -> str:
@@ -74,5 +98,5 @@ class Result:
             "pts_ms": round(self.frame.pts_ms, 3),
             "captured_at": round(self.frame.captured_at, 3),
             "latency_ms": round(self.latency_ms, 2),
-            "detections": self.detections.to_list(),
+            "detections": self.detections.to_list(self.track_ids),
         }

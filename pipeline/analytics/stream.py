@@ -6,6 +6,7 @@ results (never two at once for one stream); it keeps the stream's counts for the
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pipeline.analytics.lines import LineCounter
 from pipeline.analytics.options import AnalyticsOptions
 from pipeline.analytics.tracker import ByteTracker, Track
 from pipeline.analytics.zones import ZoneMonitor
-from pipeline.detections import Detections
+from pipeline.detections import Detections, Result
 
 MIN_BAND_PX = 2.0
 
@@ -85,10 +86,19 @@ def anchor_of(box: Sequence[float], anchor: str) -> Point:
 
 
 class StreamAnalytics:
-    """Tracker, lines and zones of one stream, and the counts for its summary."""
+    """Tracker, lines and zones of one stream, and the counts for its summary. `live`: the
+    stream is timed by its frames' capture times, not their pts (see `track`)."""
 
-    def __init__(self, stream: str, options: AnalyticsOptions, names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        stream: str,
+        options: AnalyticsOptions,
+        names: Sequence[str] = (),
+        *,
+        live: bool = False,
+    ) -> None:
         self.stream = stream
+        self.live = live
         self.options = options.for_stream(stream)
         self.tracker = ByteTracker(self.options.tracker)
         self.names: Sequence[str] = names
@@ -139,6 +149,23 @@ class StreamAnalytics:
             tuple(trails),
         )
         return FrameAnalytics(step.ids, tuple(events), overlay)
+
+    def track(self, result: Result) -> Result:
+        """The result with its track ids, events and overlay (the pipeline calls this for
+        each result of the stream, in frame order, before its sinks get it)."""
+        frame = result.frame
+        height, width = frame.image.shape[:2]
+        out = self.update(
+            result.detections,
+            timestamp=frame.captured_at if self.live else frame.pts_ms / 1000.0,
+            frame_size=(width, height),
+            frame=frame.index,
+            pts_ms=frame.pts_ms,
+            captured_at=frame.captured_at,
+        )
+        return dataclasses.replace(
+            result, track_ids=out.track_ids, events=out.events, overlay=out.overlay
+        )
 
     def finish(self) -> tuple[Event, ...]:
         """The stream ended: every track ends (zone exits, then track ends), stamped with the

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pipeline.detections import Result
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
-from pipeline.outputs.sinks import Sink
+from pipeline.outputs.sinks import EventSink, Sink
 from sources import Frame
 
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ class FramePath:
     on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
     release, which calls `deliver` in frame order. `streams` is the running streams by name,
     owned by the stream lifecycle; `wake` is set when a finished stream's last result may
-    have been delivered.
+    have been delivered. A stream with tracking has its results tracked here, in frame
+    order, before its sinks get them; its events then go to the sinks that take events.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class FramePath:
     ) -> None:
         self.adapter = adapter
         self._sinks = sinks
+        self._event_sinks = [s for s in sinks if isinstance(s, EventSink)]
         self._streams = streams
         self._wake = wake
 
@@ -54,6 +56,15 @@ class FramePath:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
+        stream = self._streams[result.stream]
+        if stream.analytics is not None:
+            result = stream.analytics.track(result)
         for sink in self._sinks:
             sink.write(result)
-        self._streams[result.stream].record(result)
+        if result.events:
+            self.deliver_events(result.stream, result.events)
+        stream.record(result)
+
+    def deliver_events(self, stream: str, events: Sequence) -> None:
+        for sink in self._event_sinks:
+            sink.write_events(stream, events)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openvino as ov
 
+from pipeline.analytics import AnalyticsOptions
 from pipeline.detections import Result
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue
@@ -49,7 +50,9 @@ class Pipeline:
     pipeline then uses without closing it. `run` processes every stream to its end (or until
     `stop`), delivering each stream's results to the sinks in frame order, and returns a
     RunSummary. Use it as a context manager so that the request pool and compiled model are
-    released in a safe order.
+    released in a safe order. With `analytics` (`AnalyticsOptions`, or True for tracking with
+    no lines or zones), every stream is tracked: results carry track ids and events, sinks
+    with `write_events` get the events, and the summary the counts.
 
         with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
             summary = pipeline.run()
@@ -69,6 +72,7 @@ class Pipeline:
         labels: str | None = None,
         concurrency: int | None = None,
         streams: StreamOptions | None = None,
+        analytics: AnalyticsOptions | bool | None = None,
         core: ov.Core | None = None,
     ) -> None:
         self.options = options = streams or StreamOptions()
@@ -76,6 +80,11 @@ class Pipeline:
         eager_sources = sources_from_specs(sources, options.live) if eager else []
         if eager and not eager_sources:
             raise ValueError("no sources given")
+        if analytics is True:
+            analytics = AnalyticsOptions()
+        self.analytics = analytics or None
+        if self.analytics is not None and eager:
+            self.analytics.check_streams(s.name for s in eager_sources)
         self.sinks = [_as_sink(s) for s in sinks]
         self._owns_detector = not isinstance(model, Detector)
         try:
@@ -107,7 +116,7 @@ class Pipeline:
         self._streams = StreamLifecycle(
             iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
             options=options, frames=self._frames, sinks=self.sinks, frame_path=self._frame_path,
-            active=active, stop=self._stop, wake=self._wake,
+            active=active, stop=self._stop, wake=self._wake, analytics=self.analytics,
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False

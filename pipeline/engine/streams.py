@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.analytics import AnalyticsOptions, StreamAnalytics
 from pipeline.detections import Detections, Result
 from pipeline.engine.decoder import DecoderThread
 from pipeline.engine.frame_path import FramePath
@@ -55,6 +56,7 @@ class ActiveStream:
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
+    analytics: StreamAnalytics | None = None  # tracking, lines and zones, when on
 
     @property
     def complete(self) -> bool:
@@ -106,6 +108,7 @@ class ActiveStream:
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=_labelled(self.class_counts, self.names),
             errors=[decoder.error] if decoder.error else [],
+            **(self.analytics.summary() if self.analytics is not None else {}),
         )
 
 
@@ -115,7 +118,7 @@ class StreamLifecycle:
     With `eager`, `feed` yields sources that are already open; otherwise it yields source
     specs, each opened in its own decoder thread. At most `concurrency` streams run at once.
     `active` (the running streams by name) is shared with the frame path, which delivers
-    their results.
+    their results. With `analytics`, every stream is tracked.
     """
 
     def __init__(
@@ -131,8 +134,10 @@ class StreamLifecycle:
         active: dict[str, ActiveStream],
         stop: threading.Event,
         wake: threading.Event,
+        analytics: AnalyticsOptions | None = None,
     ) -> None:
         self._feed = feed
+        self._analytics = analytics
         self._eager = eager
         self.concurrency = concurrency
         self._options = options
@@ -173,8 +178,15 @@ class StreamLifecycle:
             open_source=not self._eager, on_started=self._open_sinks, on_ended=self._wake.set,
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
         )  # fmt: skip
-        self.active[source.name] = ActiveStream(decoder, InOrderRelease(self._frame_path.deliver))
+        self.active[source.name] = ActiveStream(
+            decoder, InOrderRelease(self._frame_path.deliver), analytics=self._tracker(source)
+        )
         decoder.start()
+
+    def _tracker(self, source: VideoSource) -> StreamAnalytics | None:
+        if self._analytics is None:
+            return None
+        return StreamAnalytics(source.name, self._analytics, live=source.live)
 
     def _unused_name(self, wanted: str) -> str:
         name, n = wanted, 1
@@ -208,6 +220,8 @@ class StreamLifecycle:
             del self.active[name]
             if stream.complete:
                 self._frames.remove_lane(name)
+            if stream.analytics is not None:  # the tracks still open end with the stream
+                self._frame_path.deliver_events(name, stream.analytics.finish())
             summary = self._finish_sinks(stream.summary())
             self.ended.append(summary)
             if on_stream_end is not None:

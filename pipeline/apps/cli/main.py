@@ -33,6 +33,16 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
     )
 
 
+def _analytics(args: argparse.Namespace):
+    """AnalyticsOptions from `--track`, `--line`, `--zone`, `--anchor`, or None (no
+    tracking); a malformed line or zone raises AnalyticsError, naming the option."""
+    if not (args.track or args.line or args.zone):
+        return None
+    from pipeline.analytics import analytics_options
+
+    return analytics_options(args.line, args.zone, args.anchor)
+
+
 def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
@@ -43,17 +53,21 @@ def _model_options(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.apps.cli.progress import ProgressReporter
     from pipeline.engine.pipeline import Pipeline
-    from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink
+    from pipeline.outputs.sinks import AnnotatedVideoSink, EventsJsonlSink, JsonlSink
 
     if args.save_video and not args.out:
         raise VapipeError("--save-video needs --out DIR to write the videos to")
+    analytics = _analytics(args)
     sinks = [JsonlSink(args.out)] if args.out else []
+    if args.out and analytics is not None:
+        sinks.append(EventsJsonlSink(args.out))
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
     with Pipeline(
-        args.sources, args.model, sinks=sinks, streams=options, **_model_options(args)
-    ) as pipeline:
+        args.sources, args.model, sinks=sinks, streams=options, analytics=analytics,
+        **_model_options(args),
+    ) as pipeline:  # fmt: skip
         runtime = pipeline.runtime
         log.info(
             "%d streams, model %s (%s adapter), device %s on %s, %d requests",
@@ -81,7 +95,10 @@ def _demo(args: argparse.Namespace) -> int:
     options = DemoOptions(
         size=args.size, window=not args.headless, serve=args.serve, duration=args.duration
     )
-    demo = Demo(args.sources, model, options, streams=_stream_options(args), **_model_options(args))
+    demo = Demo(
+        args.sources, model, options, streams=_stream_options(args), analytics=_analytics(args),
+        **_model_options(args),
+    )  # fmt: skip
     summary = demo.run()
     print(summary.format_text())
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
@@ -93,7 +110,8 @@ def _batch(args: argparse.Namespace) -> int:
 
     job = BatchJob(
         args.inputs, args.model, args.out, patterns=args.glob, concurrency=args.concurrency,
-        force=args.force, save_video=args.save_video, **_model_options(args),
+        force=args.force, save_video=args.save_video, analytics=_analytics(args),
+        **_model_options(args),
     )  # fmt: skip
     with ProgressReporter(enabled=not args.no_progress) as progress:
         report = job.run(on_tick=lambda p, ended, total: progress.update(p, files=(ended, total)))
