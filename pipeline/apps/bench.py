@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.analytics import AnalyticsOptions, LineSpec, ZoneSpec
 from pipeline.engine.pipeline import Pipeline
 from pipeline.models.detector import Detector
-from pipeline.outputs.sinks import JsonlSink
+from pipeline.outputs.sinks import EventsJsonlSink, JsonlSink
 from pipeline.summary import RunSummary
 from sources import VideoSource, sources_from_specs
 from sources.synthetic import SyntheticSource
@@ -39,6 +40,13 @@ class BenchReport:
     latency_p95_ms: float
     peak_rss_mb: float
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
+    tracked_fps: float | None = None  # end to end with tracking, a line and a zone (`track`)
+
+    @property
+    def tracked_over_e2e(self) -> float | None:
+        if self.tracked_fps is None or not self.e2e_fps:
+            return None
+        return self.tracked_fps / self.e2e_fps
 
     @property
     def e2e_over_inference(self) -> float:
@@ -53,6 +61,11 @@ class BenchReport:
             **asdict(self),
             "ratio_e2e_over_inference": round(self.e2e_over_inference, 3),
             "ratio_e2e_over_combined_limit": round(self.e2e_over_combined, 3),
+            **(
+                {"ratio_tracked_over_e2e": round(self.tracked_over_e2e, 3)}
+                if self.tracked_over_e2e is not None
+                else {}
+            ),
         }
 
     def format_table(self) -> str:
@@ -67,10 +80,17 @@ class BenchReport:
             ("ratio e2e / inference only", f"{self.e2e_over_inference:.3f}"),
             ("ratio e2e / combined limit", f"{self.e2e_over_combined:.3f}"),
         ]
+        if self.tracked_over_e2e is not None:
+            rows.insert(4, ("end to end with tracking, a line and a zone",
+                            f"{self.tracked_fps:.1f} fps"))  # fmt: skip
+            rows.append(("ratio e2e with tracking / without", f"{self.tracked_over_e2e:.3f}"))
         if len(self.rounds) > 1:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
             rows.append(("e2e / combined limit per round", per_round))
+            if self.tracked_over_e2e is not None:
+                per_round = ", ".join(f"{r['tracked_over_e2e']:.3f}" for r in self.rounds)
+                rows.append(("tracking / without per round", per_round))
         head = (
             f"model {self.model} on {self.device} (executed on "
             f"{', '.join(self.execution_devices)}), {self.nireq} requests, {self.streams} streams"
@@ -123,12 +143,15 @@ def run_bench(
     seconds: float = 10.0,
     nireq: int | None = None,
     rounds: int = 1,
+    track: bool = False,
 ) -> BenchReport:
     """Measure the three throughputs on one compiled model, in this process.
 
     With several `rounds`, inference-only and end-to-end phases alternate and the report gives
     their medians: on a shared, noisy machine, a ratio of two phases measured side by side is
-    steadier than one of phases minutes apart.
+    steadier than one of phases minutes apart. With `track`, each round also runs the end to
+    end phase with tracking, a counting line and a zone (events written too), right after the
+    one without.
     """
     with closing(Detector.load(model, device=device, nireq=nireq)) as detector:
         inference_fps = measure_inference(detector, seconds)
@@ -142,7 +165,13 @@ def run_bench(
             summary = _measure_e2e(detector, _streams(sources, streams, synthetic_frames),
                                    seconds, latencies)  # fmt: skip
             combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
-            measured.append((inference_fps, summary, combined))
+            tracked = None
+            if track:
+                tracked = _measure_e2e(
+                    detector, _streams(sources, streams, synthetic_frames), seconds, [],
+                    analytics=BENCH_ANALYTICS,
+                )  # fmt: skip
+            measured.append((inference_fps, summary, combined, tracked))
         inference_fps = statistics.median(m[0] for m in measured)
         e2e_fps = statistics.median(m[1].total_fps for m in measured)
         combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
@@ -167,19 +196,44 @@ def run_bench(
                     "inference_fps": round(inf, 2),
                     "e2e_fps": summary.total_fps,
                     "e2e_over_combined": round(summary.total_fps / comb, 3),
+                    **(
+                        {
+                            "tracked_fps": tracked.total_fps,
+                            "tracked_over_e2e": round(tracked.total_fps / summary.total_fps, 3),
+                        }
+                        if tracked is not None and summary.total_fps
+                        else {}
+                    ),
                 }
-                for inf, summary, comb in measured
+                for inf, summary, comb, tracked in measured
             ],
+            tracked_fps=(
+                round(statistics.median(m[3].total_fps for m in measured), 2) if track else None
+            ),
         )
 
 
+# what `--track` adds: tracking, a line across the middle and a zone over the left half
+BENCH_ANALYTICS = AnalyticsOptions(
+    lines=(LineSpec("middle", (0.0, 0.5), (1.0, 0.5)),),
+    zones=(ZoneSpec("left", ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))),),
+)
+
+
 def _measure_e2e(
-    detector: Detector, sources: list[VideoSource], seconds: float, latencies: list[float]
+    detector: Detector,
+    sources: list[VideoSource],
+    seconds: float,
+    latencies: list[float],
+    analytics: AnalyticsOptions | None = None,
 ) -> RunSummary:
-    """The whole pipeline with a JSONL sink for `seconds`; latencies are appended."""
+    """The whole pipeline with a JSONL sink (and an events sink, with `analytics`) for
+    `seconds`; latencies are appended."""
     with tempfile.TemporaryDirectory(prefix="vapipe-bench-") as out:
         sinks = [JsonlSink(out), lambda result: latencies.append(result.latency_ms)]
-        with Pipeline(sources, detector, sinks=sinks) as pipeline:
+        if analytics is not None:
+            sinks.append(EventsJsonlSink(out))
+        with Pipeline(sources, detector, sinks=sinks, analytics=analytics) as pipeline:
             timer = threading.Timer(seconds, pipeline.stop)
             timer.start()
             summary = pipeline.run()

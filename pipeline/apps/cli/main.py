@@ -129,7 +129,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     report = run_bench(
         args.model, args.sources, streams=args.streams, device=args.device,
-        seconds=args.seconds, nireq=args.nireq, rounds=args.rounds,
+        seconds=args.seconds, nireq=args.nireq, rounds=args.rounds, track=args.track,
     )  # fmt: skip
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     return EXIT_OK

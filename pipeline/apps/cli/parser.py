@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds", type=_positive_int, default=1,
         help="alternate inference-only and e2e phases N times; report medians (default 1)",
     )  # fmt: skip
+    bench.add_argument(
+        "--track", action="store_true",
+        help="also measure end to end with tracking, a line and a zone, and the ratio",
+    )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     commands.add_parser("devices", help="list the devices OpenVINO sees")

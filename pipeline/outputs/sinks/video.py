@@ -1,4 +1,5 @@
-"""Annotated videos, one per stream: the frames with boxes, labels and scores drawn."""
+"""Annotated videos, one per stream: the frames with boxes, labels and scores drawn (and, with
+tracking, track ids, trails, lines and zones)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.detections import Detections, Result
-from pipeline.outputs.draw import draw_detections
+from pipeline.outputs.draw import draw_result
 from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.summary import StreamSummary
 
@@ -50,6 +51,8 @@ class _FrameItem:
     stream: str
     image: np.ndarray
     detections: Detections
+    track_ids: tuple[int | None, ...] | None = None
+    overlay: object | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,12 @@ class AnnotatedVideoSink:
                 self._thread.start()
 
     def write(self, result: Result) -> None:
-        self._queue.put(_FrameItem(result.stream, result.frame.image, result.detections))
+        self._queue.put(
+            _FrameItem(
+                result.stream, result.frame.image, result.detections, result.track_ids,
+                result.overlay,
+            )
+        )  # fmt: skip
 
     def finish(self, stream: StreamSummary) -> None:
         """Returns once the stream's video is complete on disk; raises if writing it failed."""
@@ -137,7 +145,9 @@ class AnnotatedVideoSink:
                     image = cv2.resize(image, output.size)
                 else:
                     image = image.copy()
-                output.writer.write(draw_detections(image, item.detections))
+                output.writer.write(
+                    draw_result(image, item.detections, item.track_ids, item.overlay)
+                )
             except Exception as error:  # keep the writer alive for the other streams
                 output.error = f"{output.partial}: writing failed: {error}"
                 log.exception("annotated video for %s failed", item.stream)
