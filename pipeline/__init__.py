@@ -33,6 +33,8 @@ _EXPORTS = {
     "TrackerOptions": "pipeline.analytics",
     "ZoneSpec": "pipeline.analytics",
     "analytics_options": "pipeline.analytics",
+    "parse_line": "pipeline.analytics",
+    "parse_zone": "pipeline.analytics",
     "BlazeFaceAdapter": "pipeline.models.adapters",
     "ModelAdapter": "pipeline.models.adapters",
     "SsdAdapter": "pipeline.models.adapters",

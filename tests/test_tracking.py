@@ -15,11 +15,13 @@ How the clips were counted (frames saved as pictures and looked at):
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import CAR, PERSON, SSD_LABELS, SSD_XML, read_jsonl, run_cli
+from conftest import CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, read_jsonl, run_cli
 from synthetic_clip import identity_score, write_clip
 
 from pipeline import (
@@ -237,3 +239,15 @@ def test_the_mosaic_draws_the_tracking_overlay_and_the_view_reports_counts():
     (stream,) = view.figures()["streams"]
     assert stream["lines"] == {"middle": {"in": 3, "out": 1}}
     assert stream["detections"][0]["track_id"] == 5
+
+
+def test_the_count_vehicles_sample_counts_each_car_once():
+    proc = subprocess.run(
+        [sys.executable, "samples/count_vehicles.py", str(CAR), "--model", str(SSD_XML)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "car-detection: 4 vehicles crossed the line (2 in, 2 out); 4 tracks in all" in (
+        proc.stdout
+    )
+    assert proc.stdout.count("crossed in at") == 2 and proc.stdout.count("crossed out at") == 2
