@@ -212,6 +212,10 @@ def test_bench_track_reports_tracked_throughput_and_its_ratio(media):
     assert report["ratio_tracked_over_e2e"] == pytest.approx(
         report["tracked_fps"] / report["e2e_fps"], abs=0.002
     )
+    (only_round,) = report["rounds"]
+    assert report["ratio_tracked_over_e2e_cpu_per_frame"] == pytest.approx(
+        only_round["tracked_cpu_ms_per_frame"] / only_round["cpu_ms_per_frame"], abs=0.002
+    )
 
 
 def _tracked_result() -> Result:

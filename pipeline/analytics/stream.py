@@ -6,7 +6,6 @@ results (never two at once for one stream); it keeps the stream's counts for the
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -163,9 +162,8 @@ class StreamAnalytics:
             pts_ms=frame.pts_ms,
             captured_at=frame.captured_at,
         )
-        return dataclasses.replace(
-            result, track_ids=out.track_ids, events=out.events, overlay=out.overlay
-        )
+        return Result(frame, result.detections, result.completed_at, out.track_ids, out.events,
+                      out.overlay)  # fmt: skip
 
     def finish(self) -> tuple[Event, ...]:
         """The stream ended: every track ends (zone exits, then track ends), stamped with the
@@ -289,4 +287,6 @@ class StreamAnalytics:
         return ZoneView(zone.name, zone.points, zone.occupants, by_label)
 
     def _label(self, class_id: int) -> str:
-        return Detections.empty(self.names).label(class_id)
+        """As `Detections.label` names it."""
+        names = self.names
+        return names[class_id] if 0 <= class_id < len(names) else str(class_id)

@@ -63,6 +63,13 @@ class TrackState(enum.IntEnum):
     LOST = 2  # confirmed, missed since `last_seen`
 
 
+# The members as plain names, and their values as plain ints for numpy to compare with:
+# looking an enum member up, or numpy probing an enum object, costs more than the rest of a
+# frame's bookkeeping when a frame has one or two objects.
+_TENTATIVE, _TRACKED, _LOST = TrackState.TENTATIVE, TrackState.TRACKED, TrackState.LOST
+_TENTATIVE_CODE, _TRACKED_CODE, _LOST_CODE = int(_TENTATIVE), int(_TRACKED), int(_LOST)
+
+
 class Track:
     """One followed object. `id` is None until the track is confirmed; `key` is unique per
     tracker for every track, tentative ones included. `box` is the latest detection box it
@@ -85,7 +92,7 @@ class Track:
         self.key = key
         self.id: int | None = None
         self.class_id = class_id
-        self.state = TrackState.TENTATIVE
+        self.state = _TENTATIVE
         self.box = self.first_box = box
         self.score = score
         self.hits = 1  # consecutive processed frames matched
@@ -144,9 +151,11 @@ class ByteTracker:
         class_ids = np.asarray(class_ids).astype(int).reshape(-1)
         elapsed = 0.0 if self._now is None else max(0.0, timestamp - self._now)
         self._now = timestamp if self._now is None else max(self._now, timestamp)
+        if not self.tracks and not len(scores):  # nothing to follow, nothing seen
+            return TrackerStep((), ())
         states = np.fromiter((t.state for t in self.tracks), int, len(self.tracks))
         track_classes = np.fromiter((t.class_id for t in self.tracks), int, len(self.tracks))
-        self._predict(elapsed, states == TrackState.LOST)
+        self._predict(elapsed, states == _LOST_CODE)
         predicted = kalman.boxes_of(self._motion)
 
         def assign(rows: np.ndarray, dets: np.ndarray, min_iou: float):
@@ -167,10 +176,10 @@ class ByteTracker:
         high = np.flatnonzero(scores >= o.high_score)
         low = np.flatnonzero((scores >= o.low_score) & (scores < o.high_score))
         # 1. confirmed tracks (tracked and lost) with high-score detections
-        tentative = states == TrackState.TENTATIVE
+        tentative = states == _TENTATIVE_CODE
         first, rest, high_left = assign(np.flatnonzero(~tentative), high, o.min_iou)
         # 2. tracked (not lost) leftovers with low-score detections
-        second, _, _ = assign(rest[states[rest] == TrackState.TRACKED], low, o.low_min_iou)
+        second, _, _ = assign(rest[states[rest] == _TRACKED_CODE], low, o.low_min_iou)
         # 3. tentative tracks with the high-score detections left
         third, _, high_left = assign(np.flatnonzero(tentative), high_left, o.tentative_min_iou)
 
@@ -219,7 +228,7 @@ class ByteTracker:
                 self.confirmed_count += 1
                 track.id = self.confirmed_count
             if track.id is not None:
-                track.state = TrackState.TRACKED
+                track.state = _TRACKED
 
     def _age(self, matched: set[int]) -> tuple[tuple[Track, ...], tuple[Track, ...]]:
         """Drop missed tentative tracks, mark missed confirmed ones lost, end the lost ones
@@ -230,11 +239,11 @@ class ByteTracker:
             if row in matched:
                 continue
             track.hits = 0
-            if track.state is TrackState.TENTATIVE:
+            if track.state is _TENTATIVE:
                 dropped.append(track)
                 keep[row] = False
                 continue
-            track.state = TrackState.LOST
+            track.state = _LOST
             if self._now - track.last_seen > self.options.lost_seconds + _TIME_TOLERANCE:
                 ended.append(track)
                 keep[row] = False
@@ -251,7 +260,7 @@ class ByteTracker:
             if self.options.confirm_hits <= 1:
                 self.confirmed_count += 1
                 track.id = self.confirmed_count
-                track.state = TrackState.TRACKED
+                track.state = _TRACKED
             new.append(track)
         if new:
             self.tracks += new

@@ -7,7 +7,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ class BenchReport:
     peak_rss_mb: float
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
     tracked_fps: float | None = None  # end to end with tracking, a line and a zone (`track`)
+    tracked_cpu_ratio: float | None = None  # CPU per frame with tracking / without (median)
 
     @property
     def tracked_over_e2e(self) -> float | None:
@@ -62,7 +63,10 @@ class BenchReport:
             "ratio_e2e_over_inference": round(self.e2e_over_inference, 3),
             "ratio_e2e_over_combined_limit": round(self.e2e_over_combined, 3),
             **(
-                {"ratio_tracked_over_e2e": round(self.tracked_over_e2e, 3)}
+                {
+                    "ratio_tracked_over_e2e": round(self.tracked_over_e2e, 3),
+                    "ratio_tracked_over_e2e_cpu_per_frame": self.tracked_cpu_ratio,
+                }
                 if self.tracked_over_e2e is not None
                 else {}
             ),
@@ -84,6 +88,7 @@ class BenchReport:
             rows.insert(4, ("end to end with tracking, a line and a zone",
                             f"{self.tracked_fps:.1f} fps"))  # fmt: skip
             rows.append(("ratio e2e with tracking / without", f"{self.tracked_over_e2e:.3f}"))
+            rows.append(("CPU per frame with tracking / without", f"{self.tracked_cpu_ratio:.3f}"))
         if len(self.rounds) > 1:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
@@ -150,8 +155,9 @@ def run_bench(
     With several `rounds`, inference-only and end-to-end phases alternate and the report gives
     their medians: on a shared, noisy machine, a ratio of two phases measured side by side is
     steadier than one of phases minutes apart. With `track`, each round also runs the end to
-    end phase with tracking, a counting line and a zone (events written too), right after the
-    one without.
+    end phase with tracking, a counting line and a zone (events written too), after the one
+    without (before it every other round), and both phases' CPU time per frame is measured:
+    on a machine shared with other work the CPU ratio is steadier than the throughput ratio.
     """
     with closing(Detector.load(model, device=device, nireq=nireq)) as detector:
         inference_fps = measure_inference(detector, seconds)
@@ -159,19 +165,24 @@ def run_bench(
         decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds)
         latencies: list[float] = []
         measured = []
+
+        def e2e(analytics: AnalyticsOptions | None = None) -> tuple[RunSummary, float]:
+            return _cpu_timed(lambda: _measure_e2e(
+                detector, _streams(sources, streams, synthetic_frames), seconds,
+                [] if analytics else latencies, analytics=analytics,
+            ))  # fmt: skip
+
         for round_index in range(rounds):
             if round_index:
                 inference_fps = measure_inference(detector, seconds)
-            summary = _measure_e2e(detector, _streams(sources, streams, synthetic_frames),
-                                   seconds, latencies)  # fmt: skip
-            combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
             tracked = None
-            if track:
-                tracked = _measure_e2e(
-                    detector, _streams(sources, streams, synthetic_frames), seconds, [],
-                    analytics=BENCH_ANALYTICS,
-                )  # fmt: skip
-            measured.append((inference_fps, summary, combined, tracked))
+            if track and round_index % 2:  # every other round, the tracked phase first
+                tracked = e2e(BENCH_ANALYTICS)
+            summary, cpu = e2e()
+            if track and not round_index % 2:
+                tracked = e2e(BENCH_ANALYTICS)
+            combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
+            measured.append((inference_fps, summary, combined, tracked, cpu))
         inference_fps = statistics.median(m[0] for m in measured)
         e2e_fps = statistics.median(m[1].total_fps for m in measured)
         combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
@@ -198,19 +209,35 @@ def run_bench(
                     "e2e_over_combined": round(summary.total_fps / comb, 3),
                     **(
                         {
-                            "tracked_fps": tracked.total_fps,
-                            "tracked_over_e2e": round(tracked.total_fps / summary.total_fps, 3),
+                            "tracked_fps": tracked[0].total_fps,
+                            "tracked_over_e2e": round(tracked[0].total_fps / summary.total_fps, 3),
+                            "cpu_ms_per_frame": round(cpu, 3),
+                            "tracked_cpu_ms_per_frame": round(tracked[1], 3),
                         }
                         if tracked is not None and summary.total_fps
                         else {}
                     ),
                 }
-                for inf, summary, comb, tracked in measured
+                for inf, summary, comb, tracked, cpu in measured
             ],
             tracked_fps=(
-                round(statistics.median(m[3].total_fps for m in measured), 2) if track else None
+                round(statistics.median(m[3][0].total_fps for m in measured), 2) if track else None
+            ),
+            tracked_cpu_ratio=(
+                round(statistics.median(m[3][1] / m[4] for m in measured if m[4] > 0), 3)
+                if track
+                else None
             ),
         )
+
+
+def _cpu_timed(phase: Callable[[], RunSummary]) -> tuple[RunSummary, float]:
+    """The phase's summary and this process's CPU milliseconds per frame it processed."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    summary = phase()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return summary, 1000 * cpu / max(1, summary.total_frames)
 
 
 # what `--track` adds: tracking, a line across the middle and a zone over the left half
