@@ -136,16 +136,16 @@ def resolve_labels(
     for output in outputs:
         single = len(outputs) == 1
         names = tuple(given.get(output.name, given.get("", ()) if single else ()))
-        source = "--classify-labels"
+        source = "given"
         if not names:
             names, source = metadata_labels(model, output.name, single), "the model's rt_info"
         if not names:
-            names, source = tuple(documented.get(output.name, ())), "the documented order"
+            names, source = tuple(documented.get(output.name, ())), "documented"
         if not names:
             continue
         if len(names) != output.classes:
             raise ClassifierError(
-                f"{model_label} output {output.name}: {len(names)} class names from {source} "
+                f"{model_label} output {output.name}: {len(names)} class names ({source}) "
                 f"for {output.classes} scores; pass --classify-labels {output.name}=a,b,..."
             )
         labels[output.name] = names

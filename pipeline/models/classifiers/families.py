@@ -73,7 +73,10 @@ def create_classifier_adapter(
     else:
         _class_score_outputs(model, model_label)  # refuses a detector even when forced
         family = kind
+    # Chosen by the user or the model's metadata: read every class-score output, applying
+    # the family's activation where the graph has none.
+    every_output = kind != "auto" or metadata_multilabel(model) is not None
     return _FAMILIES[family](
-        model, model_name=model_name, labels=labels or {}, forced=kind != "auto",
+        model, model_name=model_name, labels=labels or {}, forced=every_output,
         model_label=model_label,
     )  # fmt: skip
