@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import openvino as ov
 
-from pipeline.adapters.base import input_hw, nhwc_u8_input
 from pipeline.attributes import Attributes, Head
 from pipeline.errors import AdapterError
+from pipeline.models.adapters.base import input_hw, nhwc_u8_input
 
 Activation = Literal["softmax", "sigmoid", "log_softmax", "none"]
 

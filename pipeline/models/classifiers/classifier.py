@@ -13,10 +13,10 @@ import numpy as np
 import openvino as ov
 
 from pipeline.attributes import Attributes, Head
-from pipeline.model import load_model
 from pipeline.models.classifiers.base import ClassifierAdapter, crop_box
 from pipeline.models.classifiers.families import create_classifier_adapter
-from pipeline.runtime import InferenceRuntime
+from pipeline.models.loader import load_model
+from pipeline.models.runtime import InferenceRuntime
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.detections import Detections
-from pipeline.model import parse_labels
 from pipeline.models.classifiers.base import ClassifierError
+from pipeline.models.loader import parse_labels
 
 
 @dataclass(frozen=True)
