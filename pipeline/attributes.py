@@ -47,20 +47,23 @@ class Attributes:
                 tops[head.name] = (head.labels[best], float(scores[best]))
         return tops
 
-    def present(self) -> Iterator[tuple[str, str]]:
-        """(key, label) of what holds: each softmax head's top label (key = head name) and each
-        multi-label attribute above its threshold (key = label)."""
+    def present(self) -> Iterator[tuple[str, str | None]]:
+        """What holds: (head name, its most probable label) for each softmax head, and
+        (attribute, None) for each multi-label attribute above its threshold."""
         for head, scores in zip(self.heads, self.scores, strict=True):
             if head.multilabel:
                 for label, score in zip(head.labels, scores, strict=True):
                     if score > head.threshold:
-                        yield label, label
+                        yield label, None
             else:
                 yield head.name, head.labels[int(np.argmax(scores))]
 
     def caption(self, limit: int = 3) -> str:
-        """Short text for drawing: "red car", "male backpack" (at most `limit` words)."""
-        words = [label.removeprefix("has_").removeprefix("is_") for _, label in self.present()]
+        """Short text for drawing: "red car", "male longhair" (at most `limit` words)."""
+        words = [
+            (key if value is None else value).removeprefix("has_").removeprefix("is_")
+            for key, value in self.present()
+        ]
         return " ".join(words[:limit])
 
     def to_dict(self) -> dict:

@@ -14,7 +14,9 @@ class StreamSummary:
     rate over `processing_seconds`; `media_seconds` the decoded frames' duration at the
     stream's nominal rate (0 if unknown); latency is capture to result, over the last 4096
     results; `reconnects` and `down_seconds` are a live stream's; `detections` counts
-    detections per class label."""
+    detections per class label; `attributes` counts classified detections per class label by
+    what their second-stage models said: `{"vehicle": {"color": {"red": 3}}}` for a softmax
+    head, `{"person": {"has_bag": 2}}` for multi-label attributes (present ones only)."""
 
     name: str
     source: str
@@ -32,6 +34,7 @@ class StreamSummary:
     media_seconds: float = 0.0
     detections: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    attributes: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class RunSummary:
     adapter: str
     model: str
     interrupted: bool = False  # stopped (Ctrl-C, SIGTERM or `stop`) before the sources ended
+    classifiers: list[str] = field(default_factory=list)  # second-stage models
+    classify_inferences: int = 0  # crops they classified
 
     @property
     def failed(self) -> list[StreamSummary]:
@@ -79,6 +84,12 @@ class RunSummary:
             f"(executed on {', '.join(self.execution_devices)}, {self.nireq} requests, "
             f"{self.adapter} adapter)" + (" — interrupted" if self.interrupted else "")
         )
+        if self.classifiers:
+            per_frame = self.classify_inferences / self.total_frames if self.total_frames else 0
+            lines.append(
+                f"second stage: {self.classify_inferences} crops classified "
+                f"({per_frame:.2f} per frame) by {', '.join(self.classifiers)}"
+            )
         return "\n".join(lines)
 
 

@@ -179,7 +179,7 @@ def test_person_attributes_equal_a_direct_openvino_call_on_the_same_crops():
             assert ours.heads == (Head("453", PERSON_ATTRIBUTES, multilabel=True),)
             np.testing.assert_allclose(ours.scores[0], reference["453"], atol=2e-3)
             assert list(ours.to_dict()) == list(PERSON_ATTRIBUTES)
-            present[index] = [label for _, label in ours.present()]
+            present[index] = [label for label, _ in ours.present()]
             assert present[index] == [
                 name for name, p in zip(PERSON_ATTRIBUTES, reference["453"], strict=True) if p > 0.5
             ]

@@ -45,6 +45,22 @@ def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
     return dict(sorted(labelled.items()))
 
 
+def _attribute_table(
+    counts: Counter[tuple[int, str, str | None]], names: Sequence[str]
+) -> dict[str, dict]:
+    """{label: {head: {value: n}}} for softmax heads, {label: {attribute: n}} for multi-label."""
+    label = Detections.empty(names).label
+    table: dict[str, dict] = {}
+    for (class_id, key, value), count in sorted(counts.items(), key=str):
+        per_label = table.setdefault(label(class_id), {})
+        if value is None:
+            per_label[key] = per_label.get(key, 0) + count
+        else:
+            per_head = per_label.setdefault(key, {})
+            per_head[value] = per_head.get(value, 0) + count
+    return table
+
+
 @dataclass(eq=False)
 class ActiveStream:
     """A started stream: its decoder, its in-order release, and what its results counted."""
@@ -55,6 +71,8 @@ class ActiveStream:
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
+    # by (class id, head or attribute, label or None for a multi-label attribute)
+    attribute_counts: Counter[tuple[int, str, str | None]] = field(default_factory=Counter)
 
     @property
     def complete(self) -> bool:
@@ -68,6 +86,13 @@ class ActiveStream:
         if len(result.detections):
             self.class_counts.update(result.detections.class_ids.tolist())
             self.names = result.detections.names
+        for class_id, attributes in zip(
+            result.detections.class_ids.tolist(), result.detections.attributes, strict=False
+        ):
+            if attributes is not None:
+                self.attribute_counts.update(
+                    (class_id, key, value) for key, value in attributes.present()
+                )
 
     def status(self) -> StreamStatus:
         source = self.decoder.source
@@ -106,6 +131,7 @@ class ActiveStream:
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=_labelled(self.class_counts, self.names),
             errors=[decoder.error] if decoder.error else [],
+            attributes=_attribute_table(self.attribute_counts, self.names),
         )
 
 
