@@ -36,8 +36,29 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
 def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
-        nireq=args.nireq, labels=args.labels,
+        nireq=args.nireq, labels=args.labels, **_classify_options(args),
     )  # fmt: skip
+
+
+def _classify_options(args: argparse.Namespace) -> dict:
+    """Pipeline's `classify` and `classify_options` from the command line (none without
+    --classify); a malformed spec is a VapipeError here, before any work."""
+    if not args.classify:
+        return {}
+    import dataclasses
+
+    from pipeline.models.classifiers import ClassifyOptions, parse_class_names, parse_classify_spec
+
+    names = parse_class_names(args.classify_labels)
+    specs = [
+        dataclasses.replace(parse_classify_spec(text, args.classify_adapter), class_names=names)
+        for text in args.classify
+    ]
+    options = ClassifyOptions(
+        every=args.classify_every, min_size=args.classify_min_size,
+        reclassify_seconds=args.reclassify_seconds,
+    )  # fmt: skip
+    return {"classify": specs, "classify_options": options}
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 import openvino as ov
 
 from pipeline.attributes import Attributes, Head
+from pipeline.errors import ModelError
 from pipeline.models.classifiers.base import ClassifierAdapter, crop_box
 from pipeline.models.classifiers.families import create_classifier_adapter
 from pipeline.models.loader import load_model
@@ -85,6 +86,11 @@ class Classifier:
     ) -> Classifier:
         """Read `model`, refuse it unless it is a classifier, fit its family and compile it
         (VapipeError, one line, if any step fails)."""
+        if not Path(model).exists():
+            raise ModelError(
+                f"classify model {model}: no such file or folder; pass a classifier's OpenVINO "
+                ".xml, .onnx or .tflite file"
+            )
         core = core or ov.Core()
         loaded = load_model(core, model)
         names = dict(class_names or {})

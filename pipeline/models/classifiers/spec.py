@@ -89,7 +89,11 @@ def check_detector_labels(spec: ClassifySpec, detector_names: Sequence[str]) -> 
     for label in spec.labels:
         if label in known or (not detector_names and label.isdigit()):
             continue
-        have = ", ".join(detector_names) if detector_names else "class ids only (0, 1, ...)"
+        have = (
+            ", ".join(detector_names)
+            if detector_names
+            else "ids only (0, 1, ...; name them with --labels)"
+        )
         raise ClassifierError(
             f"--classify {','.join(spec.labels)}:{spec.model}: the detector has no class "
             f"{label!r}; its classes: {have}"
