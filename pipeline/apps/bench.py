@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import statistics
 import tempfile
@@ -15,11 +16,52 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.engine.pipeline import Pipeline
+from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
 from pipeline.outputs.sinks import JsonlSink
 from pipeline.summary import RunSummary
 from sources import VideoSource, sources_from_specs
 from sources.synthetic import SyntheticSource
+
+
+@dataclass(frozen=True)
+class CascadeFigures:
+    """End-to-end throughput with second-stage models against the detector alone, measured
+    side by side (medians over rounds). `paced` classifies each detection once per
+    `paced_every` frames (about once per `reclassify_seconds` of stream time): the rate at which
+    tracking classifies a track that stays in view, without a tracker."""
+
+    classifiers: list[str]
+    detector_fps: float
+    cascade_fps: float
+    cascade_inferences_per_frame: float
+    paced_every: int
+    paced_fps: float
+    paced_inferences_per_frame: float
+
+    @property
+    def cascade_cost(self) -> float:
+        """The throughput the cascade costs, as a fraction of the detector alone's."""
+        return 1 - self.cascade_fps / self.detector_fps if self.detector_fps else 0.0
+
+    @property
+    def paced_cost(self) -> float:
+        return 1 - self.paced_fps / self.detector_fps if self.detector_fps else 0.0
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("cascade: detector alone, end to end", f"{self.detector_fps:.1f} fps"),
+            (
+                "cascade: + classifiers on every detection",
+                f"{self.cascade_fps:.1f} fps (cost {self.cascade_cost:.1%}, "
+                f"{self.cascade_inferences_per_frame:.2f} crops/frame)",
+            ),
+            (
+                f"cascade: + classifiers every {self.paced_every} frames",
+                f"{self.paced_fps:.1f} fps (cost {self.paced_cost:.1%}, "
+                f"{self.paced_inferences_per_frame:.2f} crops/frame)",
+            ),
+        ]
 
 
 @dataclass(frozen=True)
@@ -39,6 +81,7 @@ class BenchReport:
     latency_p95_ms: float
     peak_rss_mb: float
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
+    cascade: CascadeFigures | None = None
 
     @property
     def e2e_over_inference(self) -> float:
@@ -49,11 +92,15 @@ class BenchReport:
         return self.e2e_fps / self.combined_limit_fps if self.combined_limit_fps else 0.0
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             **asdict(self),
             "ratio_e2e_over_inference": round(self.e2e_over_inference, 3),
             "ratio_e2e_over_combined_limit": round(self.e2e_over_combined, 3),
         }
+        if self.cascade is not None:
+            out["cascade"]["cascade_cost"] = round(self.cascade.cascade_cost, 3)
+            out["cascade"]["paced_cost"] = round(self.cascade.paced_cost, 3)
+        return out
 
     def format_table(self) -> str:
         rows = [
@@ -71,6 +118,8 @@ class BenchReport:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
             rows.append(("e2e / combined limit per round", per_round))
+        if self.cascade is not None:
+            rows += self.cascade.rows()
         head = (
             f"model {self.model} on {self.device} (executed on "
             f"{', '.join(self.execution_devices)}), {self.nireq} requests, {self.streams} streams"
@@ -123,14 +172,18 @@ def run_bench(
     seconds: float = 10.0,
     nireq: int | None = None,
     rounds: int = 1,
+    labels: str | None = None,
+    classify: Sequence[str | ClassifySpec] = (),
+    classify_options: ClassifyOptions | None = None,
 ) -> BenchReport:
     """Measure the three throughputs on one compiled model, in this process.
 
     With several `rounds`, inference-only and end-to-end phases alternate and the report gives
     their medians: on a shared, noisy machine, a ratio of two phases measured side by side is
-    steadier than one of phases minutes apart.
+    steadier than one of phases minutes apart. With `classify`, the cascade's figures are
+    measured after, in rounds of their own (see `CascadeFigures`).
     """
-    with closing(Detector.load(model, device=device, nireq=nireq)) as detector:
+    with closing(Detector.load(model, device=device, nireq=nireq, labels=labels)) as detector:
         inference_fps = measure_inference(detector, seconds)
         synthetic_frames = max(1, int(inference_fps * seconds / streams))
         decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds)
@@ -147,6 +200,12 @@ def run_bench(
         e2e_fps = statistics.median(m[1].total_fps for m in measured)
         combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0.0, 0.0)
+        cascade = None
+        if classify:
+            cascade = _measure_cascade(
+                detector, lambda: _streams(sources, streams, synthetic_frames), seconds, rounds,
+                classify, classify_options or ClassifyOptions(), device,
+            )  # fmt: skip
         return BenchReport(
             model=str(detector.model_path),
             device=detector.runtime.plan.device,
@@ -170,16 +229,65 @@ def run_bench(
                 }
                 for inf, summary, comb in measured
             ],
+            cascade=cascade,
         )
 
 
+def _measure_cascade(
+    detector: Detector,
+    make_sources,
+    seconds: float,
+    rounds: int,
+    classify: Sequence[str | ClassifySpec],
+    options: ClassifyOptions,
+    device: str,
+) -> CascadeFigures:
+    """The detector alone, the cascade on every frame, and the cascade paced to one
+    classification per detection per `reclassify_seconds`, alternated `rounds` times."""
+    probe = make_sources()[0]
+    probe.open()
+    fps = probe.fps or 25.0
+    probe.release()
+    paced_every = max(1, round(fps * options.reclassify_seconds))
+    paced = dataclasses.replace(options, every=paced_every)
+    alone, full, slow = [], [], []
+    for _ in range(rounds):
+        alone.append(_measure_e2e(detector, make_sources(), seconds, []))
+        full.append(_measure_e2e(detector, make_sources(), seconds, [], classify, options, device))
+        slow.append(_measure_e2e(detector, make_sources(), seconds, [], classify, paced, device))
+
+    def per_frame(runs: list[RunSummary]) -> float:
+        frames = sum(r.total_frames for r in runs)
+        return round(sum(r.classify_inferences for r in runs) / frames, 3) if frames else 0.0
+
+    median = lambda runs: round(statistics.median(r.total_fps for r in runs), 2)  # noqa: E731
+    return CascadeFigures(
+        classifiers=full[0].classifiers,
+        detector_fps=median(alone),
+        cascade_fps=median(full),
+        cascade_inferences_per_frame=per_frame(full),
+        paced_every=paced_every,
+        paced_fps=median(slow),
+        paced_inferences_per_frame=per_frame(slow),
+    )
+
+
 def _measure_e2e(
-    detector: Detector, sources: list[VideoSource], seconds: float, latencies: list[float]
+    detector: Detector,
+    sources: list[VideoSource],
+    seconds: float,
+    latencies: list[float],
+    classify: Sequence[str | ClassifySpec] = (),
+    classify_options: ClassifyOptions | None = None,
+    device: str = "AUTO",
 ) -> RunSummary:
     """The whole pipeline with a JSONL sink for `seconds`; latencies are appended."""
     with tempfile.TemporaryDirectory(prefix="vapipe-bench-") as out:
         sinks = [JsonlSink(out), lambda result: latencies.append(result.latency_ms)]
-        with Pipeline(sources, detector, sinks=sinks) as pipeline:
+        with Pipeline(
+            sources, detector, sinks=sinks, classify=classify, classify_options=classify_options,
+            device=device,
+        ) as pipeline:  # fmt: skip
             timer = threading.Timer(seconds, pipeline.stop)
             timer.start()
             summary = pipeline.run()

@@ -49,13 +49,14 @@ def _classify_options(args: argparse.Namespace) -> dict:
 
     from pipeline.models.classifiers import ClassifyOptions, parse_class_names, parse_classify_spec
 
-    names = parse_class_names(args.classify_labels)
+    names = parse_class_names(getattr(args, "classify_labels", []))
+    adapter = getattr(args, "classify_adapter", "auto")
     specs = [
-        dataclasses.replace(parse_classify_spec(text, args.classify_adapter), class_names=names)
+        dataclasses.replace(parse_classify_spec(text, adapter), class_names=names)
         for text in args.classify
     ]
     options = ClassifyOptions(
-        every=args.classify_every, min_size=args.classify_min_size,
+        every=getattr(args, "classify_every", 1), min_size=args.classify_min_size,
         reclassify_seconds=args.reclassify_seconds,
     )  # fmt: skip
     return {"classify": specs, "classify_options": options}
@@ -132,7 +133,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     report = run_bench(
         args.model, args.sources, streams=args.streams, device=args.device,
-        seconds=args.seconds, nireq=args.nireq, rounds=args.rounds,
+        seconds=args.seconds, nireq=args.nireq, rounds=args.rounds, labels=args.labels,
+        **_classify_options(args),
     )  # fmt: skip
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     return EXIT_OK

@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="alternate inference-only and e2e phases N times; report medians (default 1)",
     )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
+    bench.add_argument(
+        "--classify", action="append", default=[], metavar="[LABELS:]MODEL",
+        help="also measure the cascade with this second-stage model (repeatable)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--classify-min-size", type=_non_negative_int, default=0, metavar="PIXELS",
+        help="skip crops narrower than PIXELS (default 0)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--reclassify-seconds", type=_positive_float, default=1.0, metavar="S",
+        help="pace of the paced cascade phase (default 1)",
+    )  # fmt: skip
 
     commands.add_parser("devices", help="list the devices OpenVINO sees")
     return parser
