@@ -223,3 +223,20 @@ def test_attributes_are_drawn_under_the_label():
     rows, cols = np.nonzero(difference)
     assert rows.min() > 80 and rows.max() < 80 + 40, "the caption sits just under the box top"
     assert cols.min() >= 60
+
+
+def test_bench_measures_the_cascade_against_the_detector_alone(media):
+    proc = run_cli(
+        "bench", media["car30"], "--model", SSD_XML, "--labels", SSD_LABELS, "--classify",
+        VEHICLES, "--streams", "2", "--seconds", "1.5", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cascade = json.loads(proc.stdout)["cascade"]
+    assert cascade["classifiers"] == [str(VEHICLE_ATTRS)]
+    for key in ("detector_fps", "cascade_fps", "paced_fps", "detector_cpu_ms", "cascade_cpu_ms"):
+        assert cascade[key] > 0, key
+    assert cascade["paced_every"] == 12  # 12.5 fps, one classification per second
+    # Two vehicles in view on every frame of this clip: about two crops per frame, and about a
+    # twelfth of that when paced.
+    assert 1.0 <= cascade["cascade_inferences_per_frame"] <= 2.5
+    assert cascade["paced_inferences_per_frame"] < cascade["cascade_inferences_per_frame"] / 6
