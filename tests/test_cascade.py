@@ -9,14 +9,14 @@ import numpy as np
 import openvino as ov
 import pytest
 from conftest import CAR, SSD_LABELS, SSD_XML, cut_clip, read_jsonl, run_cli
-from reference import read_frames, ssd_reference
-from test_classifiers import PERSON_ATTRS, VEHICLE_ATTRS
+from reference import read_frames
+from test_classifiers import PERSON_ATTRS, VEHICLE_ATTRS, ssd_boxes
 
 from pipeline import Attributes, ClassifyOptions, ClassifySpec, Pipeline
 from pipeline.apps.cli.parser import CLASSIFY_ADAPTER_CHOICES
 from pipeline.attributes import Head
 from pipeline.detections import Detections, Result
-from pipeline.engine.cascade import Cascade
+from pipeline.engine.cascade import Cascade, TrackedRelease
 from pipeline.models.classifiers import CLASSIFIER_ADAPTER_NAMES
 from pipeline.outputs.draw import annotated
 from sources.frame import Frame
@@ -38,9 +38,8 @@ def _reference_colours(clip, frames: set[int]) -> dict[int, list[str]]:
     compiled = ov.Core().compile_model(str(VEHICLE_ATTRS), "CPU")
     colours = {}
     for index, image in read_frames(clip, frames).items():
-        rows = sorted(r for r in ssd_reference(SSD_XML, image, 0.5) if r[0] == 0)
         found = []
-        for _, _, x1, y1, x2, y2 in sorted(rows, key=lambda r: r[2]):
+        for x1, y1, x2, y2 in sorted(ssd_boxes(image, class_id=0).tolist()):
             crop = image[int(np.floor(y1)) : int(np.ceil(y2)), int(np.floor(x1)) : int(np.ceil(x2))]
             blob = cv2.resize(crop, (72, 72)).transpose(2, 0, 1)[None].astype(np.float32)
             found.append(COLORS[int(np.argmax(compiled({0: blob})["color"]))])
@@ -175,39 +174,40 @@ def test_a_track_is_classified_when_it_appears_then_every_reclassify_seconds(red
     names = SSD_LABELS.split(",")
     cascade = Cascade.load([VEHICLES], names, ClassifyOptions(reclassify_seconds=1.0), device="CPU")
     classifier = cascade.stages[0].classifier
-    due_frames: dict[int, list[int]] = {1: [], 2: []}
-    fresh: dict[int, list[Attributes]] = {1: [], 2: []}
+    emitted: list[Result] = []
+    stage = TrackedRelease(cascade, emitted.append)
+    pushed = []
     try:
-        for index in range(40):
+        for index in range(40):  # pushed in frame order, all in flight at once
             image = frames[index]
-            rows = [r for r in ssd_reference(SSD_XML, image, 0.5) if r[0] == 0]
-            boxes = np.array([r[2:] for r in rows], np.float32).reshape(-1, 4)
-            detections = Detections(
-                boxes, np.ones(len(rows), np.float32), np.zeros(len(rows), int), names
-            )
+            boxes = ssd_boxes(image, class_id=0)
+            n = len(boxes)
+            detections = Detections(boxes, np.ones(n, np.float32), np.zeros(n, int), names)
             track_ids = [1 if (b[0] + b[2]) / 2 < 290 else 2 for b in boxes]
             assert len(set(track_ids)) == len(track_ids), f"frame {index}: one vehicle per lane"
-            for track_id, box in zip(track_ids, boxes, strict=True):
-                last = due_frames[track_id][-1] if due_frames[track_id] else None
-                if last is None or (index - last) * 0.08 >= 1.0 - 1e-9:
-                    due_frames[track_id].append(index)
-                    fresh[track_id].append(classifier.classify(image, box[None])[0])
-            got: list[Result] = []
             frame = Frame("clip", index, index * 80.0, 0.0, image)
-            cascade.process(Result(frame, detections), index, got.append, track_ids)
-            classifier.drain()
-            settled = cascade.settle_tracks(got[0], track_ids)
-            for track_id, vote in zip(track_ids, settled.detections.attributes, strict=True):
-                pairs = zip(fresh[track_id], due_frames[track_id], strict=True)
-                so_far = [f for f, i in pairs if i <= index]
-                assert vote.votes == len(so_far), (index, track_id)
-                expected = np.mean([f.scores[0] for f in so_far], axis=0)
+            stage.push(index, Result(frame, detections), track_ids)
+            pushed.append((image, boxes, track_ids))
+        classifier.drain()
+        inferences = classifier.inferences
+        # The expected schedule and votes, computed one frame at a time.
+        last: dict[int, int] = {}
+        fresh: dict[int, list[Attributes]] = {1: [], 2: []}
+        for index, (image, boxes, track_ids) in enumerate(pushed):
+            for track_id, box in zip(track_ids, boxes, strict=True):
+                if track_id not in last or (index - last[track_id]) * 0.08 >= 1.0 - 1e-9:
+                    last[track_id] = index
+                    fresh[track_id].append(classifier.classify(image, box[None])[0])
+            result = emitted[index]
+            assert result.frame.index == index
+            for track_id, vote in zip(track_ids, result.detections.attributes, strict=True):
+                assert vote.votes == len(fresh[track_id]), (index, track_id)
+                expected = np.mean([f.scores[0] for f in fresh[track_id]], axis=0)
                 np.testing.assert_allclose(vote.scores[0], expected, atol=1e-5)
-        inferences = classifier.inferences - sum(len(f) for f in fresh.values())
     finally:
         cascade.close()
-    assert inferences == sum(len(d) for d in due_frames.values())
-    assert inferences <= 8, f"{inferences} classifications for 2 tracks over 3.2 s"
+    assert len(emitted) == stage.released == 40
+    assert inferences == sum(len(f) for f in fresh.values()) <= 8
     assert fresh[2] and all(f.top()["color"][0] == "red" for f in fresh[2])
     assert fresh[1] and all(f.top()["color"][0] == "white" for f in fresh[1])
 

@@ -15,6 +15,7 @@ import openvino as ov
 
 from pipeline.attributes import Attributes
 from pipeline.detections import Detections, Result
+from pipeline.engine.ordering import InOrderRelease
 from pipeline.models.classifiers import (
     Classifier,
     ClassifyOptions,
@@ -195,6 +196,36 @@ class Cascade:
     def close(self) -> None:
         for stage in self.stages:
             stage.classifier.close()
+
+
+class TrackedRelease:
+    """One stream's second stage after a tracker: results pushed in frame order with their
+    track ids, classified (the tracks due only) and emitted in frame order, each tracked
+    detection carrying its track's vote.
+
+    The tracker runs in frame order (after the stream's first in-order release); `push` is
+    called there, and `emit` (the sinks) gets the results back in the same order once their
+    classifications are in. Frames of other streams never wait for this one.
+    """
+
+    def __init__(self, cascade: Cascade, emit: Callable[[Result], None]) -> None:
+        self._cascade = cascade
+        self._emit = emit
+        self._release: InOrderRelease[tuple[Result, Sequence[int]]] = InOrderRelease(self._settle)
+
+    def push(self, seq: int, result: Result, track_ids: Sequence[int]) -> None:
+        def ready(classified: Result) -> None:
+            self._release.push(seq, (classified, track_ids))
+
+        self._cascade.process(result, seq, ready, track_ids)
+
+    def _settle(self, item: tuple[Result, Sequence[int]]) -> None:
+        result, track_ids = item
+        self._emit(self._cascade.settle_tracks(result, track_ids))
+
+    @property
+    def released(self) -> int:
+        return self._release.released
 
 
 def _seconds(result: Result) -> float:
