@@ -23,8 +23,8 @@ class StreamOptions:
     `classes` sets the service class of streams by name (default: live for live sources,
     batch for files); `scheduling` serves live frames first (`classes`) or every stream
     round-robin (`fair`); `batch_requests` fixes how many requests batch frames may hold while
-    live streams run (default: measured, see `BatchBound`). Batch streams' decoder threads run
-    at the lowest OS priority unless `scheduling` is `fair`.
+    live streams run (default: measured, see `BatchBound`). With `classes`, a batch stream
+    started while live streams run decodes at the lowest OS priority.
     """
 
     policy: QueuePolicy | None = None

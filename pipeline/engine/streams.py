@@ -208,8 +208,12 @@ class StreamLifecycle:
         service_class = feed.service_class or options.service_class(source.name, source.live)
         policy = options.policy or QueuePolicy.for_source(source.live)
         self._frames.add_lane(source.name, policy, service_class)
+        # A batch decoder yields the CPU to live streams, not to other processes: only while
+        # live streams run (its priority cannot be raised again, unprivileged).
         low_priority = (
-            service_class is ServiceClass.BATCH and options.scheduling is Scheduling.CLASSES
+            service_class is ServiceClass.BATCH
+            and options.scheduling is Scheduling.CLASSES
+            and any(s.service_class is ServiceClass.LIVE for s in self.active.values())
         )
         decoder = DecoderThread(
             source, self._frames, self._frame_path.prepare, feed.stop_event,
