@@ -99,6 +99,7 @@ class BenchReport:
     latency_p95_ms: float
     peak_rss_mb: float
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
+    classes: dict[str, dict] = field(default_factory=dict)  # e2e per service class, last round
     cascade: CascadeFigures | None = None
 
     @property
@@ -134,6 +135,12 @@ class BenchReport:
             ("ratio e2e / inference only", f"{self.e2e_over_inference:.3f}"),
             ("ratio e2e / combined limit", f"{self.e2e_over_combined:.3f}"),
         ]
+        for name, c in self.classes.items():
+            rows.append((
+                f"{name} class: frames, fps, latency p50 / p95",
+                f"{c['frames']}, {c['fps']:.1f} fps, "
+                f"{c['latency_p50_ms']:.1f} / {c['latency_p95_ms']:.1f} ms",
+            ))  # fmt: skip
         if len(self.rounds) > 1:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
@@ -249,6 +256,7 @@ def run_bench(
                 }
                 for inf, summary, comb in measured
             ],
+            classes={name: asdict(c) for name, c in measured[-1][1].classes.items()},
             cascade=cascade,
         )
 

@@ -12,7 +12,6 @@ from pipeline.detections import Result
 from pipeline.engine.cascade import Cascade
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
-from pipeline.outputs.sinks import Sink
 from sources import Frame
 
 if TYPE_CHECKING:
@@ -24,23 +23,22 @@ class FramePath:
 
     `prepare` runs on the decoder thread (preprocessing off the scheduler thread); `complete`
     on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
-    release, which calls `deliver` in frame order. `streams` is the running streams by name,
-    owned by the stream lifecycle; `wake` is set when a finished stream's last result may
-    have been delivered. With a `cascade`, a result goes to the release only once its
-    second-stage classifications are in (other frames and streams go on meanwhile).
+    release, which calls `deliver` in frame order, to the stream's own sinks. `streams` is the
+    running streams by name, owned by the stream lifecycle; `wake` is set when a finished
+    stream's last result may have been delivered. With a `cascade`, a result goes to the
+    release only once its second-stage classifications are in (other frames and streams go on
+    meanwhile).
     """
 
     def __init__(
         self,
         adapter: ModelAdapter,
-        sinks: Sequence[Sink],
         streams: Mapping[str, ActiveStream],
         wake: threading.Event,
         cascade: Cascade | None = None,
     ) -> None:
         self.adapter = adapter
         self.cascade = cascade
-        self._sinks = sinks
         self._streams = streams
         self._wake = wake
 
@@ -65,6 +63,7 @@ class FramePath:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
-        for sink in self._sinks:
+        stream = self._streams[result.stream]
+        for sink in stream.sinks:
             sink.write(result)
-        self._streams[result.stream].record(result)
+        stream.record(result)

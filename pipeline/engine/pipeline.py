@@ -14,9 +14,11 @@ import openvino as ov
 
 from pipeline.detections import Result
 from pipeline.engine.cascade import Cascade
+from pipeline.engine.feeds import Feed
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue
 from pipeline.engine.scheduler import Job, Scheduler
+from pipeline.engine.service_classes import BatchBound, Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.engine.streams import ActiveStream, StreamLifecycle
 from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
@@ -54,6 +56,10 @@ class Pipeline:
     processes every stream to its end (or until `stop`), delivering each stream's results to
     the sinks in frame order, and returns a RunSummary. Use it as a context manager so that
     the request pools and compiled models are released in a safe order.
+
+    More streams may join in other feeds (`add_feed`), with their own sinks, before or while
+    it runs: recordings at batch class beside live cameras. Live frames are dispatched first
+    unless `streams.scheduling` says otherwise (see `StreamOptions`).
 
         with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
             summary = pipeline.run()
@@ -112,15 +118,19 @@ class Pipeline:
         self.lane_capacity = options.lane_capacity or math.ceil(
             2 * detector.runtime.nireq / concurrency
         )
-        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
+        by_class = options.scheduling is Scheduling.CLASSES
+        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity, by_class)
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream ended, or stop was asked
         active: dict[str, ActiveStream] = {}  # the running streams, shared by the two below
-        self._frame_path = FramePath(self.adapter, self.sinks, active, self._wake, self.cascade)
+        self._frame_path = FramePath(self.adapter, active, self._wake, self.cascade)
         self._streams = StreamLifecycle(
-            iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
-            options=options, frames=self._frames, sinks=self.sinks, frame_path=self._frame_path,
-            active=active, stop=self._stop, wake=self._wake,
+            options=options, frames=self._frames, frame_path=self._frame_path, active=active,
+            stop=self._stop, wake=self._wake,
+        )  # fmt: skip
+        self._streams.add(
+            Feed(iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
+                 sinks=self.sinks)
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
@@ -133,6 +143,31 @@ class Pipeline:
     @property
     def concurrency(self) -> int:
         return self._streams.concurrency
+
+    def add_feed(
+        self,
+        sources: Iterable[SourceLike],
+        *,
+        sinks: Sequence[SinkLike] = (),
+        concurrency: int | None = None,
+        service_class: ServiceClass | None = ServiceClass.BATCH,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
+        on_done: Callable[[Feed], None] | None = None,
+    ) -> Feed:
+        """Add streams from `sources` (paths, specs or sources, consumed lazily, each opened in
+        its own decoder thread), at most `concurrency` at once (default: the request-pool
+        size), at `service_class` (None: each source's own), their results to `sinks`.
+
+        May be called before `run` or, from any thread, while it runs; raises RuntimeError
+        once the run is over. The feed's `stop` stops it alone; `progress` and `wait` follow
+        it; its sinks are closed when it is done, then `on_done(feed)` is called.
+        """
+        feed = Feed(
+            iter(sources), eager=False, concurrency=concurrency or self.runtime.nireq,
+            sinks=[_as_sink(s) for s in sinks], service_class=service_class,
+            on_stream_end=on_stream_end, on_done=on_done,
+        )  # fmt: skip
+        return self._streams.add(feed)
 
     @property
     def runtime(self) -> InferenceRuntime:
@@ -160,8 +195,9 @@ class Pipeline:
             raise RuntimeError("a Pipeline runs once; make a new one")
         self._ran = True
         runtime = self.runtime
-        runtime.set_callback(self._frame_path.complete)
-        scheduler = Scheduler(self._frames, runtime)
+        runtime.set_callback(self._frame_path.complete, on_released=self._frames.wake)
+        bound = BatchBound(runtime.nireq, self.options.batch_requests)
+        scheduler = Scheduler(self._frames, runtime, bound)
         started = time.time()
         interrupted = False
         failure: BaseException | None = None
@@ -206,8 +242,7 @@ class Pipeline:
         self._streams.end_complete(on_stream_end, all_remaining=failure is None)
         if on_tick is not None and failure is None:
             on_tick(self.progress())  # the final figures
-        for sink in self.sinks:
-            sink.close()
+        self._streams.finish_feeds()
         if failure is not None:
             raise failure
         if scheduler.error is not None:
@@ -281,6 +316,8 @@ class Pipeline:
             adapter=self.adapter.name,
             model=str(self.model_path),
             interrupted=interrupted,
+            classes=self._streams.class_summaries(wall_seconds),
+            scheduling=self.options.scheduling.value,
             classifiers=self.cascade.names if self.cascade else [],
             classify_inferences=self.cascade.inferences if self.cascade else 0,
         )

@@ -7,20 +7,22 @@ import dataclasses
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.detections import Detections, Result
 from pipeline.engine.decoder import DecoderThread
+from pipeline.engine.feeds import Feed, progress_of
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue, QueuePolicy
 from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
+from pipeline.engine.service_classes import Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import Sink, StreamInfo
-from pipeline.summary import Progress, StreamSummary
+from pipeline.summary import ClassSummary, Progress, StreamSummary
 from sources import (
     FrameSampler,
     LiveSource,
@@ -63,10 +65,14 @@ def _attribute_table(
 
 @dataclass(eq=False)
 class ActiveStream:
-    """A started stream: its decoder, its in-order release, and what its results counted."""
+    """A started stream: its decoder, its in-order release, its class and sinks, and what its
+    results counted (its latencies also into `class_latencies_ms`, its class's)."""
 
     decoder: DecoderThread[Job]
     release: InOrderRelease[Result]
+    service_class: ServiceClass = ServiceClass.LIVE
+    sinks: Sequence[Sink] = ()
+    class_latencies_ms: deque[float] = field(default_factory=deque)
     class_counts: Counter[int] = field(default_factory=Counter)  # by class id
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -83,6 +89,7 @@ class ActiveStream:
         """Count a delivered result (called in frame order, under the release's lock)."""
         self.last_result_at = result.completed_at
         self.latencies_ms.append(result.latency_ms)
+        self.class_latencies_ms.append(result.latency_ms)
         if len(result.detections):
             self.class_counts.update(result.detections.class_ids.tolist())
             self.names = result.detections.names
@@ -132,38 +139,32 @@ class ActiveStream:
             detections=_labelled(self.class_counts, self.names),
             errors=[decoder.error] if decoder.error else [],
             attributes=_attribute_table(self.attribute_counts, self.names),
+            service_class=self.service_class.value,
         )
 
 
 class StreamLifecycle:
     """Starts, tracks and ends the streams of one run; owned by the pipeline's run thread.
 
-    With `eager`, `feed` yields sources that are already open; otherwise it yields source
-    specs, each opened in its own decoder thread. At most `concurrency` streams run at once.
-    `active` (the running streams by name) is shared with the frame path, which delivers
-    their results.
+    Streams come from feeds (see `Feed`): an eager one yields sources already open, a lazy one
+    source specs, each opened in its own decoder thread; each feed runs at most its
+    `concurrency` streams at once. Feeds may be added from any thread until the run is over
+    (every feed exhausted and no stream running); then the frame queue is sealed. `active`
+    (the running streams by name) is shared with the frame path, which delivers their results.
     """
 
     def __init__(
         self,
-        feed: Iterator,
         *,
-        eager: bool,
-        concurrency: int,
         options: StreamOptions,
         frames: FairFrameQueue[Job],
-        sinks: Sequence[Sink],
         frame_path: FramePath,
         active: dict[str, ActiveStream],
         stop: threading.Event,
         wake: threading.Event,
     ) -> None:
-        self._feed = feed
-        self._eager = eager
-        self.concurrency = concurrency
         self._options = options
         self._frames = frames
-        self._sinks = sinks
         self._stop = stop
         self._wake = wake
         self._frame_path = frame_path
@@ -171,35 +172,87 @@ class StreamLifecycle:
         self.ended: list[StreamSummary] = []
         self.started: list[VideoSource] = []
         self._names: set[str] = set()
-        self.exhausted = False  # no more sources will start
+        self._feeds: list[Feed] = []
+        self._lock = threading.Lock()  # guards `_feeds` and `_over`
+        self._over = False
+        self.class_latencies_ms: dict[ServiceClass, deque[float]] = {
+            c: deque(maxlen=LATENCY_WINDOW) for c in ServiceClass
+        }
+
+    @property
+    def concurrency(self) -> int:
+        """Streams that may run at once, over every feed not exhausted."""
+        with self._lock:
+            return sum(f.concurrency for f in self._feeds if not f.exhausted) or 1
 
     @property
     def over(self) -> bool:
-        return self.exhausted and not self.active
+        """Every feed is exhausted and no stream runs: the run is over, no feed may join."""
+        return self._over
+
+    @property
+    def feeds(self) -> list[Feed]:
+        with self._lock:
+            return list(self._feeds)
+
+    def add(self, feed: Feed) -> Feed:
+        """Add a feed; its streams start at the run thread's next pass. Any thread."""
+        with self._lock:
+            if self._over:
+                raise RuntimeError("the pipeline's run is over: no feed can be added")
+            self._feeds.append(feed)
+        if self._stop.is_set():
+            feed.stop()
+        self._wake.set()
+        return feed
 
     def top_up(self) -> None:
-        """Start streams from the feed until `concurrency` run or the feed is exhausted."""
-        while not self.exhausted and len(self.active) < self.concurrency:
-            spec = None if self._stop.is_set() else next(self._feed, None)
-            if spec is None:
-                self.exhausted = True
+        """Start streams from each feed until it runs `concurrency` or is exhausted; once
+        every feed is exhausted and no stream runs, seal the frame queue."""
+        for feed in self.feeds:
+            while not feed.exhausted and len(feed.active) < feed.concurrency:
+                stopped = self._stop.is_set() or feed.stopped
+                spec = None if stopped else next(feed.sources, None)
+                if spec is None:
+                    feed.exhausted = True
+                    break
+                self._start(feed, spec if feed.eager else as_source(spec, self._options.live))
+            if feed.exhausted and not feed.active:
+                self._finish(feed)
+        with self._lock:
+            if not self._over and not self.active and all(f.exhausted for f in self._feeds):
+                self._over = True
                 self._frames.seal()
-                return
-            self._start(spec if self._eager else as_source(spec, self._options.live))
 
-    def _start(self, source: VideoSource) -> None:
-        if not self._eager:
+    def _start(self, feed: Feed, source: VideoSource) -> None:
+        if not feed.eager:
             source.name = self._unused_name(source.name)
+        feed.started.append(source)
         self.started.append(source)
         self._names.add(source.name)
         options = self._options
-        self._frames.add_lane(source.name, options.policy or QueuePolicy.for_source(source.live))
+        service_class = feed.service_class or options.service_class(source.name, source.live)
+        policy = options.policy or QueuePolicy.for_source(source.live)
+        self._frames.add_lane(source.name, policy, service_class)
+        # A batch decoder yields the CPU to live streams, not to other processes: only while
+        # live streams run (its priority cannot be raised again, unprivileged).
+        low_priority = (
+            service_class is ServiceClass.BATCH
+            and options.scheduling is Scheduling.CLASSES
+            and any(s.service_class is ServiceClass.LIVE for s in self.active.values())
+        )
         decoder = DecoderThread(
-            source, self._frames, self._frame_path.prepare, self._stop,
-            open_source=not self._eager, on_started=self._open_sinks, on_ended=self._wake.set,
+            source, self._frames, self._frame_path.prepare, feed.stop_event,
+            open_source=not feed.eager, on_started=lambda s: self._open_sinks(s, feed.sinks),
+            on_ended=self._wake.set,
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
+            low_priority=low_priority,
         )  # fmt: skip
-        self.active[source.name] = ActiveStream(decoder, InOrderRelease(self._frame_path.deliver))
+        stream = ActiveStream(
+            decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks,
+            self.class_latencies_ms[service_class],
+        )  # fmt: skip
+        self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
 
     def _unused_name(self, wanted: str) -> str:
@@ -209,15 +262,17 @@ class StreamLifecycle:
             name = f"{wanted}-{n}"
         return name
 
-    def _open_sinks(self, source: VideoSource) -> None:
+    @staticmethod
+    def _open_sinks(source: VideoSource, sinks: Sequence[Sink]) -> None:
         info = StreamInfo(source.name, mask_credentials(source.uri), *source.size, source.fps)
-        for sink in self._sinks:
+        for sink in sinks:
             sink.open(info)
 
     def interrupt_all(self) -> None:
-        """Make every running source's `read` return (a live one stops waiting to reconnect)."""
-        for stream in list(self.active.values()):
-            stream.decoder.source.interrupt()
+        """Stop every feed: each running source's `read` returns (a live one stops waiting to
+        reconnect) and no feed starts another stream."""
+        for feed in self.feeds:
+            feed.stop()
 
     def join_decoders(self) -> None:
         for stream in self.active.values():
@@ -228,20 +283,36 @@ class StreamLifecycle:
     ) -> None:
         """End the streams whose last result is delivered (all of them with `all_remaining`):
         finish their sinks and keep their summaries."""
-        for name, stream in list(self.active.items()):
-            if not (stream.complete or all_remaining):
-                continue
-            del self.active[name]
-            if stream.complete:
-                self._frames.remove_lane(name)
-            summary = self._finish_sinks(stream.summary())
-            self.ended.append(summary)
-            if on_stream_end is not None:
-                on_stream_end(summary)
+        for feed in self.feeds:
+            for name, stream in list(feed.active.items()):
+                if not (stream.complete or all_remaining):
+                    continue
+                del self.active[name], feed.active[name]
+                if stream.complete:
+                    self._frames.remove_lane(name)
+                summary = self._finish_sinks(stream.summary(), stream.sinks)
+                self.ended.append(summary)
+                feed.ended.append(summary)
+                for callback in (feed.on_stream_end, on_stream_end):
+                    if callback is not None:
+                        callback(summary)
 
-    def _finish_sinks(self, summary: StreamSummary) -> StreamSummary:
+    def finish_feeds(self) -> None:
+        """At the end of the run: finish every feed not done yet (stopped, or failed)."""
+        for feed in self.feeds:
+            self._finish(feed)
+
+    @staticmethod
+    def _finish(feed: Feed) -> None:
+        if not feed.done:
+            feed.finish()
+            if feed.on_done is not None:
+                feed.on_done(feed)
+
+    @staticmethod
+    def _finish_sinks(summary: StreamSummary, sinks: Sequence[Sink]) -> StreamSummary:
         """Tell every sink the stream ended; a sink failing to finish fails the stream."""
-        for sink in self._sinks:
+        for sink in sinks:
             try:
                 sink.finish(summary)
             except Exception as error:
@@ -256,14 +327,25 @@ class StreamLifecycle:
         return {name: stream.status() for name, stream in list(self.active.items())}
 
     def progress(self) -> Progress:
-        active = list(self.active.values())
-        ended = self.ended
-        return Progress(
-            processed=sum(s.release.released for s in active)
-            + sum(e.frames_processed for e in ended),
-            decoded=sum(s.decoder.decoded for s in active) + sum(e.frames_decoded for e in ended),
-            dropped=sum(s.decoder.dropped for s in active) + sum(e.frames_dropped for e in ended),
-            expected=sum(s.declared_frames for s in self.started),
-            streams_active=len(active),
-            streams_ended=len(ended),
-        )
+        return progress_of(list(self.active.values()), self.ended, self.started)
+
+    def class_summaries(self, wall_seconds: float) -> dict[str, ClassSummary]:
+        """Per service class with streams: frames, fps over the run, latency p50/p95."""
+        streams = self.ended + [s.summary() for s in list(self.active.values())]
+        summaries = {}
+        for service_class, latencies in self.class_latencies_ms.items():
+            mine = [s for s in streams if s.service_class == service_class.value]
+            if not mine:
+                continue
+            frames = sum(s.frames_processed for s in mine)
+            latencies = list(latencies)  # a copy: results may arrive meanwhile
+            p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)
+            summaries[service_class.value] = ClassSummary(
+                streams=len(mine),
+                frames=frames,
+                dropped=sum(s.frames_dropped for s in mine),
+                fps=round(frames / wall_seconds, 2) if wall_seconds > 0 else 0.0,
+                latency_p50_ms=round(float(p50), 1),
+                latency_p95_ms=round(float(p95), 1),
+            )
+        return summaries

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pipeline.apps.cli.parser import build_parser
 from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.service_classes import Scheduling
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
 
@@ -30,7 +31,28 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
         every=args.every,
         max_fps=args.max_fps,
         live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
+        classes=dict(args.classes),
+        scheduling=Scheduling(args.scheduling),
+        batch_requests=args.batch_requests,
     )
+
+
+def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
+    unknown = sorted({name for name, _ in args.classes} - set(names))
+    if unknown:
+        raise VapipeError(
+            f"--class {', '.join(unknown)}: no such stream; streams: {', '.join(names)}"
+        )
+
+
+def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
+    """The command line's sources, files made simulated cameras by `--realtime`/`--loop`."""
+    from sources import simulate, sources_from_specs
+
+    return [
+        simulate(source, realtime=args.realtime, loop=args.loop)
+        for source in sources_from_specs(args.sources, options.live)
+    ]
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -63,18 +85,26 @@ def _classify_options(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
     from pipeline.engine.pipeline import Pipeline
     from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink
 
     if args.save_video and not args.out:
         raise VapipeError("--save-video needs --out DIR to write the videos to")
+    if args.batch and not args.out:
+        raise VapipeError("--batch needs --out DIR (the batch results go to DIR/batch/)")
+    job = (
+        BatchJob(args.batch, None, args.out / "batch", save_video=args.save_video)
+        if args.batch
+        else None
+    )
     sinks = [JsonlSink(args.out)] if args.out else []
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
     with Pipeline(
-        args.sources, args.model, sinks=sinks, streams=options, **_model_options(args)
+        _sources(args, options), args.model, sinks=sinks, streams=options, **_model_options(args)
     ) as pipeline:
         runtime = pipeline.runtime
         log.info(
@@ -82,14 +112,21 @@ def _run(args: argparse.Namespace) -> int:
             len(pipeline.sources), pipeline.model_path, pipeline.adapter.name,
             runtime.plan.device, ", ".join(runtime.execution_devices), runtime.nireq,
         )  # fmt: skip
+        _check_classes(args, [source.name for source in pipeline.sources])
+        if job is not None:
+            job.start(pipeline)
         with ProgressReporter(enabled=not args.no_progress) as progress:
             summary = pipeline.run(on_tick=progress.update, duration=args.duration)
     if args.out:
         summary.write_json(args.out / "summary.json")
     print(summary.format_text())
+    if job is not None and job.report is not None:
+        print(f"batch job: {job.report.format_text()}")
+        print(f"batch report: {args.out / 'batch' / 'report.json'} and report.csv")
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
+    batch_failed = job is not None and job.report is not None and job.report.failed
+    return EXIT_STREAM_FAILED if summary.failed or batch_failed else EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -103,7 +140,8 @@ def _demo(args: argparse.Namespace) -> int:
     options = DemoOptions(
         size=args.size, window=not args.headless, serve=args.serve, duration=args.duration
     )
-    demo = Demo(args.sources, model, options, streams=_stream_options(args), **_model_options(args))
+    streams = _stream_options(args)
+    demo = Demo(_sources(args, streams), model, options, streams=streams, **_model_options(args))
     summary = demo.run()
     print(summary.format_text())
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
