@@ -19,7 +19,8 @@ from pipeline.engine.frame_queue import FairFrameQueue, QueuePolicy
 from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
 from pipeline.engine.stream_options import StreamOptions
-from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.errors import VapipeError
+from pipeline.outputs.sinks import CallbackSink, Sink, StreamInfo
 from pipeline.summary import Progress, StreamSummary
 from sources import (
     FrameSampler,
@@ -30,6 +31,7 @@ from sources import (
     as_source,
     mask_credentials,
 )
+from sources.spec import UniqueNames
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,13 @@ def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
     return dict(sorted(labelled.items()))
 
 
+def _sink_error(sink: Sink, error: Exception) -> str:
+    """One line for a sink's failure: our own errors say what to do; a bug names its type."""
+    name = f"callback {sink.on_result!r}" if isinstance(sink, CallbackSink) else type(sink).__name__
+    why = str(error) if isinstance(error, VapipeError) else f"{type(error).__name__}: {error}"
+    return f"{name} failed: {why}"
+
+
 @dataclass(eq=False)
 class ActiveStream:
     """A started stream: its decoder, its in-order release, and what its results counted."""
@@ -55,6 +64,17 @@ class ActiveStream:
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
+    sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
+
+    def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
+        """Sink `index` failed for this stream: it gets nothing more of it; the stream fails."""
+        message = _sink_error(sink, error)
+        self.sink_errors.setdefault(index, message)
+        name = self.decoder.source.name
+        if isinstance(error, VapipeError):
+            log.error("stream %s: %s", name, message)
+        else:  # a bug in the sink: keep the traceback in the log
+            log.error("stream %s: %s", name, message, exc_info=error)
 
     @property
     def complete(self) -> bool:
@@ -81,7 +101,7 @@ class ActiveStream:
         source = decoder.source
         processed = self.release.released
         elapsed = max(0.0, (self.last_result_at or decoder.started_at) - decoder.started_at)
-        if decoder.error:
+        if decoder.error or self.sink_errors:
             status = "failed"
         elif decoder.reached_end:
             status = "done"
@@ -105,7 +125,7 @@ class ActiveStream:
             processing_seconds=round(elapsed, 3),
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=_labelled(self.class_counts, self.names),
-            errors=[decoder.error] if decoder.error else [],
+            errors=([decoder.error] if decoder.error else []) + list(self.sink_errors.values()),
         )
 
 
@@ -144,7 +164,7 @@ class StreamLifecycle:
         self.active = active
         self.ended: list[StreamSummary] = []
         self.started: list[VideoSource] = []
-        self._names: set[str] = set()
+        self._names = UniqueNames()
         self.exhausted = False  # no more sources will start
 
     @property
@@ -158,14 +178,16 @@ class StreamLifecycle:
             if spec is None:
                 self.exhausted = True
                 self._frames.seal()
+                if self._eager:  # stopped before they started: open sources, none is lost
+                    for source in self._feed:
+                        source.release()
+                        self.ended.append(_never_started(source))
                 return
             self._start(spec if self._eager else as_source(spec, self._options.live))
 
     def _start(self, source: VideoSource) -> None:
-        if not self._eager:
-            source.name = self._unused_name(source.name)
+        source.name = self._names.claim(source.name)  # eager ones are unique already
         self.started.append(source)
-        self._names.add(source.name)
         options = self._options
         self._frames.add_lane(source.name, options.policy or QueuePolicy.for_source(source.live))
         decoder = DecoderThread(
@@ -176,17 +198,16 @@ class StreamLifecycle:
         self.active[source.name] = ActiveStream(decoder, InOrderRelease(self._frame_path.deliver))
         decoder.start()
 
-    def _unused_name(self, wanted: str) -> str:
-        name, n = wanted, 1
-        while name in self._names:
-            n += 1
-            name = f"{wanted}-{n}"
-        return name
-
     def _open_sinks(self, source: VideoSource) -> None:
+        """On the decoder thread, before the first frame; a sink failing to open fails for
+        this stream only."""
         info = StreamInfo(source.name, mask_credentials(source.uri), *source.size, source.fps)
-        for sink in self._sinks:
-            sink.open(info)
+        stream = self.active[source.name]
+        for index, sink in enumerate(self._sinks):
+            try:
+                sink.open(info)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
 
     def interrupt_all(self) -> None:
         """Make every running source's `read` return (a live one stops waiting to reconnect)."""
@@ -205,21 +226,27 @@ class StreamLifecycle:
         for name, stream in list(self.active.items()):
             if not (stream.complete or all_remaining):
                 continue
-            del self.active[name]
             if stream.complete:
                 self._frames.remove_lane(name)
-            summary = self._finish_sinks(stream.summary())
-            self.ended.append(summary)
+            summary = stream.summary()
+            try:  # whatever interrupts the sinks (Ctrl-C), the stream stays in the summary
+                summary = self._finish_sinks(stream, summary)
+            finally:
+                del self.active[name]
+                self.ended.append(summary)
             if on_stream_end is not None:
                 on_stream_end(summary)
 
-    def _finish_sinks(self, summary: StreamSummary) -> StreamSummary:
-        """Tell every sink the stream ended; a sink failing to finish fails the stream."""
-        for sink in self._sinks:
+    def _finish_sinks(self, stream: ActiveStream, summary: StreamSummary) -> StreamSummary:
+        """Tell every sink that has not failed that the stream ended; a sink failing to finish
+        fails the stream."""
+        for index, sink in enumerate(self._sinks):
+            if index in stream.sink_errors:
+                continue
             try:
                 sink.finish(summary)
             except Exception as error:
-                message = f"{type(sink).__name__} could not finish: {error}"
+                message = _sink_error(sink, error)
                 log.error("stream %s: %s", summary.name, message)
                 summary = dataclasses.replace(
                     summary, status="failed", errors=[*summary.errors, message]
@@ -241,3 +268,11 @@ class StreamLifecycle:
             streams_active=len(active),
             streams_ended=len(ended),
         )
+
+
+def _never_started(source: VideoSource) -> StreamSummary:
+    """The summary of a stream stopped before its decoder started."""
+    return StreamSummary(
+        name=source.name, source=mask_credentials(source.uri), status="stopped",
+        frames_decoded=0, frames_processed=0, frames_dropped=0, fps=0.0,
+    )  # fmt: skip

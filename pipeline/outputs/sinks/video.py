@@ -147,8 +147,10 @@ class AnnotatedVideoSink:
                 elif output.error is None:
                     self._write_frame(output, item)
             except Exception as error:  # keep the writer alive for the other streams
-                why = str(error) if isinstance(error, OutputError) else f"writing failed: {error}"
-                output.error = output.error or f"{output.partial}: {why}"
+                why = f"{output.partial}: writing failed: {error}"
+                output.error = output.error or (
+                    str(error) if isinstance(error, OutputError) else why
+                )
                 log.error("annotated video for %s failed: %s", item.stream, output.error)
             finally:
                 if isinstance(item, _FinishItem):
