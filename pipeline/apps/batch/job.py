@@ -19,6 +19,8 @@ from sources import FileSource, SourceError
 
 log = logging.getLogger(__name__)
 
+REPORT_SECONDS = 2.0  # the report is rewritten at most this often while files end
+
 
 class BatchJob:
     """Analyses every video under some folders, several files at once as concurrent streams.
@@ -57,6 +59,7 @@ class BatchJob:
         self._detector_options = detector_options  # device, adapter, conf ... as Detector.load
         self._model = model
         self._pipeline: Pipeline | None = None
+        self._stopped = False  # `stop` was called, perhaps before the pipeline existed
 
     def pending(self) -> list[BatchFile]:
         """The files this run will process: all with `force`, else those not complete."""
@@ -73,7 +76,9 @@ class BatchJob:
 
         `on_file` gets each file's report as it ends (skipped files first); `on_tick` gets the
         frame progress, files ended and files to process, twice a second. Ctrl-C stops cleanly:
-        files in progress are reported `stopped` and processed again next time.
+        files in progress are reported `stopped` and processed again next time. The report is
+        also rewritten as files end (at most every `REPORT_SECONDS`), so that it is current
+        if the job is killed.
         """
         started = time.time()
         todo = self.pending()
@@ -91,17 +96,25 @@ class BatchJob:
                 emit(reports[file.path])
         by_key = {file.key: file for file in todo}
 
+        last_written = time.monotonic()
+
         def file_ended(stream: StreamSummary) -> None:
+            nonlocal last_written
             file = by_key[stream.name]
             output = self._output(file, stream.status)
             reports[file.path] = FileReport.from_stream(file.relative, output, stream)
             emit(reports[file.path])
+            if time.monotonic() - last_written >= REPORT_SECONDS:
+                self._report(reports, todo, started).write(self.layout.root)
+                last_written = time.monotonic()
 
         interrupted, frames, fps = False, 0, 0.0
         if todo:
             self.layout.root.mkdir(parents=True, exist_ok=True)
             with self._make_pipeline(todo) as pipeline:
                 self._pipeline = pipeline
+                if self._stopped:  # asked while the model was loading
+                    pipeline.stop()
                 tick = None
                 if on_tick is not None:
                     ended = lambda: len(reports) - (len(self.files) - len(todo))  # noqa: E731
@@ -109,23 +122,36 @@ class BatchJob:
                 summary = pipeline.run(on_tick=tick, on_stream_end=file_ended)
                 self._pipeline = None
             interrupted, frames, fps = summary.interrupted, summary.total_frames, summary.total_fps
-        for file in todo:
-            if file.path not in reports:
-                reports[file.path] = FileReport(file.relative, "pending")
-        wall = time.time() - started
-        report = BatchReport(
-            files=[reports[file.path] for file in self.files],
-            wall_seconds=round(wall, 3),
+        report = self._report(reports, todo, started, frames, fps, interrupted)
+        report.write(self.layout.root)
+        return report
+
+    def _report(
+        self,
+        reports: dict[Path, FileReport],
+        todo: Sequence[BatchFile],
+        started: float,
+        frames: int | None = None,
+        fps: float = 0.0,
+        interrupted: bool = False,
+    ) -> BatchReport:
+        """The report so far: files not reported yet are `pending`; `frames` defaults to
+        those of the files ended in this run."""
+        rows = {file.path: FileReport(file.relative, "pending") for file in todo} | reports
+        if frames is None:
+            frames = sum(rows[file.path].frames for file in todo)
+        return BatchReport(
+            files=[rows[file.path] for file in self.files],
+            wall_seconds=round(time.time() - started, 3),
             frames=frames,
             fps=fps,
             interrupted=interrupted,
         )
-        self.layout.root.mkdir(parents=True, exist_ok=True)
-        report.write(self.layout.root)
-        return report
 
     def stop(self) -> None:
-        """Stop starting files and stop those in progress (they are reported `stopped`)."""
+        """Stop starting files and stop those in progress (they are reported `stopped`); any
+        thread, also before `run` has loaded the model."""
+        self._stopped = True
         if self._pipeline is not None:
             self._pipeline.stop()
 
