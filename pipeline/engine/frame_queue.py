@@ -76,8 +76,8 @@ class FairFrameQueue(Generic[T]):
                 lane.room.wait()
             if self._aborted:
                 raise QueueClosed(stream)
-            if not lane.items:
-                self._ready.append(stream)
+            if not lane.items and dropped is None:  # with one slot, a drop leaves it empty
+                self._ready.append(stream)  # but the stream is in `_ready` already
             lane.items.append(item)
             self._has_items.notify()
             return dropped
