@@ -42,16 +42,27 @@ class FramePath:
         return Job(frame, tensor, meta)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
-        job = dispatched.job
-        detections = self.adapter.postprocess(outputs, job.meta)
-        result = Result(job.frame, detections, time.time())
-        stream = self._streams[job.frame.stream]
-        stream.release.push(dispatched.seq, result)
+        try:
+            job = dispatched.job
+            detections = self.adapter.postprocess(outputs, job.meta)
+            result = Result(job.frame, detections, time.time())
+            stream = self._streams[job.frame.stream]
+            stream.release.push(dispatched.seq, result)
+        except BaseException:
+            self._wake.set()  # the runtime keeps the error: the run loop must see it now
+            raise
         if stream.decoder.done:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
+        """Hand `result` to each of its stream's sinks; a sink that raises fails for this stream
+        only (it gets nothing more of it) and the other sinks and streams go on."""
         stream = self._streams[result.stream]
-        for sink in stream.sinks:
-            sink.write(result)
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors:
+                continue
+            try:
+                sink.write(result)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
         stream.record(result)
