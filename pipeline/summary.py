@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.atomic import write_atomically
+
 
 @dataclass(frozen=True)
 class StreamSummary:
@@ -77,7 +79,8 @@ class RunSummary:
         return asdict(self)
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        """Replace `path` atomically (OutputError naming it if it cannot be written)."""
+        write_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def format_text(self) -> str:
         width = max([len(s.name) for s in self.streams] + [6])

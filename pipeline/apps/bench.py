@@ -6,7 +6,6 @@ import dataclasses
 import resource
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.apps.stopping import StopController
 from pipeline.engine.pipeline import Pipeline
 from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
@@ -155,8 +155,11 @@ class BenchReport:
         return "\n".join([head, *(f"{name:<{width}}  {value}" for name, value in rows)])
 
 
-def measure_inference(detector: Detector, seconds: float) -> float:
-    """Frames per second with every request kept busy on one fixed input, as benchmark_app."""
+def measure_inference(
+    detector: Detector, seconds: float, stop: StopController | None = None
+) -> float:
+    """Frames per second with every request kept busy on one fixed input, as benchmark_app;
+    ends early if `stop` is requested (the figure is then not to be reported)."""
     runtime = detector.runtime
     tensor = np.zeros(runtime.input_shape, dtype=np.uint8)
     runtime.set_callback(lambda outputs, userdata: None)
@@ -164,20 +167,26 @@ def measure_inference(detector: Detector, seconds: float) -> float:
         runtime.submit(tensor, None)
     runtime.drain()
     done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    while time.perf_counter() - started < seconds and not (stop and stop.requested):
         runtime.submit(tensor, None)
         done += 1
     runtime.drain()
     return done / (time.perf_counter() - started)
 
 
-def measure_decode(sources: Sequence[VideoSource], seconds: float) -> float:
+def measure_decode(
+    sources: Sequence[VideoSource], seconds: float, stop: StopController | None = None
+) -> float:
     """Frames per second decoding the streams one after another in one thread."""
     frames, started = 0, time.perf_counter()
     for source in sources:
         source.open()
         try:
-            while time.perf_counter() - started < seconds and source.read() is not None:
+            while (
+                time.perf_counter() - started < seconds
+                and not (stop and stop.requested)
+                and source.read() is not None
+            ):
                 frames += 1
         finally:
             source.release()
@@ -202,36 +211,45 @@ def run_bench(
     labels: str | None = None,
     classify: Sequence[str | ClassifySpec] = (),
     classify_options: ClassifyOptions | None = None,
-) -> BenchReport:
+    stop: StopController | None = None,
+) -> BenchReport | None:
     """Measure the three throughputs on one compiled model, in this process.
 
     With several `rounds`, inference-only and end-to-end phases alternate and the report gives
     their medians: on a shared, noisy machine, a ratio of two phases measured side by side is
-    steadier than one of phases minutes apart. With `classify`, the cascade's figures are
-    measured after, in rounds of their own (see `CascadeFigures`).
+    steadier than one of phases minutes apart. A `stop` request ends the bench: a round cut
+    short is left out, and with no round complete there is no report (None). With `classify`,
+    the cascade's figures are measured after, in rounds of their own (see `CascadeFigures`).
     """
     with closing(Detector.load(model, device=device, nireq=nireq, labels=labels)) as detector:
-        inference_fps = measure_inference(detector, seconds)
+        stopped = lambda: stop is not None and stop.requested  # noqa: E731
+        inference_fps = measure_inference(detector, seconds, stop)
         synthetic_frames = max(1, int(inference_fps * seconds / streams))
-        decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds)
+        decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds, stop)
         latencies: list[float] = []
         measured = []
         for round_index in range(rounds):
             if round_index:
-                inference_fps = measure_inference(detector, seconds)
+                inference_fps = measure_inference(detector, seconds, stop)
+            round_latencies: list[float] = []
             summary = _measure_e2e(detector, _streams(sources, streams, synthetic_frames),
-                                   seconds, latencies)  # fmt: skip
+                                   seconds, round_latencies, stop)  # fmt: skip
+            if stopped() or summary.interrupted:
+                break
+            latencies += round_latencies
             combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
             measured.append((inference_fps, summary, combined))
+        if not measured:
+            return None
         inference_fps = statistics.median(m[0] for m in measured)
         e2e_fps = statistics.median(m[1].total_fps for m in measured)
         combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0.0, 0.0)
         cascade = None
-        if classify:
+        if classify and not stopped():
             cascade = _measure_cascade(
                 detector, lambda: _streams(sources, streams, synthetic_frames), seconds, rounds,
-                classify, classify_options or ClassifyOptions(), device,
+                classify, classify_options or ClassifyOptions(), device, stop,
             )  # fmt: skip
         return BenchReport(
             model=str(detector.model_path),
@@ -269,9 +287,11 @@ def _measure_cascade(
     classify: Sequence[str | ClassifySpec],
     options: ClassifyOptions,
     device: str,
-) -> CascadeFigures:
+    stop: StopController | None = None,
+) -> CascadeFigures | None:
     """The detector alone, the cascade on every frame, and the cascade paced to one
-    classification per detection per `reclassify_seconds`, alternated `rounds` times."""
+    classification per detection per `reclassify_seconds`, alternated `rounds` times (a round
+    cut short by `stop` is left out; None when none completed)."""
     probe = make_sources()[0]
     probe.open()
     fps = probe.fps or 25.0
@@ -280,13 +300,23 @@ def _measure_cascade(
     paced = dataclasses.replace(options, every=paced_every)
     phases: dict[str, list[tuple[RunSummary, float]]] = {"alone": [], "full": [], "paced": []}
     for _ in range(rounds):
+        measured = {}
         for name, cascade in (("alone", None), ("full", options), ("paced", paced)):
             cpu: list[float] = []
             summary = _measure_e2e(
-                detector, make_sources(), seconds, [], classify if cascade else (), cascade,
-                device, cpu,
+                detector, make_sources(), seconds, [], stop, classify if cascade else (),
+                cascade, device, cpu,
             )  # fmt: skip
-            phases[name].append((summary, cpu[0] * 1000 / max(1, summary.total_frames)))
+            if summary.interrupted or (stop is not None and stop.requested):
+                break
+            measured[name] = (summary, cpu[0] * 1000 / max(1, summary.total_frames))
+        else:
+            for name, figures in measured.items():
+                phases[name].append(figures)
+            continue
+        break
+    if not phases["full"]:
+        return None
 
     def fps(name: str) -> float:
         return round(statistics.median(s.total_fps for s, _ in phases[name]), 2)
@@ -324,24 +354,27 @@ def _measure_e2e(
     sources: list[VideoSource],
     seconds: float,
     latencies: list[float],
+    stop: StopController | None = None,
     classify: Sequence[str | ClassifySpec] = (),
     classify_options: ClassifyOptions | None = None,
     device: str = "AUTO",
     cpu_seconds: list[float] | None = None,
 ) -> RunSummary:
     """The whole pipeline with a JSONL sink for `seconds`; latencies are appended, and the
-    process CPU time of the run (not of loading) to `cpu_seconds`."""
+    process CPU time of the run (not of loading) to `cpu_seconds`. A `stop` request ends it
+    early, and its summary then says `interrupted`."""
     with tempfile.TemporaryDirectory(prefix="vapipe-bench-") as out:
         sinks = [JsonlSink(out), lambda result: latencies.append(result.latency_ms)]
         with Pipeline(
             sources, detector, sinks=sinks, classify=classify, classify_options=classify_options,
             device=device,
         ) as pipeline:  # fmt: skip
-            timer = threading.Timer(seconds, pipeline.stop)
-            timer.start()
             cpu_started = _cpu_seconds()
-            summary = pipeline.run()
+            if stop is None:
+                summary = pipeline.run(duration=seconds)
+            else:
+                with stop.stopping(pipeline.stop):
+                    summary = pipeline.run(duration=seconds)
             if cpu_seconds is not None:
                 cpu_seconds.append(_cpu_seconds() - cpu_started)
-            timer.cancel()
     return summary

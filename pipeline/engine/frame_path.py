@@ -47,14 +47,18 @@ class FramePath:
         return Job(frame, tensor, meta)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
-        job = dispatched.job
-        detections = self.adapter.postprocess(outputs, job.meta)
-        result = Result(job.frame, detections, time.time())
-        if self.cascade is None:
-            self._release(dispatched.seq, result)
-        else:
-            release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
-            self.cascade.process(result, dispatched.seq, release)
+        try:
+            job = dispatched.job
+            detections = self.adapter.postprocess(outputs, job.meta)
+            result = Result(job.frame, detections, time.time())
+            if self.cascade is None:
+                self._release(dispatched.seq, result)
+            else:
+                release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
+                self.cascade.process(result, dispatched.seq, release)
+        except BaseException:
+            self._wake.set()  # the runtime keeps the error: the run loop must see it now
+            raise
 
     def _release(self, seq: int, result: Result) -> None:
         stream = self._streams[result.stream]
@@ -63,7 +67,14 @@ class FramePath:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
+        """Hand `result` to each of its stream's sinks; a sink that raises fails for this stream
+        only (it gets nothing more of it) and the other sinks and streams go on."""
         stream = self._streams[result.stream]
-        for sink in stream.sinks:
-            sink.write(result)
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors:
+                continue
+            try:
+                sink.write(result)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
         stream.record(result)

@@ -101,8 +101,8 @@ class FairFrameQueue(Generic[T]):
                 lane.room.wait()
             if self._aborted:
                 raise QueueClosed(stream)
-            if not lane.items:
-                self._ready[self._ready_key(lane)].append(stream)
+            if not lane.items and dropped is None:  # with one slot, a drop leaves it empty
+                self._ready[self._ready_key(lane)].append(stream)  # but it is listed already
             lane.items.append(item)
             self._has_items.notify()
             return dropped

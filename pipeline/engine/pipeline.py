@@ -211,6 +211,8 @@ class Pipeline:
                 self._wake.clear()
                 if self.cascade is not None:
                     self.cascade.raise_if_failed()
+                if self._failed(scheduler):
+                    break
                 if time.monotonic() >= deadline and not self._stop.is_set():
                     log.info("%g s elapsed: stopping", duration)
                     self._halt()
@@ -230,9 +232,10 @@ class Pipeline:
                 self.stop()
             except Exception as error:  # from a callback of ours: stop everything, then raise
                 failure = error
-                self._halt()
-                self._frames.abort()
                 break
+        if failure is not None or self._failed(scheduler):
+            self._halt()  # every decoder stops, a live one waiting to reconnect included
+            self._frames.abort()
         scheduler.finished.wait()
         scheduler.join()
         runtime.drain()
@@ -296,10 +299,11 @@ class Pipeline:
         self.close()
 
     def _over(self, scheduler: Scheduler) -> bool:
-        if self._streams.over:
-            return True
-        runtime = self.runtime
-        return scheduler.finished.is_set() and (scheduler.error is not None or runtime.failed)
+        return self._streams.over or self._failed(scheduler)
+
+    def _failed(self, scheduler: Scheduler) -> bool:
+        """Inference failed (a callback raised) or the scheduler did: the run must end."""
+        return scheduler.error is not None or self.runtime.failed
 
     def _summary(self, wall_seconds: float, interrupted: bool) -> RunSummary:
         streams = self._streams.ended

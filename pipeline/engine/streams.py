@@ -21,7 +21,8 @@ from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
-from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.errors import VapipeError
+from pipeline.outputs.sinks import CallbackSink, Sink, StreamInfo
 from pipeline.summary import ClassSummary, Progress, StreamSummary
 from sources import (
     FrameSampler,
@@ -32,6 +33,7 @@ from sources import (
     as_source,
     mask_credentials,
 )
+from sources.spec import UniqueNames
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,13 @@ def _attribute_table(
     return table
 
 
+def _sink_error(sink: Sink, error: Exception) -> str:
+    """One line for a sink's failure: our own errors say what to do; a bug names its type."""
+    name = f"callback {sink.on_result!r}" if isinstance(sink, CallbackSink) else type(sink).__name__
+    why = str(error) if isinstance(error, VapipeError) else f"{type(error).__name__}: {error}"
+    return f"{name} failed: {why}"
+
+
 @dataclass(eq=False)
 class ActiveStream:
     """A started stream: its decoder, its in-order release, its class and sinks, and what its
@@ -79,6 +88,17 @@ class ActiveStream:
     last_result_at: float = 0.0
     # by (class id, head or attribute, label or None for a multi-label attribute)
     attribute_counts: Counter[tuple[int, str, str | None]] = field(default_factory=Counter)
+    sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
+
+    def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
+        """Sink `index` failed for this stream: it gets nothing more of it; the stream fails."""
+        message = _sink_error(sink, error)
+        self.sink_errors.setdefault(index, message)
+        name = self.decoder.source.name
+        if isinstance(error, VapipeError):
+            log.error("stream %s: %s", name, message)
+        else:  # a bug in the sink: keep the traceback in the log
+            log.error("stream %s: %s", name, message, exc_info=error)
 
     @property
     def complete(self) -> bool:
@@ -113,7 +133,7 @@ class ActiveStream:
         source = decoder.source
         processed = self.release.released
         elapsed = max(0.0, (self.last_result_at or decoder.started_at) - decoder.started_at)
-        if decoder.error:
+        if decoder.error or self.sink_errors:
             status = "failed"
         elif decoder.reached_end:
             status = "done"
@@ -137,7 +157,7 @@ class ActiveStream:
             processing_seconds=round(elapsed, 3),
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=_labelled(self.class_counts, self.names),
-            errors=[decoder.error] if decoder.error else [],
+            errors=([decoder.error] if decoder.error else []) + list(self.sink_errors.values()),
             attributes=_attribute_table(self.attribute_counts, self.names),
             service_class=self.service_class.value,
         )
@@ -171,7 +191,7 @@ class StreamLifecycle:
         self.active = active
         self.ended: list[StreamSummary] = []
         self.started: list[VideoSource] = []
-        self._names: set[str] = set()
+        self._names = UniqueNames()
         self._feeds: list[Feed] = []
         self._lock = threading.Lock()  # guards `_feeds` and `_over`
         self._over = False
@@ -215,6 +235,11 @@ class StreamLifecycle:
                 spec = None if stopped else next(feed.sources, None)
                 if spec is None:
                     feed.exhausted = True
+                    if feed.eager:  # stopped before they started: open sources, none is lost
+                        for source in feed.sources:
+                            source.release()
+                            self.ended.append(_never_started(source))
+                            feed.ended.append(self.ended[-1])
                     break
                 self._start(feed, spec if feed.eager else as_source(spec, self._options.live))
             if feed.exhausted and not feed.active:
@@ -225,11 +250,9 @@ class StreamLifecycle:
                 self._frames.seal()
 
     def _start(self, feed: Feed, source: VideoSource) -> None:
-        if not feed.eager:
-            source.name = self._unused_name(source.name)
+        source.name = self._names.claim(source.name)  # eager ones are unique already
         feed.started.append(source)
         self.started.append(source)
-        self._names.add(source.name)
         options = self._options
         service_class = feed.service_class or options.service_class(source.name, source.live)
         policy = options.policy or QueuePolicy.for_source(source.live)
@@ -243,7 +266,7 @@ class StreamLifecycle:
         )
         decoder = DecoderThread(
             source, self._frames, self._frame_path.prepare, feed.stop_event,
-            open_source=not feed.eager, on_started=lambda s: self._open_sinks(s, feed.sinks),
+            open_source=not feed.eager, on_started=self._open_sinks,
             on_ended=self._wake.set,
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
             low_priority=low_priority,
@@ -255,18 +278,16 @@ class StreamLifecycle:
         self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
 
-    def _unused_name(self, wanted: str) -> str:
-        name, n = wanted, 1
-        while name in self._names:
-            n += 1
-            name = f"{wanted}-{n}"
-        return name
-
-    @staticmethod
-    def _open_sinks(source: VideoSource, sinks: Sequence[Sink]) -> None:
+    def _open_sinks(self, source: VideoSource) -> None:
+        """On the decoder thread, before the first frame; a sink failing to open fails for
+        this stream only."""
         info = StreamInfo(source.name, mask_credentials(source.uri), *source.size, source.fps)
-        for sink in sinks:
-            sink.open(info)
+        stream = self.active[source.name]
+        for index, sink in enumerate(stream.sinks):
+            try:
+                sink.open(info)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
 
     def interrupt_all(self) -> None:
         """Stop every feed: each running source's `read` returns (a live one stops waiting to
@@ -287,12 +308,15 @@ class StreamLifecycle:
             for name, stream in list(feed.active.items()):
                 if not (stream.complete or all_remaining):
                     continue
-                del self.active[name], feed.active[name]
                 if stream.complete:
                     self._frames.remove_lane(name)
-                summary = self._finish_sinks(stream.summary(), stream.sinks)
-                self.ended.append(summary)
-                feed.ended.append(summary)
+                summary = stream.summary()
+                try:  # whatever interrupts the sinks (Ctrl-C), the stream stays in the summary
+                    summary = self._finish_sinks(stream, summary)
+                finally:
+                    del self.active[name], feed.active[name]
+                    self.ended.append(summary)
+                    feed.ended.append(summary)
                 for callback in (feed.on_stream_end, on_stream_end):
                     if callback is not None:
                         callback(summary)
@@ -310,13 +334,16 @@ class StreamLifecycle:
                 feed.on_done(feed)
 
     @staticmethod
-    def _finish_sinks(summary: StreamSummary, sinks: Sequence[Sink]) -> StreamSummary:
-        """Tell every sink the stream ended; a sink failing to finish fails the stream."""
-        for sink in sinks:
+    def _finish_sinks(stream: ActiveStream, summary: StreamSummary) -> StreamSummary:
+        """Tell every sink that has not failed that the stream ended; a sink failing to finish
+        fails the stream."""
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors:
+                continue
             try:
                 sink.finish(summary)
             except Exception as error:
-                message = f"{type(sink).__name__} could not finish: {error}"
+                message = _sink_error(sink, error)
                 log.error("stream %s: %s", summary.name, message)
                 summary = dataclasses.replace(
                     summary, status="failed", errors=[*summary.errors, message]
@@ -349,3 +376,11 @@ class StreamLifecycle:
                 latency_p95_ms=round(float(p95), 1),
             )
         return summaries
+
+
+def _never_started(source: VideoSource) -> StreamSummary:
+    """The summary of a stream stopped before its decoder started."""
+    return StreamSummary(
+        name=source.name, source=mask_credentials(source.uri), status="stopped",
+        frames_decoded=0, frames_processed=0, frames_dropped=0, fps=0.0,
+    )  # fmt: skip

@@ -23,6 +23,8 @@ from sources import FileSource, SourceError
 
 log = logging.getLogger(__name__)
 
+REPORT_SECONDS = 2.0  # the report is rewritten at most this often while files end
+
 
 @dataclass(frozen=True)
 class BatchProgress:
@@ -91,6 +93,8 @@ class BatchJob:
         self._started = 0.0
         self._over = threading.Event()
         self.report: BatchReport | None = None  # once over
+        self._stopped = False  # `stop` was called, perhaps before the pipeline existed
+        self._last_written = 0.0  # when the report was last rewritten (monotonic)
 
     def pending(self) -> list[BatchFile]:
         """The files this run will process: all with `force`, else those not complete."""
@@ -107,7 +111,9 @@ class BatchJob:
 
         `on_file` gets each file's report as it ends (skipped files first); `on_tick` gets the
         frame progress, files ended and files to process, twice a second. Ctrl-C stops cleanly:
-        files in progress are reported `stopped` and processed again next time.
+        files in progress are reported `stopped` and processed again next time. The report is
+        also rewritten as files end (at most every `REPORT_SECONDS`), so that it is current
+        if the job is killed.
         """
         if self._model is None:
             raise ValueError("BatchJob.run needs a model (or use start(pipeline))")
@@ -116,6 +122,8 @@ class BatchJob:
         if todo:
             with self._make_pipeline(todo) as pipeline:
                 self._pipeline = pipeline
+                if self._stopped:  # asked while the model was loading
+                    pipeline.stop()
                 tick = None
                 if on_tick is not None:
                     tick = lambda progress: on_tick(progress, self._ended(), len(todo))  # noqa: E731
@@ -143,7 +151,9 @@ class BatchJob:
 
     def stop(self) -> None:
         """Stop starting files and stop those in progress (they are reported `stopped` and
-        processed again by the next run over the same output folder)."""
+        processed again by the next run over the same output folder); any thread, also
+        before `run` has loaded the model."""
+        self._stopped = True
         if self._pipeline is not None:
             self._pipeline.stop()
         if self._feed is not None:
@@ -193,6 +203,9 @@ class BatchJob:
         output = self._output(file, stream.status)
         self._reports[file.path] = FileReport.from_stream(file.relative, output, stream)
         self._emit(self._reports[file.path])
+        if time.monotonic() - self._last_written >= REPORT_SECONDS:
+            self._report().write(self.layout.root)
+            self._last_written = time.monotonic()
 
     def _ended(self) -> int:
         """Files of this run that have ended."""
@@ -205,22 +218,30 @@ class BatchJob:
         self._finish(interrupted, frames, round(frames / wall, 2) if wall > 0 else 0.0)
 
     def _finish(self, interrupted: bool, frames: int, fps: float) -> BatchReport:
-        """Write the report (files not reached are `pending`)."""
-        for file in self._todo:
-            if file.path not in self._reports:
-                self._reports[file.path] = FileReport(file.relative, "pending")
-        report = BatchReport(
-            files=[self._reports[file.path] for file in self.files],
-            wall_seconds=round(time.time() - self._started, 3),
-            frames=frames,
-            fps=fps,
-            interrupted=interrupted,
-        )
+        """Write the final report (files not reached are `pending`)."""
+        report = self._report(frames, fps, interrupted)
         self.layout.root.mkdir(parents=True, exist_ok=True)
         report.write(self.layout.root)
         self.report = report
         self._over.set()
         return report
+
+    def _report(
+        self, frames: int | None = None, fps: float = 0.0, interrupted: bool = False
+    ) -> BatchReport:
+        """The report so far: files not reported yet are `pending`; `frames` defaults to
+        those of the files ended in this run."""
+        rows = {file.path: FileReport(file.relative, "pending") for file in self._todo}
+        rows |= self._reports
+        if frames is None:
+            frames = sum(rows[file.path].frames for file in self._todo)
+        return BatchReport(
+            files=[rows[file.path] for file in self.files],
+            wall_seconds=round(time.time() - self._started, 3),
+            frames=frames,
+            fps=fps,
+            interrupted=interrupted,
+        )
 
     def _skipped(self, file: BatchFile, earlier: FileReport | None) -> FileReport:
         """A complete file's row: from the last report if it has the figures (thousands of
