@@ -59,8 +59,30 @@ def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
 def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
-        nireq=args.nireq, labels=args.labels,
+        nireq=args.nireq, labels=args.labels, **_classify_options(args),
     )  # fmt: skip
+
+
+def _classify_options(args: argparse.Namespace) -> dict:
+    """Pipeline's `classify` and `classify_options` from the command line (none without
+    --classify); a malformed spec is a VapipeError here, before any work."""
+    if not args.classify:
+        return {}
+    import dataclasses
+
+    from pipeline.models.classifiers import ClassifyOptions, parse_class_names, parse_classify_spec
+
+    names = parse_class_names(getattr(args, "classify_labels", []))
+    adapter = getattr(args, "classify_adapter", "auto")
+    specs = [
+        dataclasses.replace(parse_classify_spec(text, adapter), class_names=names)
+        for text in args.classify
+    ]
+    options = ClassifyOptions(
+        every=getattr(args, "classify_every", 1), min_size=args.classify_min_size,
+        reclassify_seconds=args.reclassify_seconds,
+    )  # fmt: skip
+    return {"classify": specs, "classify_options": options}
 
 
 def _output_error(error: OutputError) -> int:
@@ -175,6 +197,7 @@ def _bench(args: argparse.Namespace, stop: StopController) -> int:
     report = run_bench(
         args.model, args.sources, streams=args.streams, device=args.device,
         seconds=args.seconds, nireq=args.nireq, rounds=args.rounds, stop=stop,
+        labels=args.labels, **_classify_options(args),
     )  # fmt: skip
     if report is None:
         print("vapipe: interrupted before a round completed: nothing to report", file=sys.stderr)
