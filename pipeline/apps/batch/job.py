@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,22 +93,17 @@ class BatchJob:
 
         def file_ended(stream: StreamSummary) -> None:
             file = by_key[stream.name]
-            output = self._output(file, stream.status)
-            reports[file.path] = FileReport.from_stream(file.relative, output, stream)
+            reports[file.path] = self._file_report(file, stream)
             emit(reports[file.path])
 
         interrupted, frames, fps = False, 0, 0.0
         if todo:
             self.layout.root.mkdir(parents=True, exist_ok=True)
-            with self._make_pipeline(todo) as pipeline:
-                self._pipeline = pipeline
-                tick = None
-                if on_tick is not None:
-                    ended = lambda: len(reports) - (len(self.files) - len(todo))  # noqa: E731
-                    tick = lambda progress: on_tick(progress, ended(), len(todo))  # noqa: E731
-                summary = pipeline.run(on_tick=tick, on_stream_end=file_ended)
-                self._pipeline = None
-            interrupted, frames, fps = summary.interrupted, summary.total_frames, summary.total_fps
+            tick = None
+            if on_tick is not None:
+                ended = lambda: len(reports) - (len(self.files) - len(todo))  # noqa: E731
+                tick = lambda progress: on_tick(progress, ended(), len(todo))  # noqa: E731
+            interrupted, frames, fps = self._process(todo, file_ended, tick)
         for file in todo:
             if file.path not in reports:
                 reports[file.path] = FileReport(file.relative, "pending")
@@ -123,6 +118,23 @@ class BatchJob:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         report.write(self.layout.root)
         return report
+
+    def _process(
+        self,
+        todo: Sequence[BatchFile],
+        file_ended: Callable[[StreamSummary], None],
+        on_tick: Callable[[Progress], None] | None,
+    ) -> tuple[bool, int, float]:
+        """Run the files through the engine; (interrupted, frames, fps). A cluster job
+        (pipeline.apps.cluster) processes them elsewhere instead."""
+        with self._make_pipeline(todo) as pipeline:
+            self._pipeline = pipeline
+            summary = pipeline.run(on_tick=on_tick, on_stream_end=file_ended)
+            self._pipeline = None
+        return summary.interrupted, summary.total_frames, summary.total_fps
+
+    def _file_report(self, file: BatchFile, stream: StreamSummary) -> FileReport:
+        return FileReport.from_stream(file.relative, self._output(file, stream.status), stream)
 
     def stop(self) -> None:
         """Stop starting files and stop those in progress (they are reported `stopped`)."""
@@ -146,13 +158,21 @@ class BatchJob:
         return path.relative_to(self.layout.root).as_posix() if path.exists() else ""
 
     def _make_pipeline(self, todo: Sequence[BatchFile]) -> Pipeline:
-        root = self.layout.root
-        sinks: list[Sink] = [JsonlSink(root, keep_incomplete=False)]
-        if self.layout.save_video:
-            sinks.append(AnnotatedVideoSink(root, keep_incomplete=False))
         # A generator, so each file becomes a source only when its turn comes.
-        sources = (FileSource(file.path, name=file.key) for file in todo)
         return Pipeline(
-            sources, self._model, sinks=sinks, concurrency=self.concurrency,
-            **self._detector_options,
+            file_sources(todo), self._model, sinks=batch_sinks(self.layout),
+            concurrency=self.concurrency, **self._detector_options,
         )  # fmt: skip
+
+
+def batch_sinks(layout: OutputLayout) -> list[Sink]:
+    """The sinks of a batch job: results (and annotated videos) renamed only when complete."""
+    sinks: list[Sink] = [JsonlSink(layout.root, keep_incomplete=False)]
+    if layout.save_video:
+        sinks.append(AnnotatedVideoSink(layout.root, keep_incomplete=False))
+    return sinks
+
+
+def file_sources(files: Iterable[BatchFile]) -> Iterator[FileSource]:
+    """A source per file, made only when the engine asks for the next one."""
+    return (FileSource(file.path, name=file.key) for file in files)

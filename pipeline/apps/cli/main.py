@@ -91,10 +91,21 @@ def _batch(args: argparse.Namespace) -> int:
     from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
 
-    job = BatchJob(
-        args.inputs, args.model, args.out, patterns=args.glob, concurrency=args.concurrency,
-        force=args.force, save_video=args.save_video, **_model_options(args),
+    options = dict(
+        patterns=args.glob, concurrency=args.concurrency, force=args.force,
+        save_video=args.save_video, **_model_options(args),
     )  # fmt: skip
+    if args.workers and not args.ray:
+        raise VapipeError("--workers needs --ray")
+    if args.ray:
+        from pipeline.apps.cluster.batch import ClusterBatchJob
+
+        address = None if args.ray == "local" else args.ray
+        job = ClusterBatchJob(
+            args.inputs, args.model, args.out, address=address, workers=args.workers, **options
+        )
+    else:
+        job = BatchJob(args.inputs, args.model, args.out, **options)
     with ProgressReporter(enabled=not args.no_progress) as progress:
         report = job.run(on_tick=lambda p, ended, total: progress.update(p, files=(ended, total)))
     print(report.format_text())
