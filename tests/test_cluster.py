@@ -204,3 +204,63 @@ def test_a_node_killed_mid_batch_has_its_files_redone_and_every_file_is_complete
     assert retried, "files the lost node held were retried"
     assert all(row["node"].endswith(head.node_id[:8]) for row in retried)
     assert report.count("done") == len(folder["clips"])
+
+
+@in_loopback_namespace
+def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(cluster, tmp_path):
+    import threading
+    import time
+
+    from mjpeg_server import MjpegServer
+
+    from pipeline.apps.cluster.streams import ClusterRun
+    from pipeline.outputs.sinks import JsonlSink
+
+    _, doomed = _two_nodes(cluster)
+    clips = [cut_clip(src, tmp_path / f"{i}.mp4", 30, start=200) for i, src in
+             enumerate((CAR, BOTTLE, PERSON, CAR))]  # fmt: skip
+    servers = [MjpegServer(clip) for clip in clips]
+    arrivals: dict[str, list[float]] = {f"cam{i}": [] for i in range(4)}
+    out = tmp_path / "out"
+    run = ClusterRun(
+        [f"cam{i}={server.url}" for i, server in enumerate(servers)], SSD_XML,
+        sinks=[JsonlSink(out), lambda result: arrivals[result.stream].append(time.time())],
+        labels=SSD_LABELS,
+    )  # fmt: skip
+    seen: dict = {}
+
+    def kill_then_stop() -> None:
+        while not all(len(times) >= 5 for times in arrivals.values()):
+            time.sleep(0.1)
+        seen["placement"] = run.placement()
+        seen["killed_at"] = time.time()
+        doomed.kill_raylet()
+        lost = [s for s, node in seen["placement"].items() if node.endswith(doomed.node_id[:8])]
+        seen["lost"] = lost
+        while not all(arrivals[s][-1] > seen["killed_at"] + 0.5 for s in lost):
+            time.sleep(0.1)
+        time.sleep(1.0)
+        run.stop()
+
+    killer = threading.Thread(target=kill_then_stop, daemon=True)
+    killer.start()
+    try:
+        summary = run.run()
+    finally:
+        for server in servers:
+            server.close()
+    killer.join()
+    placement, lost = seen["placement"], seen["lost"]
+    assert sorted(Counter(placement.values()).values()) == [2, 2], "balanced over the nodes"
+    assert len(lost) == 2
+    by_name = {s.name: s for s in summary.streams}
+    for name, times in arrivals.items():
+        frames = [line["frame"] for line in read_jsonl(out / f"{name}.jsonl")]
+        assert frames == sorted(set(frames)), "frame order per stream, nothing twice"
+        assert len(frames) == len(times) == by_name[name].frames_processed
+        resumed = [t for t in times if t > seen["killed_at"]]
+        assert resumed, f"{name} went on after the kill"
+        assert by_name[name].reconnects == (1 if name in lost else 0)
+        if name in lost:
+            gap = min(resumed) - seen["killed_at"]
+            print(f"{name}: first result {gap:.1f} s after its node was killed")

@@ -51,6 +51,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
+    if args.workers and not args.ray:
+        raise VapipeError("--workers needs --ray")
+    if args.ray:
+        return _run_on_cluster(args, sinks, options)
     with Pipeline(
         args.sources, args.model, sinks=sinks, streams=options, **_model_options(args)
     ) as pipeline:
@@ -62,6 +66,26 @@ def _run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         with ProgressReporter(enabled=not args.no_progress) as progress:
             summary = pipeline.run(on_tick=progress.update, duration=args.duration)
+    return _finish_run(args, summary)
+
+
+def _run_on_cluster(args: argparse.Namespace, sinks: list, options: StreamOptions) -> int:
+    from pipeline.apps.cli.progress import ProgressReporter
+    from pipeline.apps.cluster.streams import ClusterRun
+
+    if args.save_video:
+        raise VapipeError("--save-video is not available with --ray (frames stay on the nodes)")
+    run = ClusterRun(
+        args.sources, args.model, sinks=sinks, streams=options,
+        address=None if args.ray == "local" else args.ray, workers=args.workers,
+        **_model_options(args),
+    )  # fmt: skip
+    with ProgressReporter(enabled=not args.no_progress) as progress:
+        summary = run.run(on_tick=progress.update, duration=args.duration)
+    return _finish_run(args, summary)
+
+
+def _finish_run(args: argparse.Namespace, summary) -> int:
     if args.out:
         summary.write_json(args.out / "summary.json")
     print(summary.format_text())
