@@ -10,11 +10,13 @@ the tests start the cluster, use it and shut it down.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -123,11 +125,13 @@ def _two_nodes(cluster) -> tuple[object, object]:
     import ray
 
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    others = [n for n in cluster.worker_nodes if n.node_id in alive]
-    if not others:
-        others = [cluster.add_node(num_cpus=1)]
-        cluster.wait_for_nodes()
-    return cluster.head_node, others[0]
+    for node in [n for n in cluster.worker_nodes if n.node_id not in alive]:
+        cluster.remove_node(node, allow_graceful=False)  # what a killed raylet left running
+    if not cluster.worker_nodes:
+        node = cluster.add_node(num_cpus=1)
+        while node.node_id not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}:
+            time.sleep(0.1)
+    return cluster.head_node, next(iter(cluster.worker_nodes))
 
 
 @pytest.fixture(scope="module")
@@ -209,14 +213,13 @@ def test_a_node_killed_mid_batch_has_its_files_redone_and_every_file_is_complete
 @in_loopback_namespace
 def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(cluster, tmp_path):
     import threading
-    import time
 
     from mjpeg_server import MjpegServer
 
     from pipeline.apps.cluster.streams import ClusterRun
     from pipeline.outputs.sinks import JsonlSink
 
-    _, doomed = _two_nodes(cluster)
+    head, doomed = _two_nodes(cluster)
     clips = [cut_clip(src, tmp_path / f"{i}.mp4", 30, start=200) for i, src in
              enumerate((CAR, BOTTLE, PERSON, CAR))]  # fmt: skip
     servers = [MjpegServer(clip) for clip in clips]
@@ -237,9 +240,12 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
         doomed.kill_raylet()
         lost = [s for s, node in seen["placement"].items() if node.endswith(doomed.node_id[:8])]
         seen["lost"] = lost
-        while not all(arrivals[s][-1] > seen["killed_at"] + 0.5 for s in lost):
+        while any(run.placement().get(s, "").endswith(doomed.node_id[:8]) for s in lost):
             time.sleep(0.1)
-        time.sleep(1.0)
+        seen["moved_at"] = time.time()  # restarted elsewhere: the results come from there now
+        seen["after"] = run.placement()
+        while not all(len([t for t in arrivals[s] if t > seen["moved_at"]]) >= 5 for s in lost):
+            time.sleep(0.1)
         run.stop()
 
     killer = threading.Thread(target=kill_then_stop, daemon=True)
@@ -253,14 +259,14 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
     placement, lost = seen["placement"], seen["lost"]
     assert sorted(Counter(placement.values()).values()) == [2, 2], "balanced over the nodes"
     assert len(lost) == 2
+    assert all(node.endswith(head.node_id[:8]) for node in seen["after"].values())
     by_name = {s.name: s for s in summary.streams}
     for name, times in arrivals.items():
         frames = [line["frame"] for line in read_jsonl(out / f"{name}.jsonl")]
         assert frames == sorted(set(frames)), "frame order per stream, nothing twice"
         assert len(frames) == len(times) == by_name[name].frames_processed
-        resumed = [t for t in times if t > seen["killed_at"]]
-        assert resumed, f"{name} went on after the kill"
+        assert [t for t in times if t > seen["moved_at"]], f"{name} went on after the kill"
         assert by_name[name].reconnects == (1 if name in lost else 0)
         if name in lost:
-            gap = min(resumed) - seen["killed_at"]
-            print(f"{name}: first result {gap:.1f} s after its node was killed")
+            gap = max(b - a for a, b in itertools.pairwise(times))
+            print(f"{name}: longest gap between results {gap:.1f} s (node lost, restarted)")
