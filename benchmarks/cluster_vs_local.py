@@ -24,9 +24,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from batch_vs_run import make_media  # noqa: E402
+
+from pipeline.apps.cluster.connect import WORKER_NICENESS  # noqa: E402
 
 
 def batch(folder: Path, out: Path, model_args: list[str], *ray: str) -> dict:
@@ -57,6 +59,7 @@ def main() -> None:
 
     model_args = ["--model", args.model] + (["--labels", args.labels] if args.labels else [])
     work = Path(tempfile.mkdtemp(prefix="vapipe-cluster-bench-"))
+    os.environ[WORKER_NICENESS] = "0"  # as vapipe's own local Ray: workers not niced
     head = dict(num_cpus=1, include_dashboard=False)
     cluster = Cluster(initialize_head=True, head_node_args=head)
     try:

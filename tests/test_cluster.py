@@ -105,6 +105,9 @@ def cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
+    from pipeline.apps.cluster.connect import WORKER_NICENESS
+
+    os.environ[WORKER_NICENESS] = "0"  # Ray's workers are niced 15: slow on a busy machine
     cluster = Cluster(
         initialize_head=True,
         head_node_args=dict(

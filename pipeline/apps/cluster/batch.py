@@ -52,7 +52,10 @@ class ClusterBatchJob(BatchJob):
         workers: int | None = None,
         **options: Any,
     ) -> None:
+        from pipeline.models.loader import find_model_file
+
         import_ray()  # before any work: say how to install it
+        find_model_file(Path(model))  # a missing model is refused here, not on every node
         super().__init__(inputs, model, out, **options)
         self.address = address
         self.workers = workers

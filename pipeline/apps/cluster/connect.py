@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -11,6 +12,7 @@ from pipeline.errors import VapipeError
 
 log = logging.getLogger(__name__)
 
+WORKER_NICENESS = "RAY_worker_niceness"  # read by each node's raylet when it starts
 INSTALL_HINT = "pip install 'vapipe[ray]' (or: pip install 'ray>=2.40')"
 
 
@@ -36,6 +38,9 @@ def connect(address: str | None) -> ModuleType:
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     try:
         if address is None:
+            # Ray runs its workers at nice 15; here they are the job, not background work (on a
+            # shared machine, niced workers got 0.56 of the local batch's rate, see README).
+            os.environ.setdefault(WORKER_NICENESS, "0")
             ray.init(include_dashboard=False, **options)
         else:
             ray.init(address=address, **options)

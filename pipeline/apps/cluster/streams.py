@@ -94,12 +94,15 @@ class ClusterRun:
         workers: int | None = None,
         **detector_options: Any,
     ) -> None:
+        from pipeline.models.loader import find_model_file
+
         import_ray()
+        find_model_file(Path(model))  # a missing model is refused here, not on every node
         self.options = streams or StreamOptions()
         self.sinks = [s if isinstance(s, Sink) else CallbackSink(s) for s in sinks]
         self.address = address
         self.workers = workers
-        self._model = str(Path(model).resolve()) if Path(model).exists() else str(model)
+        self._model = str(Path(model).resolve())
         labels = detector_options.get("labels")
         if labels and Path(labels).is_file():
             detector_options["labels"] = str(Path(labels).resolve())
