@@ -14,13 +14,17 @@ median ratio. Ray binds 127.0.0.1 only in a network namespace with nothing but l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,14 +35,54 @@ from batch_vs_run import make_media  # noqa: E402
 from pipeline.apps.cluster.connect import WORKER_NICENESS  # noqa: E402
 
 
-def batch(folder: Path, out: Path, model_args: list[str], *ray: str) -> dict:
-    """One `vapipe batch --force` run; its report."""
+class CpuSampler:
+    """CPU seconds used by this process's descendants (the Ray nodes' processes: raylets, GCS,
+    worker actors), sampled from /proc every 0.2 s so that actors killed at the end of a run
+    still count (up to their last sample)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, str], int] = {}  # (pid, start time) -> CPU ticks
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            stats = {}
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                        stats[int(entry.name)] = fields  # state, ppid, ...
+            children: dict[int, list[int]] = {}
+            for pid, fields in stats.items():
+                children.setdefault(int(fields[1]), []).append(pid)
+            todo = list(children.get(os.getpid(), []))
+            while todo:
+                pid = todo.pop()
+                todo += children.get(pid, [])
+                fields = stats[pid]
+                self._last[(pid, fields[19])] = int(fields[11]) + int(fields[12])
+
+    def seconds(self) -> float:
+        time.sleep(0.3)  # one more sample
+        return sum(self._last.values()) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def batch(folder: Path, out: Path, model_args: list[str], *ray: str) -> tuple[dict, float]:
+    """One `vapipe batch --force` run: its report, and the CPU seconds of the command."""
     command = [sys.executable, "-m", "pipeline", "batch", str(folder), "--out", str(out)]
     command += [*model_args, "--force", "--no-progress", *ray]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
-    return json.loads((out / "report.json").read_text())
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return json.loads((out / "report.json").read_text()), cpu
 
 
 def main() -> None:
@@ -67,20 +111,33 @@ def main() -> None:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         print(f"{args.files} files x {args.frames} frames; cluster of 2 nodes x 1 CPU")
-        print("round  local fps  cluster fps  ratio  | local wall s  cluster wall s")
-        ratios = []
+        print(
+            "round  local fps  cluster fps  ratio  | wall s local, cluster "
+            "| CPU ms/frame local, cluster (all Ray processes counted)"
+        )
+        ratios, cpu_ratios = [], []
+        sampler = CpuSampler()
         for i in range(args.rounds):
-            local = batch(folder, work / "local", model_args)
-            on_ray = batch(folder, work / "ray", model_args, "--ray", cluster.address)
+            local, local_cpu = batch(folder, work / "local", model_args)
+            ray_before = sampler.seconds()
+            on_ray, driver_cpu = batch(folder, work / "ray", model_args, "--ray", cluster.address)
+            ray_cpu = driver_cpu + sampler.seconds() - ray_before
             nodes = {row["node"] for row in on_ray["files"]}
             assert len(nodes) == 2, f"both nodes worked: {nodes}"
             ratios.append(on_ray["fps"] / local["fps"])
+            local_ms = 1000 * local_cpu / local["frames"]
+            ray_ms = 1000 * ray_cpu / on_ray["frames"]
+            cpu_ratios.append(local_ms / ray_ms)
             print(
                 f"{i + 1:>5}  {local['fps']:>9.1f}  {on_ray['fps']:>11.1f}  {ratios[-1]:.3f}  "
-                f"| {local['wall_seconds']:>12.1f}  {on_ray['wall_seconds']:>14.1f}"
+                f"| {local['wall_seconds']:>5.1f}, {on_ray['wall_seconds']:>5.1f} "
+                f"| {local_ms:.2f}, {ray_ms:.2f}"
             )
-        print(f"median cluster / local: {statistics.median(ratios):.3f} "
-              f"(min {min(ratios):.3f}, max {max(ratios):.3f})")  # fmt: skip
+        sampler.close()
+        print(f"median cluster / local rate: {statistics.median(ratios):.3f} "
+              f"(min {min(ratios):.3f}, max {max(ratios):.3f}); CPU per frame local / cluster: "
+              f"{statistics.median(cpu_ratios):.3f} "
+              f"(min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f})")  # fmt: skip
     finally:
         ray.shutdown()
         cluster.shutdown()
