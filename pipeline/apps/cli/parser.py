@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/batch/ (resumable, report); repeatable",
     )  # fmt: skip
     _add_stream_options(run)
+    _add_cluster_options(run)
 
     demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
     demo.add_argument("sources", nargs="*", metavar="SOURCE", help="as for run (default: camera 0)")
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="reprocess files already complete")
     batch.add_argument("--save-video", action="store_true", help="annotated video beside each")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    _add_cluster_options(batch)
 
     bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
     bench.add_argument(
@@ -236,3 +238,30 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
         "--max-retries", type=_non_negative_int,
         help="failed connection attempts in a row before a live stream fails (default: forever)",
     )  # fmt: skip
+
+
+def _ray_address(text: str) -> str:
+    if text == "auto" or text.startswith("ray://") or _host_port_like(text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {text}")
+
+
+def _host_port_like(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit()
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    cluster = parser.add_argument_group("cluster (needs the ray extra)")
+    cluster.add_argument(
+        "--ray", nargs="?", const="local", type=_ray_address_or_local, metavar="ADDRESS",
+        help="spread the work over a Ray cluster: auto, HOST:PORT or ray://HOST:PORT to join "
+        "one; no ADDRESS: start Ray on this machine",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--workers", type=_positive_int, help="workers in all (default: one per node)"
+    )
+
+
+def _ray_address_or_local(text: str) -> str:
+    return text if text == "local" else _ray_address(text)
