@@ -9,9 +9,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.detections import Result
+from pipeline.engine.cascade import Cascade, TrackedRelease
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
-from pipeline.outputs.sinks import EventSink, Sink
+from pipeline.models.classifiers.votes import NO_TRACK
+from pipeline.outputs.sinks import EventSink
 from sources import Frame
 
 if TYPE_CHECKING:
@@ -23,22 +25,27 @@ class FramePath:
 
     `prepare` runs on the decoder thread (preprocessing off the scheduler thread); `complete`
     on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
-    release, which calls `deliver` in frame order. `streams` is the running streams by name,
-    owned by the stream lifecycle; `wake` is set when a finished stream's last result may
-    have been delivered. A stream with tracking has its results tracked here, in frame
-    order, before its sinks get them; its events then go to the sinks that take events.
+    release, which calls `deliver` in frame order, to the stream's own sinks. `streams` is the
+    running streams by name, owned by the stream lifecycle; `wake` is set when a finished
+    stream's last result may have been delivered. With a `cascade`, a result goes to the
+    release only once its second-stage classifications are in (other frames and streams go on
+    meanwhile).
+
+    A tracked stream's results are tracked in `deliver`, in frame order; with a cascade too,
+    their tracks are classified after that (the tracks due only, `TrackedRelease`) and the
+    results reach the sinks from there, still in frame order. Events go to the stream's sinks
+    that take them (`write_events`).
     """
 
     def __init__(
         self,
         adapter: ModelAdapter,
-        sinks: Sequence[Sink],
         streams: Mapping[str, ActiveStream],
         wake: threading.Event,
+        cascade: Cascade | None = None,
     ) -> None:
         self.adapter = adapter
-        self._sinks = sinks
-        self._event_sinks = [s for s in sinks if isinstance(s, EventSink)]
+        self.cascade = cascade
         self._streams = streams
         self._wake = wake
 
@@ -47,24 +54,68 @@ class FramePath:
         return Job(frame, tensor, meta)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
-        job = dispatched.job
-        detections = self.adapter.postprocess(outputs, job.meta)
-        result = Result(job.frame, detections, time.time())
-        stream = self._streams[job.frame.stream]
-        stream.release.push(dispatched.seq, result)
+        try:
+            job = dispatched.job
+            detections = self.adapter.postprocess(outputs, job.meta)
+            result = Result(job.frame, detections, time.time())
+            if self.cascade is None or self._streams[result.stream].tracked is not None:
+                self._release(dispatched.seq, result)  # (classified after its tracker)
+            else:
+                release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
+                self.cascade.process(result, dispatched.seq, release)
+        except BaseException:
+            self._wake.set()  # the runtime keeps the error: the run loop must see it now
+            raise
+
+    def _release(self, seq: int, result: Result) -> None:
+        stream = self._streams[result.stream]
+        stream.release.push(seq, result)
         if stream.decoder.done:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
+        """In frame order: track the result (tracking on), classify its tracks due (with a
+        cascade too), hand it to the sinks."""
         stream = self._streams[result.stream]
-        if stream.analytics is not None:
-            result = stream.analytics.track(result)
-        for sink in self._sinks:
-            sink.write(result)
-        if result.events:
-            self.deliver_events(result.stream, result.events)
-        stream.record(result)
+        if stream.analytics is None:
+            self.write(result)
+            return
+        result = stream.analytics.track(result)
+        if stream.tracked is None:
+            self.write(result)
+        else:  # `released` is this result's number: the release counts it once emitted
+            ids = [NO_TRACK if i is None else i for i in result.track_ids or ()]
+            stream.tracked.push(stream.release.released, result, ids)
 
-    def deliver_events(self, stream: str, events: Sequence) -> None:
-        for sink in self._event_sinks:
-            sink.write_events(stream, events)
+    def tracked_release(self) -> TrackedRelease | None:
+        """A tracked stream's second stage, if there is a cascade (None otherwise)."""
+        return None if self.cascade is None else TrackedRelease(self.cascade, self.write)
+
+    def write(self, result: Result) -> None:
+        """Hand `result` to each of its stream's sinks (its events to those that take them);
+        a sink that raises fails for this stream only (it gets nothing more of it) and the
+        other sinks and streams go on."""
+        stream = self._streams[result.stream]
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors:
+                continue
+            try:
+                sink.write(result)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
+        if result.events:
+            self.write_events(result.stream, result.events)
+        stream.record(result)
+        if stream.tracked is not None and stream.decoder.done:
+            self._wake.set()  # this may have been the stream's last result
+
+    def write_events(self, name: str, events: Sequence) -> None:
+        """Hand tracking events, in order, to the stream's sinks that take them."""
+        stream = self._streams[name]
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors or not isinstance(sink, EventSink):
+                continue
+            try:
+                sink.write_events(name, events)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)

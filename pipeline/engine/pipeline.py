@@ -14,11 +14,15 @@ import openvino as ov
 
 from pipeline.analytics import AnalyticsOptions
 from pipeline.detections import Result
+from pipeline.engine.cascade import Cascade
+from pipeline.engine.feeds import Feed
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue
 from pipeline.engine.scheduler import Job, Scheduler
+from pipeline.engine.service_classes import BatchBound, Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.engine.streams import ActiveStream, StreamLifecycle
+from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
 from pipeline.models.runtime import InferenceRuntime
 from pipeline.outputs.sinks import CallbackSink, Sink
@@ -47,12 +51,21 @@ class Pipeline:
 
     Everything else that can be checked is checked here: the model reads, the adapter fits,
     the model compiles for the device. `model` may also be a ready `Detector`, which the
-    pipeline then uses without closing it. `run` processes every stream to its end (or until
-    `stop`), delivering each stream's results to the sinks in frame order, and returns a
-    RunSummary. Use it as a context manager so that the request pool and compiled model are
-    released in a safe order. With `analytics` (`AnalyticsOptions`, or True for tracking with
-    no lines or zones), every stream is tracked: results carry track ids and events, sinks
-    with `write_events` get the events, and the summary the counts.
+    pipeline then uses without closing it. `classify` adds second-stage models, each
+    `[LABELS:]MODEL` or a `ClassifySpec`, run on the crops of the detections (see
+    `ClassifyOptions` for when); each detection then carries its `attributes`. `run`
+    processes every stream to its end (or until `stop`), delivering each stream's results to
+    the sinks in frame order, and returns a RunSummary. Use it as a context manager so that
+    the request pools and compiled models are released in a safe order.
+
+    With `analytics` (`AnalyticsOptions`, or True for tracking with no lines or zones), every
+    stream is tracked: results carry track ids and events, sinks with `write_events` get the
+    events, and the summary the counts; with `classify` too, a track is classified when it
+    appears and then every `reclassify_seconds` (`ClassifyOptions`), not every frame.
+
+    More streams may join in other feeds (`add_feed`), with their own sinks, before or while
+    it runs: recordings at batch class beside live cameras. Live frames are dispatched first
+    unless `streams.scheduling` says otherwise (see `StreamOptions`).
 
         with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
             summary = pipeline.run()
@@ -72,6 +85,8 @@ class Pipeline:
         labels: str | None = None,
         concurrency: int | None = None,
         streams: StreamOptions | None = None,
+        classify: Sequence[str | ClassifySpec] = (),
+        classify_options: ClassifyOptions | None = None,
         analytics: AnalyticsOptions | bool | None = None,
         core: ov.Core | None = None,
     ) -> None:
@@ -87,16 +102,23 @@ class Pipeline:
             self.analytics.check_streams(s.name for s in eager_sources)
         self.sinks = [_as_sink(s) for s in sinks]
         self._owns_detector = not isinstance(model, Detector)
+        detector = model if isinstance(model, Detector) else None
         try:
             for source in eager_sources:
                 source.open()
-            detector = model if isinstance(model, Detector) else Detector.load(
+            detector = detector or Detector.load(
                 model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
                 labels=labels, core=core,
             )  # fmt: skip
+            self.cascade = Cascade.load(
+                classify, getattr(detector.adapter, "names", ()), classify_options,
+                device=device, core=core,
+            ) if classify else None  # fmt: skip
         except BaseException:
             for source in eager_sources:
                 source.release()
+            if self._owns_detector and detector is not None:
+                detector.close()
             raise
         self.model_path = detector.model_path
         self.adapter = detector.adapter
@@ -108,15 +130,19 @@ class Pipeline:
         self.lane_capacity = options.lane_capacity or math.ceil(
             2 * detector.runtime.nireq / concurrency
         )
-        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
+        by_class = options.scheduling is Scheduling.CLASSES
+        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity, by_class)
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream ended, or stop was asked
         active: dict[str, ActiveStream] = {}  # the running streams, shared by the two below
-        self._frame_path = FramePath(self.adapter, self.sinks, active, self._wake)
+        self._frame_path = FramePath(self.adapter, active, self._wake, self.cascade)
         self._streams = StreamLifecycle(
-            iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
-            options=options, frames=self._frames, sinks=self.sinks, frame_path=self._frame_path,
-            active=active, stop=self._stop, wake=self._wake, analytics=self.analytics,
+            options=options, frames=self._frames, frame_path=self._frame_path, active=active,
+            stop=self._stop, wake=self._wake, analytics=self.analytics,
+        )  # fmt: skip
+        self._streams.add(
+            Feed(iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
+                 sinks=self.sinks)
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
@@ -129,6 +155,31 @@ class Pipeline:
     @property
     def concurrency(self) -> int:
         return self._streams.concurrency
+
+    def add_feed(
+        self,
+        sources: Iterable[SourceLike],
+        *,
+        sinks: Sequence[SinkLike] = (),
+        concurrency: int | None = None,
+        service_class: ServiceClass | None = ServiceClass.BATCH,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
+        on_done: Callable[[Feed], None] | None = None,
+    ) -> Feed:
+        """Add streams from `sources` (paths, specs or sources, consumed lazily, each opened in
+        its own decoder thread), at most `concurrency` at once (default: the request-pool
+        size), at `service_class` (None: each source's own), their results to `sinks`.
+
+        May be called before `run` or, from any thread, while it runs; raises RuntimeError
+        once the run is over. The feed's `stop` stops it alone; `progress` and `wait` follow
+        it; its sinks are closed when it is done, then `on_done(feed)` is called.
+        """
+        feed = Feed(
+            iter(sources), eager=False, concurrency=concurrency or self.runtime.nireq,
+            sinks=[_as_sink(s) for s in sinks], service_class=service_class,
+            on_stream_end=on_stream_end, on_done=on_done,
+        )  # fmt: skip
+        return self._streams.add(feed)
 
     @property
     def runtime(self) -> InferenceRuntime:
@@ -156,8 +207,9 @@ class Pipeline:
             raise RuntimeError("a Pipeline runs once; make a new one")
         self._ran = True
         runtime = self.runtime
-        runtime.set_callback(self._frame_path.complete)
-        scheduler = Scheduler(self._frames, runtime)
+        runtime.set_callback(self._frame_path.complete, on_released=self._frames.wake)
+        bound = BatchBound(runtime.nireq, self.options.batch_requests)
+        scheduler = Scheduler(self._frames, runtime, bound)
         started = time.time()
         interrupted = False
         failure: BaseException | None = None
@@ -169,6 +221,10 @@ class Pipeline:
             try:
                 self._wake.wait(max(0.0, min(next_tick, deadline) - time.monotonic()))
                 self._wake.clear()
+                if self.cascade is not None:
+                    self.cascade.raise_if_failed()
+                if self._failed(scheduler):
+                    break
                 if time.monotonic() >= deadline and not self._stop.is_set():
                     log.info("%g s elapsed: stopping", duration)
                     self._halt()
@@ -188,23 +244,27 @@ class Pipeline:
                 self.stop()
             except Exception as error:  # from a callback of ours: stop everything, then raise
                 failure = error
-                self._halt()
-                self._frames.abort()
                 break
+        if failure is not None or self._failed(scheduler):
+            self._halt()  # every decoder stops, a live one waiting to reconnect included
+            self._frames.abort()
         scheduler.finished.wait()
         scheduler.join()
         runtime.drain()
+        if self.cascade is not None:
+            self.cascade.drain()
         self._streams.join_decoders()
         self._streams.end_complete(on_stream_end, all_remaining=failure is None)
         if on_tick is not None and failure is None:
             on_tick(self.progress())  # the final figures
-        for sink in self.sinks:
-            sink.close()
+        self._streams.finish_feeds()
         if failure is not None:
             raise failure
         if scheduler.error is not None:
             raise scheduler.error
         runtime.raise_if_failed()
+        if self.cascade is not None:
+            self.cascade.raise_if_failed()
         return self._summary(time.time() - started, interrupted or self._interrupted)
 
     def stop(self) -> None:
@@ -230,7 +290,10 @@ class Pipeline:
         return self._streams.progress()
 
     def close(self) -> None:
-        """Release the request pool and compiled model (after draining), and unused sources."""
+        """Release the request pools and compiled models (after draining), and unused sources."""
+        if self.cascade is not None:
+            self.cascade.close()
+            self.cascade = None
         if self._runtime is not None:
             if self._owns_detector:
                 self._runtime.close()
@@ -248,10 +311,11 @@ class Pipeline:
         self.close()
 
     def _over(self, scheduler: Scheduler) -> bool:
-        if self._streams.over:
-            return True
-        runtime = self.runtime
-        return scheduler.finished.is_set() and (scheduler.error is not None or runtime.failed)
+        return self._streams.over or self._failed(scheduler)
+
+    def _failed(self, scheduler: Scheduler) -> bool:
+        """Inference failed (a callback raised) or the scheduler did: the run must end."""
+        return scheduler.error is not None or self.runtime.failed
 
     def _summary(self, wall_seconds: float, interrupted: bool) -> RunSummary:
         streams = self._streams.ended
@@ -268,4 +332,8 @@ class Pipeline:
             adapter=self.adapter.name,
             model=str(self.model_path),
             interrupted=interrupted,
+            classes=self._streams.class_summaries(wall_seconds),
+            scheduling=self.options.scheduling.value,
+            classifiers=self.cascade.names if self.cascade else [],
+            classify_inferences=self.cascade.inferences if self.cascade else 0,
         )

@@ -4,8 +4,8 @@ tracking, track ids, trails, lines and zones)."""
 from __future__ import annotations
 
 import logging
-import os
 import queue
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.atomic import OutputError, publish
 from pipeline.detections import Detections, Result
 from pipeline.outputs.draw import draw_result
 from pipeline.outputs.sinks.base import StreamInfo
@@ -37,6 +38,10 @@ def video_path(directory: Path, stream: str, uri: str) -> Path:
     return directory / f"{stream}{container_for(uri)[1]}"
 
 
+# Below this much free space, a video that came out unreadable is put down to a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
 @dataclass
 class _Output:
     writer: cv2.VideoWriter
@@ -44,11 +49,14 @@ class _Output:
     partial: Path
     final: Path
     error: str | None = None
+    written: int = 0  # frames in the file, repeats included
+    last: np.ndarray | None = None  # the last frame written, repeated over skipped frames
 
 
 @dataclass(frozen=True)
 class _FrameItem:
     stream: str
+    index: int  # the frame's number in its stream: frames not analysed leave gaps
     image: np.ndarray
     detections: Detections
     track_ids: tuple[int | None, ...] | None = None
@@ -59,6 +67,7 @@ class _FrameItem:
 class _FinishItem:
     stream: str
     keep: bool
+    frames: int  # frames the stream decoded: the video's length in frames
     finished: threading.Event
 
 
@@ -69,6 +78,11 @@ class AnnotatedVideoSink:
     so OpenVINO's callback threads only hand frames over (and wait only when the writer is
     `max_queued` frames behind). Like `JsonlSink`, a video is written under a `.part` name and
     renamed when its stream finishes (only if it reached its end, with `keep_incomplete=False`).
+
+    The video lasts as long as its source: a frame that was not analysed (`every`, `max_fps`,
+    a live stream's drops) is filled with the last annotated one. A video that could not be
+    written completely (a full disk, a failed rename) keeps its `.part` name and its stream's
+    `finish` raises OutputError saying why.
     """
 
     def __init__(
@@ -93,16 +107,17 @@ class AnnotatedVideoSink:
         fps = stream.fps if stream.fps > 0 else 25.0
         writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not writer.isOpened():
-            raise OSError(f"{partial}: cannot write a {fourcc} video here")
+            raise OutputError(f"{partial}: cannot write a {fourcc} video here")
         self._outputs[stream.name] = _Output(writer, size, partial, final)
         with self._lock:
             if not self._thread.is_alive():
                 self._thread.start()
 
     def write(self, result: Result) -> None:
+        frame = result.frame
         self._queue.put(
             _FrameItem(
-                result.stream, result.frame.image, result.detections, result.track_ids,
+                result.stream, frame.index, frame.image, result.detections, result.track_ids,
                 result.overlay,
             )
         )  # fmt: skip
@@ -114,11 +129,14 @@ class AnnotatedVideoSink:
             return
         keep = stream.status == "done" or self.keep_incomplete
         finished = threading.Event()
-        self._queue.put(_FinishItem(stream.name, keep, finished))
-        finished.wait()
+        self._queue.put(_FinishItem(stream.name, keep, stream.frames_decoded, finished))
+        while not finished.wait(0.5):
+            if not self._thread.is_alive():  # cannot happen, but must never hang a run
+                output.error = output.error or f"{output.partial}: the video writer stopped"
+                break
         del self._outputs[stream.name]
         if output.error:
-            raise OSError(output.error)
+            raise OutputError(output.error)
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -131,23 +149,53 @@ class AnnotatedVideoSink:
     def _write_loop(self) -> None:
         while (item := self._queue.get()) is not None:
             output = self._outputs[item.stream]
-            if isinstance(item, _FinishItem):
-                output.writer.release()
-                if item.keep and output.error is None:
-                    os.replace(output.partial, output.final)
-                item.finished.set()
-                continue
-            if output.error is not None:
-                continue
             try:
-                image = item.image
-                if (image.shape[1], image.shape[0]) != output.size:
-                    image = cv2.resize(image, output.size)
-                else:
-                    image = image.copy()
-                output.writer.write(
-                    draw_result(image, item.detections, item.track_ids, item.overlay)
-                )
+                if isinstance(item, _FinishItem):
+                    self._finish_output(output, item)
+                elif output.error is None:
+                    self._write_frame(output, item)
             except Exception as error:  # keep the writer alive for the other streams
-                output.error = f"{output.partial}: writing failed: {error}"
-                log.exception("annotated video for %s failed", item.stream)
+                why = f"{output.partial}: writing failed: {error}"
+                output.error = output.error or (
+                    str(error) if isinstance(error, OutputError) else why
+                )
+                log.error("annotated video for %s failed: %s", item.stream, output.error)
+            finally:
+                if isinstance(item, _FinishItem):
+                    item.finished.set()
+
+    def _write_frame(self, output: _Output, item: _FrameItem) -> None:
+        while output.last is not None and output.written < item.index:  # frames not analysed
+            output.writer.write(output.last)
+            output.written += 1
+        image = item.image
+        if (image.shape[1], image.shape[0]) != output.size:
+            image = cv2.resize(image, output.size)
+        else:
+            image = image.copy()
+        output.last = draw_result(image, item.detections, item.track_ids, item.overlay)
+        output.writer.write(output.last)
+        output.written += 1
+
+    def _finish_output(self, output: _Output, item: _FinishItem) -> None:
+        while output.last is not None and output.error is None and output.written < item.frames:
+            output.writer.write(output.last)  # the frames after the last analysed one
+            output.written += 1
+        output.last = None
+        output.writer.release()
+        if output.error is None and output.written and not _readable(output.partial):
+            # OpenCV's writer reports no error: a full disk shows as a file that does not play.
+            free = shutil.disk_usage(output.partial.parent).free
+            why = "the disk is full" if free < _NEARLY_FULL_BYTES else "it does not play"
+            output.error = f"{output.partial}: the video could not be written ({why})"
+        if output.error is None and item.keep:
+            publish(output.partial, output.final)
+
+
+def _readable(path: Path) -> bool:
+    """The video opens and its first frame decodes."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
