@@ -21,8 +21,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, read_jsonl, run_cli
+from conftest import CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, cut_clip, read_jsonl, run_cli
 from synthetic_clip import identity_score, write_clip
+from test_classifiers import VEHICLE_ATTRS
 
 from pipeline import (
     AnalyticsOptions,
@@ -255,3 +256,29 @@ def test_the_count_vehicles_sample_counts_each_car_once():
         proc.stdout
     )
     assert proc.stdout.count("crossed in at") == 2 and proc.stdout.count("crossed out at") == 2
+
+
+def test_with_a_second_stage_each_track_is_classified_when_it_appears_then_each_second(
+    tmp_path,
+):
+    """Frames 195-234 of the car clip (3.2 s): the grey car (track 1) drives down beside the
+    red one (track 2), which drives up. Without tracking each vehicle is classified on every
+    frame; with it, on its track's first frame and then once a second, and every frame
+    carries its track's vote."""
+    clip = cut_clip(CAR, tmp_path / "two_cars.mp4", 40, start=195)
+    vehicles = f"vehicle:{VEHICLE_ATTRS}"
+    proc = run_cli("run", clip, *MODEL, "--classify", vehicles, "--track", "--out", tmp_path,
+                   "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    frames = read_jsonl(tmp_path / "two_cars.jsonl")
+    assert len(frames) == 40
+    colours: dict[int, set[str]] = {}
+    for frame in frames:
+        for d in frame["detections"]:
+            if d["track_id"] is not None:
+                colours.setdefault(d["track_id"], set()).add(d["attributes"]["color"]["label"])
+    assert colours[2] == {"red"} and colours[1] <= {"white", "gray"}  # the grey car: silver
+    crops = int(proc.stdout.split("second stage: ")[1].split(" crops")[0])
+    assert 2 <= crops <= 2 * 4 + 2  # per track: its first frame, then each second of 3.2 s
+    events = read_jsonl(tmp_path / "two_cars.events.jsonl")
+    assert [e["track_id"] for e in events if e["type"] == "track_end"] == [1, 2]
