@@ -20,6 +20,8 @@ _EXPORTS = {
     "is_live_uri": "sources.live",
     "LiveOptions": "sources.live_options",
     "FrameSampler": "sources.sampling",
+    "SimulatedCamera": "sources.simulated",
+    "simulate": "sources.simulated",
     "as_source": "sources.spec",
     "sources_from_specs": "sources.spec",
     "split_spec": "sources.spec",

@@ -33,6 +33,16 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
     )
 
 
+def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
+    """The command line's sources, files made simulated cameras by `--realtime`/`--loop`."""
+    from sources import simulate, sources_from_specs
+
+    return [
+        simulate(source, realtime=args.realtime, loop=args.loop)
+        for source in sources_from_specs(args.sources, options.live)
+    ]
+
+
 def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
@@ -52,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
     with Pipeline(
-        args.sources, args.model, sinks=sinks, streams=options, **_model_options(args)
+        _sources(args, options), args.model, sinks=sinks, streams=options, **_model_options(args)
     ) as pipeline:
         runtime = pipeline.runtime
         log.info(
@@ -81,7 +91,8 @@ def _demo(args: argparse.Namespace) -> int:
     options = DemoOptions(
         size=args.size, window=not args.headless, serve=args.serve, duration=args.duration
     )
-    demo = Demo(args.sources, model, options, streams=_stream_options(args), **_model_options(args))
+    streams = _stream_options(args)
+    demo = Demo(_sources(args, streams), model, options, streams=streams, **_model_options(args))
     summary = demo.run()
     print(summary.format_text())
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK

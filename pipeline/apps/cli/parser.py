@@ -142,6 +142,13 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     live.add_argument("--every", type=_positive_int, default=1, help="analyse every Nth frame")
     live.add_argument("--max-fps", type=_positive_float, help="analyse at most F frames/s/stream")
+    live.add_argument(
+        "--realtime", action="store_true",
+        help="read video files at their own frame rate, as cameras (then live: drop-oldest)",
+    )  # fmt: skip
+    live.add_argument(
+        "--loop", action="store_true", help="start video files again at their end (no end)"
+    )
     live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     live.add_argument(
         "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"
