@@ -378,7 +378,7 @@ def parse_config(
         if key not in _SECTIONS:
             raise _unknown("", key, list(_SECTIONS))
     if "model" not in document:
-        raise ConfigError("[model] is missing; give at least path = \"MODEL.xml\"")
+        raise ConfigError('[model] is missing; give at least path = "MODEL.xml"')
     cameras = {
         name: parse_camera(name, table, f"cameras.{name}")
         for name, table in _table("cameras", document.get("cameras", {})).items()
@@ -422,7 +422,9 @@ def load_config(path: str | Path) -> ServiceConfig:
         return parse_config(parse_toml(text, str(path)), path.resolve().parent, path)
     except ConfigError as error:
         message = str(error)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}")
+        raise ConfigError(
+            message if message.startswith(str(path)) else f"{path}: {message}"
+        ) from None
 
 
 # -- what changed between two configs --------------------------------------------------------------
@@ -480,8 +482,7 @@ def diff_configs(old: ServiceConfig, new: ServiceConfig) -> ConfigDiff:
         changed=tuple(
             n for n in new.cameras if n in old.cameras and resolved(old, n) != resolved(new, n)
         ),
-        model_changed=old.model != new.model
-        or _resolved_model(old) != _resolved_model(new),
+        model_changed=old.model != new.model or _resolved_model(old) != _resolved_model(new),
         output_changed=old.output != new.output,
         mqtt_changed=old.mqtt != new.mqtt,
         http_changed=old.http != new.http,
