@@ -323,15 +323,15 @@ class ServiceConfig:
 # -- building tables from parsed TOML or JSON ----------------------------------------------------
 
 
-def _unknown(path: str, key: str, valid: list[str]) -> ConfigError:
-    where = f"[{path}]" if path else "the top level"
+def _unknown(path: str, key: str, valid: list[str], where: str = "") -> ConfigError:
+    where = where or (f"[{path}]" if path else "the top level")
     near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f"did you mean {near[0]}?" if near else f"valid keys: {', '.join(valid)}"
     full = f"{path}.{key}" if path else key
     return ConfigError(f"{full}: unknown key in {where}; {hint}")
 
 
-def _build(cls: type, path: str, table: Any, **given: Any) -> Any:
+def _build(cls: type, path: str, table: Any, where: str = "", **given: Any) -> Any:
     """An instance of the dataclass `cls` from `table`, every key checked by its parser."""
     table = _table(path, table)
     keys = {
@@ -342,9 +342,9 @@ def _build(cls: type, path: str, table: Any, **given: Any) -> Any:
     values = dict(given)
     for key, value in table.items():
         if key not in keys:
-            raise _unknown(path, key, list(keys))
-        where = f"{path}.{key}" if path else key
-        values[keys[key].name] = keys[key].metadata["parse"](where, value)
+            raise _unknown(path, key, list(keys), where)
+        full = f"{path}.{key}" if path else key
+        values[keys[key].name] = keys[key].metadata["parse"](full, value)
     for key, f in keys.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required and f.name not in values:
@@ -352,14 +352,15 @@ def _build(cls: type, path: str, table: Any, **given: Any) -> Any:
     return cls(**values)
 
 
-def parse_camera(name: str, table: Any, path: str = "") -> CameraConfig:
-    """A camera from its table (TOML or a JSON body); errors name keys under `path`."""
+def parse_camera(name: str, table: Any, path: str = "", where: str = "") -> CameraConfig:
+    """A camera from its table (TOML or a JSON body); errors name keys under `path`, and
+    an unknown key says it is in `where` (default: the table `[path]`)."""
     if not CAMERA_NAME.match(name):
         where = f"{path}: " if path else ""
         raise ConfigError(
             f"{where}camera name {name!r} may hold only letters, digits, _ . - (e.g. gate-2)"
         )
-    camera = _build(CameraConfig, path, table, name=name)
+    camera = _build(CameraConfig, path, table, where, name=name)
     prefix = f"{path}." if path else ""
     for option in ("realtime", "loop"):
         if getattr(camera, option) and not camera.is_file:

@@ -1,0 +1,125 @@
+"""A real MQTT broker for the tests (Debian's mosquitto) and a subscriber that records messages."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    """mosquitto on 127.0.0.1 with its own config (no persistence: a restart forgets retained
+    messages, as a broker that lost its disk would). `users` adds a password file."""
+
+    def __init__(self, folder: Path, port: int | None = None, users: dict | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.users = users or {}
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> Mosquitto:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        if self.users:
+            passwords = self.folder / "passwords"
+            passwords.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(passwords), user, password],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+            passwords.chmod(0o600)
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        config = self.folder / "mosquitto.conf"
+        config.write_text("\n".join(lines) + "\n")
+        self._process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(config)],
+            stdout=subprocess.DEVNULL, stderr=(self.folder / "mosquitto.log").open("a"),
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise RuntimeError(f"mosquitto did not start on {self.port}") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+
+
+class Subscriber:
+    """A paho client subscribed to `topic` (QoS 1) that records (topic, payload, retain) in
+    arrival order; reconnects on its own."""
+
+    def __init__(self, port: int, topic: str = "#", auth: tuple[str, str] | None = None) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Condition()
+        self._topic = topic
+        self._subscribed = threading.Event()
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}")
+        if auth:
+            client.username_pw_set(*auth)
+        client.on_connect = lambda c, *_: c.subscribe(self._topic, qos=1)
+        client.on_subscribe = lambda *_: self._subscribed.set()
+        client.on_message = self._on_message
+        client.reconnect_delay_set(0.2, 1)
+        client.connect_async("127.0.0.1", port)
+        self._client = client
+
+    def __enter__(self) -> Subscriber:
+        self._client.loop_start()
+        assert self._subscribed.wait(10), "the subscriber could not subscribe"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, message.payload, message.retain))
+            self._lock.notify_all()
+
+    def on(self, topic: str) -> list[bytes]:
+        with self._lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        """Wait until `predicate(self)` holds (checked at each message)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not predicate(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+            return True
