@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.adapters import ADAPTER_NAMES
+from pipeline.models.adapters import ADAPTER_NAMES
 from pipeline.errors import VapipeError
 from sources import is_live_uri
 
