@@ -38,10 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pipeline.apps.demo.server import MosaicView, send
 from pipeline.apps.serve.config import CameraConfig, ConfigError, HttpConfig, parse_camera
 from pipeline.apps.serve.controller import StreamController, StreamExists, StreamNotFound
 from pipeline.apps.serve.metrics import ServiceMetrics
-from pipeline.apps.demo.server import MosaicView, send
 from pipeline.errors import VapipeError
 from sources import is_live_uri
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.models.adapters import ADAPTER_NAMES
 from pipeline.errors import VapipeError
+from pipeline.models.adapters import ADAPTER_NAMES
 from sources import is_live_uri
 
 if sys.version_info >= (3, 11):
