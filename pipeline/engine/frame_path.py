@@ -42,7 +42,7 @@ class FramePath:
 
     def prepare(self, frame: Frame) -> Job:
         tensor, meta = self.adapter.preprocess(frame.image)
-        return Job(frame, tensor, meta)
+        return Job(frame, tensor, meta, self._streams[frame.stream].dispatch_seq)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
         job = dispatched.job

@@ -22,7 +22,7 @@ from pipeline.models.detector import Detector
 from pipeline.models.runtime import InferenceRuntime
 from pipeline.outputs.sinks import CallbackSink, Sink
 from pipeline.summary import Progress, RunSummary, StreamSummary
-from sources import StreamStatus, VideoSource, sources_from_specs
+from sources import StreamStatus, VideoSource, as_source, sources_from_specs
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ class Pipeline:
     run at once — or any other iterable, consumed lazily: at most `concurrency` streams run
     at once and the next source starts as soon as one ends (a batch job over many files), each
     opened in its own decoder thread, where a failure to open is that stream's failure.
+
+    With `open_ended`, the run does not end when the given sources do: it runs until `stop`
+    (or its duration), and `sources` may be empty. Streams may be added to a running pipeline
+    (`add_stream`, each with its own options) and removed from it (`remove_stream`) from any
+    thread, without interrupting the others.
 
     Everything else that can be checked is checked here: the model reads, the adapter fits,
     the model compiles for the device. `model` may also be a ready `Detector`, which the
@@ -70,11 +75,12 @@ class Pipeline:
         concurrency: int | None = None,
         streams: StreamOptions | None = None,
         core: ov.Core | None = None,
+        open_ended: bool = False,
     ) -> None:
         self.options = options = streams or StreamOptions()
         eager = isinstance(sources, Sequence) and not isinstance(sources, str)
         eager_sources = sources_from_specs(sources, options.live) if eager else []
-        if eager and not eager_sources:
+        if eager and not eager_sources and not open_ended:
             raise ValueError("no sources given")
         self.sinks = [_as_sink(s) for s in sinks]
         self._owns_detector = not isinstance(model, Detector)
@@ -97,7 +103,7 @@ class Pipeline:
         # At least twice the requests queued in all, so the pool never starves; no more, so
         # memory and latency stay low with many streams.
         self.lane_capacity = options.lane_capacity or math.ceil(
-            2 * detector.runtime.nireq / concurrency
+            2 * detector.runtime.nireq / max(1, concurrency)
         )
         self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
         self._stop = threading.Event()
@@ -107,7 +113,7 @@ class Pipeline:
         self._streams = StreamLifecycle(
             iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
             options=options, frames=self._frames, sinks=self.sinks, frame_path=self._frame_path,
-            active=active, stop=self._stop, wake=self._wake,
+            active=active, stop=self._stop, wake=self._wake, open_ended=open_ended,
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
@@ -187,6 +193,7 @@ class Pipeline:
         runtime.drain()
         self._streams.join_decoders()
         self._streams.end_complete(on_stream_end, all_remaining=failure is None)
+        self._streams.release_waiters()
         if on_tick is not None and failure is None:
             on_tick(self.progress())  # the final figures
         for sink in self.sinks:
@@ -212,10 +219,33 @@ class Pipeline:
         self._streams.interrupt_all()
         self._wake.set()
 
+    def add_stream(self, source: SourceLike, options: StreamOptions | None = None) -> str:
+        """Start another stream now, before or while `run` runs, from any thread; returns its
+        name. `source` is a spec (`NAME=URI`), a path or a ready source, opened on its own
+        decoder thread (a failure to open is that stream's failure); `options` are its own
+        (default: the pipeline's). Raises ValueError if a running stream has the same name,
+        RuntimeError once the run has ended or is stopping (and, unless `open_ended`, once
+        the run has started all the given sources)."""
+        options = options or self.options
+        started = as_source(source, options.live)
+        self._streams.add(started, options)
+        return started.name
+
+    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one stream while the others run on, from any thread but `run`'s, and wait
+        until it has ended: its decoder stopped, the frames it had queued processed, its
+        results delivered and its sinks finished. Returns its summary (also given to
+        `on_stream_end`). Raises KeyError if no running stream has that name."""
+        return self._streams.remove(name, timeout)
+
     def stream_status(self) -> dict[str, StreamStatus]:
         """The state of each running stream: a live one's own (connecting, streaming,
         reconnecting ...), `streaming` for a file once its first frame is decoded."""
         return self._streams.status()
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far (status `running`), from any thread."""
+        return self._streams.summaries()
 
     def progress(self) -> Progress:
         return self._streams.progress()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +19,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A frame ready for inference: the model input made in the decoder thread, and the
-    adapter's metadata for postprocessing."""
+    """A frame ready for inference: the model input made in the decoder thread, the
+    adapter's metadata for postprocessing, and its stream's dispatch counter (owned by the
+    stream, so a stream started again under the same name counts from 0 again)."""
 
     frame: Frame
     tensor: np.ndarray
     meta: Any
+    stream_seq: Iterator[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,6 @@ class Scheduler(threading.Thread):
         super().__init__(name="scheduler", daemon=True)
         self._frames = frames
         self._runtime = runtime
-        self._next_seq: dict[str, int] = {}
         self.error: BaseException | None = None
         # Set when dispatching is over. Wait on this rather than `join`: a KeyboardInterrupt
         # inside `Thread.join` can leave the thread looking finished while it still runs.
@@ -56,10 +58,7 @@ class Scheduler(threading.Thread):
             while (job := self._frames.get()) is not None:
                 if self._runtime.failed:
                     break
-                stream = job.frame.stream
-                seq = self._next_seq.get(stream, 0)
-                self._next_seq[stream] = seq + 1
-                self._runtime.submit(job.tensor, Dispatched(job, seq))
+                self._runtime.submit(job.tensor, Dispatched(job, next(job.stream_seq)))
         except BaseException as error:
             self.error = error
             log.debug("scheduler failed", exc_info=True)

@@ -1,9 +1,11 @@
-"""The stream lifecycle: streams start (all at once, or lazily up to a concurrency), run on
-their decoder threads, and end once their last result is delivered and their sinks finish."""
+"""The stream lifecycle: streams start (all at once, lazily up to a concurrency, or one by one
+while the pipeline runs), run on their decoder threads, and end once their last result is
+delivered and their sinks finish (by themselves, or removed while the others run on)."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 from collections import Counter, deque
@@ -40,21 +42,40 @@ def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
     """Counts by class id as counts by label, named as `Detections.label` names them."""
     label = Detections.empty(names).label
     labelled: Counter[str] = Counter()
-    for class_id, count in counts.items():
+    for class_id, count in dict(counts).items():  # a copy: results may arrive meanwhile
         labelled[label(class_id)] += count
     return dict(sorted(labelled.items()))
 
 
+class StreamStop:
+    """Set when the whole pipeline stops or when this one stream is removed."""
+
+    def __init__(self, pipeline_stop: threading.Event) -> None:
+        self._pipeline = pipeline_stop
+        self._own = threading.Event()
+
+    def set(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or self._pipeline.is_set()
+
+
 @dataclass(eq=False)
 class ActiveStream:
-    """A started stream: its decoder, its in-order release, and what its results counted."""
+    """A started stream: its decoder, its in-order release, and what its results counted.
+    `ended` is set once its sinks have finished, `final` then holds its summary."""
 
     decoder: DecoderThread[Job]
     release: InOrderRelease[Result]
+    stop: StreamStop
     class_counts: Counter[int] = field(default_factory=Counter)  # by class id
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
+    dispatch_seq: itertools.count = field(default_factory=itertools.count)  # scheduler only
+    ended: threading.Event = field(default_factory=threading.Event)
+    final: StreamSummary | None = None
 
     @property
     def complete(self) -> bool:
@@ -88,7 +109,8 @@ class ActiveStream:
         else:
             status = "stopped"
         live = source.status() if isinstance(source, LiveSource) else None
-        p50, p95 = np.percentile(self.latencies_ms, [50, 95]) if self.latencies_ms else (0, 0)
+        latencies = list(self.latencies_ms)  # a copy: results may arrive meanwhile
+        p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)
         return StreamSummary(
             name=source.name,
             source=mask_credentials(source.uri),
@@ -110,12 +132,14 @@ class ActiveStream:
 
 
 class StreamLifecycle:
-    """Starts, tracks and ends the streams of one run; owned by the pipeline's run thread.
+    """Starts, tracks and ends the streams of one run.
 
     With `eager`, `feed` yields sources that are already open; otherwise it yields source
-    specs, each opened in its own decoder thread. At most `concurrency` streams run at once.
-    `active` (the running streams by name) is shared with the frame path, which delivers
-    their results.
+    specs, each opened in its own decoder thread. At most `concurrency` streams of the feed
+    run at once. `active` (the running streams by name) is shared with the frame path, which
+    delivers their results. Streams from the feed start and end on the pipeline's run thread;
+    `add` and `remove` may be called from any thread while the run is open (until the feed is
+    exhausted, or until `stop` when `open_ended`).
     """
 
     def __init__(
@@ -131,8 +155,11 @@ class StreamLifecycle:
         active: dict[str, ActiveStream],
         stop: threading.Event,
         wake: threading.Event,
+        open_ended: bool = False,
     ) -> None:
         self._feed = feed
+        self.open_ended = open_ended
+        self._lock = threading.Lock()  # guards starting streams and `exhausted`
         self._eager = eager
         self.concurrency = concurrency
         self._options = options
@@ -152,28 +179,69 @@ class StreamLifecycle:
         return self.exhausted and not self.active
 
     def top_up(self) -> None:
-        """Start streams from the feed until `concurrency` run or the feed is exhausted."""
-        while not self.exhausted and len(self.active) < self.concurrency:
-            spec = None if self._stop.is_set() else next(self._feed, None)
-            if spec is None:
-                self.exhausted = True
-                self._frames.seal()
-                return
-            self._start(spec if self._eager else as_source(spec, self._options.live))
+        """Start streams from the feed until `concurrency` run or the feed is exhausted; once
+        stopped (or exhausted, unless open-ended), seal the queue: no stream starts any more."""
+        with self._lock:
+            while not self.exhausted:
+                if self._stop.is_set():
+                    spec = None
+                elif len(self.active) >= self.concurrency:
+                    return
+                else:
+                    spec = next(self._feed, None)
+                if spec is None:
+                    if self.open_ended and not self._stop.is_set():
+                        return
+                    self.exhausted = True
+                    self._frames.seal()
+                    return
+                source = spec if self._eager else as_source(spec, self._options.live)
+                if not self._eager:
+                    source.name = self._unused_name(source.name)
+                self._start(source, self._options, open_source=not self._eager)
 
-    def _start(self, source: VideoSource) -> None:
-        if not self._eager:
-            source.name = self._unused_name(source.name)
+    def add(self, source: VideoSource, options: StreamOptions | None = None) -> None:
+        """Start one more stream now, with its own options (default: the pipeline's); it is
+        opened on its decoder thread. Any thread. Raises ValueError if a running stream has
+        its name, RuntimeError once no stream may start any more."""
+        with self._lock:
+            if self.exhausted or self._stop.is_set():
+                raise RuntimeError("the pipeline is stopping or has ended: no stream can start")
+            if source.name in self.active:
+                raise ValueError(f"a stream named {source.name!r} is already running")
+            self._start(source, options or self._options, open_source=True)
+        if self._stop.is_set():  # stopped meanwhile, after `interrupt_all` looked
+            source.interrupt()
+
+    def remove(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one stream and wait until it has ended: decoder stopped, the frames already
+        queued processed, results delivered, sinks finished. Any thread but the run thread.
+        Raises KeyError if no stream of that name runs, TimeoutError after `timeout`."""
+        with self._lock:
+            stream = self.active.get(name)
+            if stream is None:
+                raise KeyError(name)
+            stream.stop.set()
+        stream.decoder.source.interrupt()
+        self._wake.set()
+        if not stream.ended.wait(timeout):
+            raise TimeoutError(f"stream {name!r} did not end within {timeout:g} s")
+        assert stream.final is not None
+        return stream.final
+
+    def _start(self, source: VideoSource, options: StreamOptions, open_source: bool) -> None:
+        """Start a stream (lock held)."""
         self.started.append(source)
         self._names.add(source.name)
-        options = self._options
         self._frames.add_lane(source.name, options.policy or QueuePolicy.for_source(source.live))
+        stop = StreamStop(self._stop)
         decoder = DecoderThread(
-            source, self._frames, self._frame_path.prepare, self._stop,
-            open_source=not self._eager, on_started=self._open_sinks, on_ended=self._wake.set,
+            source, self._frames, self._frame_path.prepare, stop,
+            open_source=open_source, on_started=self._open_sinks, on_ended=self._wake.set,
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
         )  # fmt: skip
-        self.active[source.name] = ActiveStream(decoder, InOrderRelease(self._frame_path.deliver))
+        release = InOrderRelease(self._frame_path.deliver)
+        self.active[source.name] = ActiveStream(decoder, release, stop)
         decoder.start()
 
     def _unused_name(self, wanted: str) -> str:
@@ -205,13 +273,22 @@ class StreamLifecycle:
         for name, stream in list(self.active.items()):
             if not (stream.complete or all_remaining):
                 continue
-            del self.active[name]
-            if stream.complete:
-                self._frames.remove_lane(name)
+            with self._lock:
+                del self.active[name]
+                if stream.complete:
+                    self._frames.remove_lane(name)
             summary = self._finish_sinks(stream.summary())
             self.ended.append(summary)
+            stream.final = summary
+            stream.ended.set()
             if on_stream_end is not None:
                 on_stream_end(summary)
+
+    def release_waiters(self) -> None:
+        """After a failed run: whoever waits in `remove` gets the stream's summary so far."""
+        for stream in list(self.active.values()):
+            stream.final = stream.summary()
+            stream.ended.set()
 
     def _finish_sinks(self, summary: StreamSummary) -> StreamSummary:
         """Tell every sink the stream ended; a sink failing to finish fails the stream."""
@@ -228,6 +305,13 @@ class StreamLifecycle:
 
     def status(self) -> dict[str, StreamStatus]:
         return {name: stream.status() for name, stream in list(self.active.items())}
+
+    def summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far (status `running`)."""
+        return {
+            name: dataclasses.replace(stream.summary(), status="running")
+            for name, stream in list(self.active.items())
+        }
 
     def progress(self) -> Progress:
         active = list(self.active.values())

@@ -98,6 +98,12 @@ class InferenceRuntime:
                 self._idle.notify_all()
 
     @property
+    def in_flight(self) -> int:
+        """Requests submitted whose callback has not returned yet."""
+        with self._lock:
+            return self._submitted - self._completed
+
+    @property
     def failed(self) -> bool:
         return self._error is not None
 

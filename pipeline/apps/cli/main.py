@@ -128,6 +128,12 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pipeline.apps.serve.main import serve
+
+    return serve(args.config, read_only=args.read_only_config, check_only=args.check)
+
+
 def _devices(args: argparse.Namespace) -> int:
     import openvino as ov
 
@@ -165,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         commands = {
-            "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "devices": _devices,
+            "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "serve": _serve,
+            "devices": _devices,
         }  # fmt: skip
         return commands[args.command](args)
     except VapipeError as error:

@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    serve = commands.add_parser(
+        "serve", help="run as a service: cameras from a config file, HTTP API, metrics, MQTT"
+    )
+    serve.add_argument("--config", type=Path, required=True, help="the TOML config file")
+    serve.add_argument(
+        "--read-only-config", action="store_true",
+        help="do not write changes made through the API back to the config file",
+    )  # fmt: skip
+    serve.add_argument("--check", action="store_true", help="check the config and exit")
+
     commands.add_parser("devices", help="list the devices OpenVINO sees")
     return parser
 
