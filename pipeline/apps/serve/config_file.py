@@ -27,11 +27,24 @@ from pipeline.apps.serve.config import (
 
 
 def _toml_value(key: str, value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # as a person writes it: max_fps = 5
     if key in ("lines", "zones"):
         inline = tomlkit.inline_table()
         inline.update(value)
         return inline
     return value
+
+
+def _replace(table: Table, key: str, value: Any) -> None:
+    """Set `table[key]`, keeping the comment at the end of the old value's line."""
+    old = table.get(key)
+    new = tomlkit.item(value)
+    if old is not None and hasattr(old, "trivia"):
+        new.trivia.comment_ws = old.trivia.comment_ws
+        new.trivia.comment = old.trivia.comment
+        new.trivia.trail = old.trivia.trail
+    table[key] = new
 
 
 class ConfigFile:
@@ -63,7 +76,7 @@ class ConfigFile:
                     del table[key]
                 for key, value in wanted.items():
                     if current.get(key) != value:
-                        table[key] = _toml_value(key, value)
+                        _replace(table, key, _toml_value(key, value))
             self._write(document)
 
     def remove_camera(self, name: str) -> None:
