@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -23,18 +24,33 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """mosquitto on 127.0.0.1 with its own config (no persistence: a restart forgets retained
-    messages, as a broker that lost its disk would). `users` adds a password file."""
+    """mosquitto on 127.0.0.1 with its own config. Without `persistent` a restart forgets
+    retained messages and sessions (a broker that lost its disk); with it, `stop` saves them
+    and a restart brings back subscribers' sessions (their queued messages included).
+    `users` adds a password file."""
 
-    def __init__(self, folder: Path, port: int | None = None, users: dict | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        users: dict | None = None,
+        persistent: bool = False,
+    ) -> None:
         self.folder = folder
         self.port = port or free_port()
         self.users = users or {}
+        self.persistent = persistent
         self._process: subprocess.Popen | None = None
 
     def start(self) -> Mosquitto:
         self.folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr"]
+        if os.getuid() == 0:  # started as root, it would switch to `mosquitto`, who cannot
+            lines.append("user root")  # read this test's private folder
+        if self.persistent:
+            lines += ["persistence true", f"persistence_location {self.folder}/"]
+        else:
+            lines.append("persistence false")
         if self.users:
             passwords = self.folder / "passwords"
             passwords.write_text("")
@@ -64,9 +80,17 @@ class Mosquitto:
                 time.sleep(0.05)
 
     def kill(self) -> None:
+        """Dies at once (SIGKILL): nothing saved, connections reset."""
         if self._process is not None:
             self._process.kill()
             self._process.wait()
+            self._process = None
+
+    def stop(self) -> None:
+        """Killed with SIGTERM: it saves its state (when persistent) and exits."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
             self._process = None
 
     def __enter__(self) -> Mosquitto:
@@ -78,14 +102,23 @@ class Mosquitto:
 
 class Subscriber:
     """A paho client subscribed to `topic` (QoS 1) that records (topic, payload, retain) in
-    arrival order; reconnects on its own."""
+    arrival order; reconnects on its own. With `persistent`, its session outlives a
+    disconnection: the broker keeps QoS 1 messages for it meanwhile."""
 
-    def __init__(self, port: int, topic: str = "#", auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        topic: str = "#",
+        auth: tuple[str, str] | None = None,
+        persistent: bool = False,
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Condition()
         self._topic = topic
         self._subscribed = threading.Event()
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}")
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}", clean_session=not persistent
+        )
         if auth:
             client.username_pw_set(*auth)
         client.on_connect = lambda c, *_: c.subscribe(self._topic, qos=1)
