@@ -464,7 +464,7 @@ class Service:
         """A stream ended (by itself, removed, or at a stop): keep its summary beside its
         outputs, and say so over MQTT."""
         stem = self._segments.end(summary.name)
-        if summary.name in self.config.cameras and not self._stopping.is_set():
+        if summary.name in self.config.cameras:
             with self._data:
                 self._ended[summary.name] = summary
         if self.config.output.dir:
