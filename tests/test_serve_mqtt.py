@@ -151,3 +151,37 @@ def test_a_broker_with_passwords_takes_the_configured_user(tmp_path):
             assert not wrong.connected
             wrong.close(timeout=0.5)
         assert numbers(sub, "vapipe/gate/events") == [1]
+
+
+def test_the_service_turns_tracking_events_into_mqtt_events_counts_and_metrics(broker, tmp_path):
+    from pipeline.apps.serve.config import parse_config
+    from pipeline.apps.serve.service import Service
+
+    config = parse_config({
+        "model": {"path": "unused.xml"}, "http": {"bind": "127.0.0.1:0"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port},
+    }, tmp_path)  # fmt: skip
+    service = Service(config)
+    events = [
+        {"type": "line_cross", "line": "entry", "direction": "in", "label": "vehicle", "n": 0},
+        {"type": "zone_enter", "zone": "door", "label": "person", "n": 1},
+        {"type": "line_cross", "line": "entry", "direction": "out", "label": "vehicle", "n": 2},
+        {"type": "zone_exit", "zone": "door", "label": "person", "n": 3},
+        {"type": "track_end", "label": "vehicle", "n": 4},
+    ]
+    with Subscriber(broker.port) as sub:
+        service.mqtt.start()
+        for event in events:
+            service.publish_event("gate", event)
+        assert sub.wait_for(lambda s: len(s.on("vapipe/gate/events")) == 5)
+        assert sub.wait_for(lambda s: len(s.on("vapipe/gate/counts")) >= 1)
+        service.mqtt.close()
+        service.api.close()
+    assert numbers(sub, "vapipe/gate/events") == [0, 1, 2, 3, 4]
+    counts = json.loads(sub.on("vapipe/gate/counts")[-1])
+    assert counts["lines"]["entry"]["in"] == 1 and counts["lines"]["entry"]["out"] == 1
+    assert counts["lines"]["entry"]["by_label"] == {"vehicle": {"in": 1, "out": 1}}
+    assert counts["zones"]["door"] == {"entered": 1, "occupancy": {"person": 0}}
+    text = service.metrics.render().decode()
+    assert 'vapipe_line_crossings_total{direction="out",label="vehicle",line="entry",' in text
+    assert 'vapipe_zone_occupancy{label="person",stream="gate",zone="door"} 0.0' in text

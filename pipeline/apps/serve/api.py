@@ -186,7 +186,8 @@ class ApiServer:
     def close(self) -> None:
         if self.view is not None:
             self.view.close()
-        self._http.shutdown()
+        if self._thread.is_alive():
+            self._http.shutdown()
         self._http.server_close()
 
     # -- routes ------------------------------------------------------------------------------

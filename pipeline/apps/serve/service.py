@@ -454,6 +454,43 @@ class Service:
 
     # -- callbacks from the pipeline ---------------------------------------------------------
 
+    def publish_event(self, camera: str, event: dict) -> None:
+        """An event of the tracking layer (line_cross, zone_enter, zone_exit, track_end): to
+        the metrics, the camera's counts (retained) and MQTT (QoS 1, in order). Called in frame
+        order per camera, by the sink that receives events once the tracking layer is on."""
+        self.metrics.observe_event(camera, event)
+        counts = self._count(camera, event)
+        mqtt = self.mqtt
+        if mqtt is not None:
+            mqtt.publish_event(camera, event)
+            if counts is not None:
+                mqtt.publish_counts(camera, counts)
+
+    def _count(self, camera: str, event: dict) -> dict | None:
+        """Update the camera's line and zone counts; a copy of them if they changed."""
+        kind, label = event.get("type"), str(event.get("label", ""))
+        with self._data:
+            counts = self._counts.setdefault(camera, {"lines": {}, "zones": {}})
+            if kind == "line_cross":
+                line = counts["lines"].setdefault(
+                    event["line"], {"in": 0, "out": 0, "by_label": {}}
+                )
+                direction = event["direction"]
+                line[direction] += 1
+                by_label = line["by_label"].setdefault(label, {"in": 0, "out": 0})
+                by_label[direction] += 1
+            elif kind in ("zone_enter", "zone_exit"):
+                zone = counts["zones"].setdefault(event["zone"], {"entered": 0, "occupancy": {}})
+                occupancy = zone["occupancy"]
+                if kind == "zone_enter":
+                    zone["entered"] += 1
+                    occupancy[label] = occupancy.get(label, 0) + 1
+                else:
+                    occupancy[label] = max(0, occupancy.get(label, 0) - 1)
+            else:
+                return None
+            return json.loads(json.dumps(counts))  # a deep copy for the publisher
+
     def _opened(self, stream: StreamInfo) -> None:
         self._tick_camera(stream.name, force=True)
 
