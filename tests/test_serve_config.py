@@ -135,6 +135,9 @@ def test_check_says_a_good_config_is_valid_and_a_missing_video_is_not(tmp_path):
     result = run_cli("serve", "--config", bad, "--check")
     assert result.returncode == 2
     assert "cameras.yard.source: no such video file" in result.stderr
+    no_model = write(tmp_path, GOOD.replace(str(SSD_XML), "none.xml"), "no-model.toml")
+    result = run_cli("serve", "--config", no_model, "--check")
+    assert result.returncode == 2 and "model.path: no such model file" in result.stderr
 
 
 def test_a_diff_names_cameras_added_removed_changed_and_a_model_change(tmp_path):

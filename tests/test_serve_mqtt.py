@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import SSD_XML
 from mosquitto import Mosquitto, Subscriber
 
 from pipeline.apps.serve.config import MqttConfig
@@ -158,7 +159,7 @@ def test_the_service_turns_tracking_events_into_mqtt_events_counts_and_metrics(b
     from pipeline.apps.serve.service import Service
 
     config = parse_config({
-        "model": {"path": "unused.xml"}, "http": {"bind": "127.0.0.1:0"},
+        "model": {"path": str(SSD_XML)}, "http": {"bind": "127.0.0.1:0"},
         "mqtt": {"host": "127.0.0.1", "port": broker.port},
     }, tmp_path)  # fmt: skip
     service = Service(config)

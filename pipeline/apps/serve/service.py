@@ -67,8 +67,11 @@ class ConfigWriteError(VapipeError):
 
 
 def check_startable(config: ServiceConfig) -> None:
-    """What can be checked before the pipeline starts: file sources exist, the API is not
-    exposed without a token."""
+    """What can be checked before the pipeline starts: the model and file sources exist, the
+    API is not exposed without a token."""
+    model = config.resolve(config.model.path)
+    if not model.exists():
+        raise ConfigError(f"model.path: no such model file or folder: {model}")
     for camera in config.cameras.values():
         check_camera_source(config, camera, f"cameras.{camera.name}.source")
     check_exposure(config.http, effective_token(config.http))
