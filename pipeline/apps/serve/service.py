@@ -293,14 +293,16 @@ class Service:
                 reason = "[model] changed" if diff.model_changed else "[output] changed"
                 self.config = new
                 self._restart(reason)
+                if diff.mqtt_changed:
+                    self._replace_mqtt()
             else:
-                old, self.config = self.config, new
+                self.config = new
                 for name in diff.removed + diff.changed:
                     self._stop_camera(name)
                 for name in diff.changed + diff.added:
                     self._start_camera(new.cameras[name])
                 if diff.mqtt_changed:
-                    self._replace_mqtt(old)
+                    self._replace_mqtt()
         return {
             "added": list(diff.added), "removed": list(diff.removed),
             "changed": list(diff.changed), "pipeline_restarted": diff.restarts_pipeline,
@@ -347,7 +349,7 @@ class Service:
             log.info("%s: stopping the pipeline to start it again", reason)
             self._pipeline.stop()
 
-    def _replace_mqtt(self, old: ServiceConfig) -> None:
+    def _replace_mqtt(self) -> None:
         mqtt, self.mqtt = self.mqtt, self._make_mqtt(self.config)
         if mqtt is not None:
             mqtt.close()
@@ -383,21 +385,23 @@ class Service:
 
     # -- figures -----------------------------------------------------------------------------
 
-    def _figures(self) -> dict[str, StreamSummary | tuple]:
-        """Per camera: its running summary and status, or how it ended."""
+    def _figures(self) -> dict[str, tuple]:
+        """Per camera: (its running summary, its status, its current fps), or (how it ended,
+        None, 0)."""
         pipeline = self._pipeline
         with self._data:
             ended = dict(self._ended)
         running = pipeline.stream_summaries() if pipeline is not None else {}
         status = pipeline.stream_status() if pipeline is not None else {}
-        figures: dict = {name: (summary, None) for name, summary in ended.items()}
+        fps = {s["name"]: s["fps"] for s in self.view.figures()["streams"]}
+        figures: dict = {name: (summary, None, 0.0) for name, summary in ended.items()}
         for name, summary in running.items():
-            figures[name] = (summary, status.get(name))
+            figures[name] = (summary, status.get(name), fps.get(name, 0.0))
         return figures
 
     def _describe(self, name: str, figures: dict) -> dict:
         camera = self.config.cameras.get(name)
-        summary, status = figures.get(name, (None, None))
+        summary, status, fps = figures.get(name, (None, None, 0.0))
         view = {
             "name": name,
             "source": mask_credentials(camera.source) if camera else None,
@@ -406,9 +410,7 @@ class Service:
             "last_error": (status.last_error if status else "")
             or (summary.errors[-1] if summary and summary.errors else ""),
         }
-        live = self.view.figures()
-        current = next((s for s in live["streams"] if s["name"] == name), None)
-        view["fps"] = current["fps"] if current else 0.0
+        view["fps"] = fps
         for key in (
             "frames_decoded", "frames_processed", "frames_dropped", "frames_skipped",
             "latency_p50_ms", "latency_p95_ms", "reconnects", "down_seconds",
@@ -440,7 +442,7 @@ class Service:
 
     def _page_figures(self) -> dict:
         figures = self.view.figures()
-        states = {name: _state(*pair) for name, pair in self._figures().items()}
+        states = {name: _state(s, status) for name, (s, status, _) in self._figures().items()}
         for stream in figures["streams"]:
             stream["state"] = states.get(stream["name"], "stopped")
         return figures
@@ -524,14 +526,15 @@ class Service:
         (or every 10 s with fresh figures)."""
         if self.mqtt is None:
             return
+        figures = self._figures()
         for name in list(self.config.cameras):
-            self._tick_camera(name)
+            self._tick_camera(name, figures)
 
-    def _tick_camera(self, name: str, force: bool = False) -> None:
+    def _tick_camera(self, name: str, figures: dict | None = None, force: bool = False) -> None:
         mqtt = self.mqtt
         if mqtt is None:
             return
-        view = self._describe(name, self._figures())
+        view = self._describe(name, figures if figures is not None else self._figures())
         state = view["state"]
         now = time.monotonic()
         with self._data:
