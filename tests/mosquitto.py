@@ -35,11 +35,13 @@ class Mosquitto:
         port: int | None = None,
         users: dict | None = None,
         persistent: bool = False,
+        tls: dict[str, Path] | None = None,
     ) -> None:
         self.folder = folder
         self.port = port or free_port()
         self.users = users or {}
         self.persistent = persistent
+        self.tls = tls  # {"ca": ..., "cert": ..., "key": ...}: TLS only
         self._process: subprocess.Popen | None = None
 
     def start(self) -> Mosquitto:
@@ -47,6 +49,11 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr"]
         if os.getuid() == 0:  # started as root, it would switch to `mosquitto`, who cannot
             lines.append("user root")  # read this test's private folder
+        if self.tls:
+            lines += [
+                f"cafile {self.tls['ca']}", f"certfile {self.tls['cert']}",
+                f"keyfile {self.tls['key']}",
+            ]  # fmt: skip
         if self.persistent:
             lines += ["persistence true", f"persistence_location {self.folder}/"]
         else:
@@ -100,6 +107,23 @@ class Mosquitto:
         self.kill()
 
 
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A test CA and a server certificate for 127.0.0.1 it signed (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "2", "-subj", "/CN=vapipe test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-out",
+            "server.crt", "-CAcreateserial", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    return {"ca": folder / "ca.crt", "cert": folder / "server.crt", "key": folder / "server.key"}
+
+
 class Subscriber:
     """A paho client subscribed to `topic` (QoS 1) that records (topic, payload, retain) in
     arrival order; reconnects on its own. With `persistent`, its session outlives a
@@ -111,6 +135,7 @@ class Subscriber:
         topic: str = "#",
         auth: tuple[str, str] | None = None,
         persistent: bool = False,
+        tls_ca: Path | None = None,
     ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Condition()
@@ -121,6 +146,8 @@ class Subscriber:
         )
         if auth:
             client.username_pw_set(*auth)
+        if tls_ca:
+            client.tls_set(ca_certs=str(tls_ca))
         client.on_connect = lambda c, *_: c.subscribe(self._topic, qos=1)
         client.on_subscribe = lambda *_: self._subscribed.set()
         client.on_message = self._on_message

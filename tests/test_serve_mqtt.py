@@ -12,7 +12,7 @@ import time
 
 import pytest
 from conftest import SSD_XML
-from mosquitto import Mosquitto, Subscriber
+from mosquitto import Mosquitto, Subscriber, make_certificates
 
 from pipeline.apps.serve.config import MqttConfig
 from pipeline.apps.serve.metrics import ServiceMetrics
@@ -151,6 +151,27 @@ def test_a_broker_with_passwords_takes_the_configured_user(tmp_path):
             time.sleep(1.0)
             assert not wrong.connected
             wrong.close(timeout=0.5)
+        assert numbers(sub, "vapipe/gate/events") == [1]
+
+
+def test_over_tls_the_broker_is_checked_against_the_given_ca(tmp_path):
+    certificates = make_certificates(tmp_path / "pki")
+    with Mosquitto(tmp_path / "b", tls=certificates) as broker:
+        with Subscriber(broker.port, tls_ca=certificates["ca"]) as sub:
+            config = MqttConfig(
+                host="127.0.0.1", port=broker.port, tls=True, ca_file="pki/ca.crt"
+            )  # relative to the config's folder
+            mqtt = MqttPublisher(config, reconnect_delay=FAST, base_dir=tmp_path).start()
+            mqtt.publish_event("gate", {"n": 1})
+            assert sub.wait_for(lambda s: s.on("vapipe/gate/events"))
+            mqtt.close()
+            untrusted = MqttPublisher(
+                MqttConfig(host="127.0.0.1", port=broker.port, tls=True), reconnect_delay=FAST
+            ).start()  # the system's CAs: this test CA is not among them
+            untrusted.publish_event("gate", {"n": 2})
+            time.sleep(1.0)
+            assert not untrusted.connected
+            untrusted.close(timeout=0.5)
         assert numbers(sub, "vapipe/gate/events") == [1]
 
 
