@@ -19,6 +19,7 @@ _EXPORTS = {
     "AdapterError": "pipeline.errors",
     "DeviceError": "pipeline.errors",
     "ModelError": "pipeline.errors",
+    "OutputError": "pipeline.errors",
     "SourceError": "pipeline.errors",
     "VapipeError": "pipeline.errors",
     "Detections": "pipeline.detections",

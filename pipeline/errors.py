@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sources.errors import SourceError, VapipeError
 
-__all__ = ["AdapterError", "DeviceError", "ModelError", "SourceError", "VapipeError"]
+__all__ = [
+    "AdapterError", "DeviceError", "ModelError", "OutputError", "SourceError", "VapipeError",
+]  # fmt: skip
 
 
 class ModelError(VapipeError):
@@ -17,6 +19,10 @@ class AdapterError(VapipeError):
 
 class DeviceError(VapipeError):
     """A device string names no device that exists here."""
+
+
+class OutputError(VapipeError):
+    """A result file or folder cannot be written: a full disk, a read-only place, a file."""
 
 
 def openvino_message(error: Exception, limit: int = 200) -> str:

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.atomic import write_atomically
+
 
 @dataclass(frozen=True)
 class StreamSummary:
@@ -14,7 +16,7 @@ class StreamSummary:
     rate over `processing_seconds`; `media_seconds` the decoded frames' duration at the
     stream's nominal rate (0 if unknown); latency is capture to result, over the last 4096
     results; `reconnects` and `down_seconds` are a live stream's; `detections` counts
-    detections per class label."""
+    detections per class label; `service_class` is `live` or `batch` (the scheduler's)."""
 
     name: str
     source: str
@@ -32,6 +34,20 @@ class StreamSummary:
     media_seconds: float = 0.0
     detections: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    service_class: str = ""
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    """How the streams of one service class went: frames processed and dropped, fps over the
+    whole run, latency (capture to result) over the class's last 4096 results."""
+
+    streams: int
+    frames: int
+    dropped: int
+    fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,8 @@ class RunSummary:
     adapter: str
     model: str
     interrupted: bool = False  # stopped (Ctrl-C, SIGTERM or `stop`) before the sources ended
+    classes: dict[str, ClassSummary] = field(default_factory=dict)  # by service class
+    scheduling: str = ""  # classes (live first) or fair (round-robin)
 
     @property
     def failed(self) -> list[StreamSummary]:
@@ -55,7 +73,8 @@ class RunSummary:
         return asdict(self)
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        """Replace `path` atomically (OutputError naming it if it cannot be written)."""
+        write_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def format_text(self) -> str:
         width = max([len(s.name) for s in self.streams] + [6])
@@ -79,6 +98,14 @@ class RunSummary:
             f"(executed on {', '.join(self.execution_devices)}, {self.nireq} requests, "
             f"{self.adapter} adapter)" + (" — interrupted" if self.interrupted else "")
         )
+        if len(self.classes) > 1:
+            lines += [
+                f"{name}: {c.streams} streams, {c.frames} frames = {c.fps:.1f} fps, "
+                f"{c.dropped} dropped, latency p50 {c.latency_p50_ms:.0f} ms, "
+                f"p95 {c.latency_p95_ms:.0f} ms"
+                for name, c in self.classes.items()
+            ]
+            lines.append(f"scheduling: {self.scheduling}")
         return "\n".join(lines)
 
 

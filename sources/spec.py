@@ -23,18 +23,33 @@ def split_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
+class UniqueNames:
+    """Hands out names never handed out before: `cam`, `cam`, `cam` become `cam`, `cam-2`,
+    `cam-3`; a name taken as it was wanted (`cam-2`) is skipped by the numbering. The one
+    de-duplicator for stream names and output names."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def claim(self, wanted: str) -> str:
+        name, n = wanted, 1
+        while name in self._taken:
+            n += 1
+            name = f"{wanted}-{n}"
+        self._taken.add(name)
+        return name
+
+    def take(self, name: str) -> str:
+        """Hand out `name` as it is, whether or not it was handed out before (a stream that
+        comes back under its name once the earlier one has ended)."""
+        self._taken.add(name)
+        return name
+
+
 def unique_names(wanted: Iterable[str]) -> list[str]:
     """Make names unique in order: `cam`, `cam`, `cam` become `cam`, `cam-2`, `cam-3`."""
-    seen: set[str] = set()
-    result = []
-    for name in wanted:
-        candidate, n = name, 1
-        while candidate in seen:
-            n += 1
-            candidate = f"{name}-{n}"
-        seen.add(candidate)
-        result.append(candidate)
-    return result
+    names = UniqueNames()
+    return [names.claim(name) for name in wanted]
 
 
 def source_from_spec(

@@ -120,3 +120,14 @@ def test_only_a_closed_empty_lane_can_be_removed():
 def test_lane_capacity_must_be_positive():
     with pytest.raises(ValueError, match="lane_capacity"):
         FairFrameQueue(0)
+
+
+def test_drop_oldest_with_one_slot_per_lane_serves_each_item_once():
+    queue = FairFrameQueue(lane_capacity=1)
+    queue.add_lane("cam", QueuePolicy.DROP_OLDEST)
+    assert queue.put("cam", 1) is None
+    assert queue.put("cam", 2) == 1  # the lane's one slot: the oldest makes room
+    queue.close_lane("cam")
+    queue.seal()
+    assert queue.get() == 2
+    assert queue.get() is None

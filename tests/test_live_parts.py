@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import time
 
 import pytest
 
@@ -15,6 +17,7 @@ from sources import (
     StreamState,
     StreamStateMachine,
     as_source,
+    configure_ffmpeg_capture,
     is_live_uri,
 )
 
@@ -32,9 +35,14 @@ def test_state_machine_counts_reconnects_and_time_down_and_refuses_illegal_moves
     changes = []
     machine = StreamStateMachine(changes.append)
     machine.to(StreamState.STREAMING)
+    assert machine.status().down_seconds == 0
     machine.to(StreamState.RECONNECTING, "lost")
-    assert machine.status().down_seconds >= 0
-    machine.to(StreamState.STREAMING)
+    time.sleep(0.2)  # at least this long down, however fast or slow the machine
+    assert machine.status().down_seconds >= 0.2, "down time counts while reconnecting"
+    down = machine.to(StreamState.STREAMING).down_seconds
+    assert down >= 0.2
+    time.sleep(0.05)
+    assert machine.status().down_seconds == down, "and stops counting once streaming again"
     status = machine.to(StreamState.STOPPED)
     assert status.reconnects == 1 and status.last_error == "lost"
     assert [c.state for c in changes] == [
@@ -86,3 +94,20 @@ def test_specs_make_live_sources_named_after_the_path_or_the_given_name():
 def test_a_malformed_stream_address_fails_before_any_work():
     with pytest.raises(SourceError, match="not a stream address"):
         LiveSource("rtsp:///nohost").open()
+
+
+def test_ffmpeg_capture_options_set_by_the_user_are_kept_and_ours_added(monkeypatch):
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "stimeout;5000000|rtsp_transport;udp")
+    configure_ffmpeg_capture("tcp", probe_seconds=2.0)
+    options = dict(
+        item.split(";") for item in os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"].split("|")
+    )
+    assert options == {"stimeout": "5000000", "rtsp_transport": "udp", "analyzeduration": "2000000"}
+
+
+def test_ffmpeg_capture_options_default_to_tcp_and_a_one_second_probe(monkeypatch):
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
+    configure_ffmpeg_capture()
+    assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == (
+        "rtsp_transport;tcp|analyzeduration;1000000"
+    )

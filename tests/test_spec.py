@@ -23,3 +23,8 @@ def test_sources_are_named_after_the_file_stem_and_made_unique():
 def test_mask_credentials_hides_user_and_password():
     assert mask_credentials("rtsp://admin:secret@10.0.0.5/live") == "rtsp://***@10.0.0.5/live"
     assert mask_credentials("/plain/path.mp4") == "/plain/path.mp4"
+
+
+def test_unique_names_never_hand_out_a_name_twice_even_one_taken_as_wanted():
+    assert unique_names(["x", "x-2", "x"]) == ["x", "x-2", "x-3"]
+    assert unique_names(["x", "x", "x-2"]) == ["x", "x-2", "x-2-2"]

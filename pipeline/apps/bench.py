@@ -5,7 +5,6 @@ from __future__ import annotations
 import resource
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.apps.stopping import StopController
 from pipeline.engine.pipeline import Pipeline
 from pipeline.models.detector import Detector
 from pipeline.outputs.sinks import JsonlSink
@@ -39,6 +39,7 @@ class BenchReport:
     latency_p95_ms: float
     peak_rss_mb: float
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
+    classes: dict[str, dict] = field(default_factory=dict)  # e2e per service class, last round
 
     @property
     def e2e_over_inference(self) -> float:
@@ -67,6 +68,12 @@ class BenchReport:
             ("ratio e2e / inference only", f"{self.e2e_over_inference:.3f}"),
             ("ratio e2e / combined limit", f"{self.e2e_over_combined:.3f}"),
         ]
+        for name, c in self.classes.items():
+            rows.append((
+                f"{name} class: frames, fps, latency p50 / p95",
+                f"{c['frames']}, {c['fps']:.1f} fps, "
+                f"{c['latency_p50_ms']:.1f} / {c['latency_p95_ms']:.1f} ms",
+            ))  # fmt: skip
         if len(self.rounds) > 1:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
@@ -79,8 +86,11 @@ class BenchReport:
         return "\n".join([head, *(f"{name:<{width}}  {value}" for name, value in rows)])
 
 
-def measure_inference(detector: Detector, seconds: float) -> float:
-    """Frames per second with every request kept busy on one fixed input, as benchmark_app."""
+def measure_inference(
+    detector: Detector, seconds: float, stop: StopController | None = None
+) -> float:
+    """Frames per second with every request kept busy on one fixed input, as benchmark_app;
+    ends early if `stop` is requested (the figure is then not to be reported)."""
     runtime = detector.runtime
     tensor = np.zeros(runtime.input_shape, dtype=np.uint8)
     runtime.set_callback(lambda outputs, userdata: None)
@@ -88,20 +98,26 @@ def measure_inference(detector: Detector, seconds: float) -> float:
         runtime.submit(tensor, None)
     runtime.drain()
     done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    while time.perf_counter() - started < seconds and not (stop and stop.requested):
         runtime.submit(tensor, None)
         done += 1
     runtime.drain()
     return done / (time.perf_counter() - started)
 
 
-def measure_decode(sources: Sequence[VideoSource], seconds: float) -> float:
+def measure_decode(
+    sources: Sequence[VideoSource], seconds: float, stop: StopController | None = None
+) -> float:
     """Frames per second decoding the streams one after another in one thread."""
     frames, started = 0, time.perf_counter()
     for source in sources:
         source.open()
         try:
-            while time.perf_counter() - started < seconds and source.read() is not None:
+            while (
+                time.perf_counter() - started < seconds
+                and not (stop and stop.requested)
+                and source.read() is not None
+            ):
                 frames += 1
         finally:
             source.release()
@@ -123,26 +139,35 @@ def run_bench(
     seconds: float = 10.0,
     nireq: int | None = None,
     rounds: int = 1,
-) -> BenchReport:
+    stop: StopController | None = None,
+) -> BenchReport | None:
     """Measure the three throughputs on one compiled model, in this process.
 
     With several `rounds`, inference-only and end-to-end phases alternate and the report gives
     their medians: on a shared, noisy machine, a ratio of two phases measured side by side is
-    steadier than one of phases minutes apart.
+    steadier than one of phases minutes apart. A `stop` request ends the bench: a round cut
+    short is left out, and with no round complete there is no report (None).
     """
     with closing(Detector.load(model, device=device, nireq=nireq)) as detector:
-        inference_fps = measure_inference(detector, seconds)
+        stopped = lambda: stop is not None and stop.requested  # noqa: E731
+        inference_fps = measure_inference(detector, seconds, stop)
         synthetic_frames = max(1, int(inference_fps * seconds / streams))
-        decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds)
+        decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds, stop)
         latencies: list[float] = []
         measured = []
         for round_index in range(rounds):
             if round_index:
-                inference_fps = measure_inference(detector, seconds)
+                inference_fps = measure_inference(detector, seconds, stop)
+            round_latencies: list[float] = []
             summary = _measure_e2e(detector, _streams(sources, streams, synthetic_frames),
-                                   seconds, latencies)  # fmt: skip
+                                   seconds, round_latencies, stop)  # fmt: skip
+            if stopped() or summary.interrupted:
+                break
+            latencies += round_latencies
             combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
             measured.append((inference_fps, summary, combined))
+        if not measured:
+            return None
         inference_fps = statistics.median(m[0] for m in measured)
         e2e_fps = statistics.median(m[1].total_fps for m in measured)
         combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
@@ -170,18 +195,23 @@ def run_bench(
                 }
                 for inf, summary, comb in measured
             ],
+            classes={name: asdict(c) for name, c in measured[-1][1].classes.items()},
         )
 
 
 def _measure_e2e(
-    detector: Detector, sources: list[VideoSource], seconds: float, latencies: list[float]
+    detector: Detector,
+    sources: list[VideoSource],
+    seconds: float,
+    latencies: list[float],
+    stop: StopController | None = None,
 ) -> RunSummary:
-    """The whole pipeline with a JSONL sink for `seconds`; latencies are appended."""
+    """The whole pipeline with a JSONL sink for `seconds`; latencies are appended. A `stop`
+    request ends it early, and its summary then says `interrupted`."""
     with tempfile.TemporaryDirectory(prefix="vapipe-bench-") as out:
         sinks = [JsonlSink(out), lambda result: latencies.append(result.latency_ms)]
         with Pipeline(sources, detector, sinks=sinks) as pipeline:
-            timer = threading.Timer(seconds, pipeline.stop)
-            timer.start()
-            summary = pipeline.run()
-            timer.cancel()
-    return summary
+            if stop is None:
+                return pipeline.run(duration=seconds)
+            with stop.stopping(pipeline.stop):
+                return pipeline.run(duration=seconds)

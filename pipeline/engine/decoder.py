@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from sources.errors import VapipeError, mask_credentials
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+LOWEST_PRIORITY = 19  # Linux nice value
 
 
 class StopFlag(Protocol):
@@ -44,6 +47,9 @@ class DecoderThread(threading.Thread, Generic[T]):
     thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
     always learns that the stream ended; `on_ended` is called last, when `done` is true.
     Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
+    With `low_priority` the thread runs at the lowest OS priority (nice 19; on Linux nice is
+    per thread, and FFmpeg threads it starts inherit it): decoding and preprocessing a batch
+    stream then takes only the CPU that live streams and inference leave.
     """
 
     def __init__(
@@ -57,6 +63,7 @@ class DecoderThread(threading.Thread, Generic[T]):
         on_started: Callable[[VideoSource], None] = _nothing,
         on_ended: Callable[[], None] = _nothing,
         sampler: FrameSampler | None = None,
+        low_priority: bool = False,
     ) -> None:
         super().__init__(name=f"decoder-{source.name}", daemon=True)
         self.source = source
@@ -67,6 +74,7 @@ class DecoderThread(threading.Thread, Generic[T]):
         self._on_started = on_started
         self._on_ended = on_ended
         self._sampler = sampler
+        self._low_priority = low_priority
         self.decoded = 0
         self.dropped = 0
         self.skipped = 0
@@ -83,6 +91,8 @@ class DecoderThread(threading.Thread, Generic[T]):
     def run(self) -> None:
         name = self.source.name
         self.started_at = time.time()
+        if self._low_priority:
+            _lower_thread_priority(name)
         try:
             if self._open_source:
                 self.source.open()
@@ -114,3 +124,10 @@ class DecoderThread(threading.Thread, Generic[T]):
             self._frames.close_lane(name)
             self.done = True
             self._on_ended()
+
+
+def _lower_thread_priority(name: str) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+    except (OSError, AttributeError) as error:  # not Linux, or not permitted: run as is
+        log.debug("stream %s: cannot lower the decoder's priority: %s", name, error)

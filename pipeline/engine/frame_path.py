@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from pipeline.detections import Result
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
-from pipeline.outputs.sinks import Sink
 from sources import Frame
 
 if TYPE_CHECKING:
@@ -23,37 +22,48 @@ class FramePath:
 
     `prepare` runs on the decoder thread (preprocessing off the scheduler thread); `complete`
     on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
-    release, which calls `deliver` in frame order. `streams` is the running streams by name,
-    owned by the stream lifecycle; `wake` is set when a finished stream's last result may
-    have been delivered.
+    release, which calls `deliver` in frame order, to the stream's own sinks. `streams` is the
+    running streams by name, owned by the stream lifecycle; `wake` is set when a finished
+    stream's last result may have been delivered.
     """
 
     def __init__(
         self,
         adapter: ModelAdapter,
-        sinks: Sequence[Sink],
         streams: Mapping[str, ActiveStream],
         wake: threading.Event,
     ) -> None:
         self.adapter = adapter
-        self._sinks = sinks
         self._streams = streams
         self._wake = wake
 
     def prepare(self, frame: Frame) -> Job:
         tensor, meta = self.adapter.preprocess(frame.image)
-        return Job(frame, tensor, meta, self._streams[frame.stream].dispatch_seq)
+        stream = self._streams[frame.stream]
+        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
-        job = dispatched.job
-        detections = self.adapter.postprocess(outputs, job.meta)
-        result = Result(job.frame, detections, time.time())
-        stream = self._streams[job.frame.stream]
-        stream.release.push(dispatched.seq, result)
+        try:
+            job = dispatched.job
+            detections = self.adapter.postprocess(outputs, job.meta)
+            result = Result(job.frame, detections, time.time())
+            stream = self._streams[job.frame.stream]
+            stream.release.push(dispatched.seq, result)
+        except BaseException:
+            self._wake.set()  # the runtime keeps the error: the run loop must see it now
+            raise
         if stream.decoder.done:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
-        for sink in self._sinks:
-            sink.write(result)
-        self._streams[result.stream].record(result)
+        """Hand `result` to each of its stream's sinks; a sink that raises fails for this stream
+        only (it gets nothing more of it) and the other sinks and streams go on."""
+        stream = self._streams[result.stream]
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors:
+                continue
+            try:
+                sink.write(result)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
+        stream.record(result)

@@ -13,9 +13,11 @@ from pathlib import Path
 import openvino as ov
 
 from pipeline.detections import Result
+from pipeline.engine.feeds import Feed
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue
 from pipeline.engine.scheduler import Job, Scheduler
+from pipeline.engine.service_classes import BatchBound, Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.engine.streams import ActiveStream, StreamLifecycle
 from pipeline.models.detector import Detector
@@ -44,17 +46,21 @@ class Pipeline:
     at once and the next source starts as soon as one ends (a batch job over many files), each
     opened in its own decoder thread, where a failure to open is that stream's failure.
 
-    With `open_ended`, the run does not end when the given sources do: it runs until `stop`
-    (or its duration), and `sources` may be empty. Streams may be added to a running pipeline
-    (`add_stream`, each with its own options) and removed from it (`remove_stream`) from any
-    thread, without interrupting the others.
-
     Everything else that can be checked is checked here: the model reads, the adapter fits,
     the model compiles for the device. `model` may also be a ready `Detector`, which the
     pipeline then uses without closing it. `run` processes every stream to its end (or until
     `stop`), delivering each stream's results to the sinks in frame order, and returns a
     RunSummary. Use it as a context manager so that the request pool and compiled model are
     released in a safe order.
+
+    More streams may join in other feeds (`add_feed`), with their own sinks, before or while
+    it runs: recordings at batch class beside live cameras. Live frames are dispatched first
+    unless `streams.scheduling` says otherwise (see `StreamOptions`).
+
+    With `open_ended`, the run does not end when the given sources do: it runs until `stop`
+    (or its duration), and `sources` may be empty. One stream at a time may be added to a
+    running pipeline (`add_stream`, with its own options) and removed from it
+    (`remove_stream`), from any thread, without interrupting the others: a camera service.
 
         with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
             summary = pipeline.run()
@@ -99,21 +105,27 @@ class Pipeline:
         self.adapter = detector.adapter
         self._runtime: InferenceRuntime | None = detector.runtime
         self._eager_sources = eager_sources
-        concurrency = concurrency or (len(eager_sources) if eager else detector.runtime.nireq)
+        concurrency = max(
+            1, concurrency or (len(eager_sources) if eager else detector.runtime.nireq)
+        )
         # At least twice the requests queued in all, so the pool never starves; no more, so
         # memory and latency stay low with many streams.
         self.lane_capacity = options.lane_capacity or math.ceil(
-            2 * detector.runtime.nireq / max(1, concurrency)
+            2 * detector.runtime.nireq / concurrency
         )
-        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity)
+        by_class = options.scheduling is Scheduling.CLASSES
+        self._frames: FairFrameQueue[Job] = FairFrameQueue(self.lane_capacity, by_class)
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream ended, or stop was asked
         active: dict[str, ActiveStream] = {}  # the running streams, shared by the two below
-        self._frame_path = FramePath(self.adapter, self.sinks, active, self._wake)
+        self._frame_path = FramePath(self.adapter, active, self._wake)
         self._streams = StreamLifecycle(
-            iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
-            options=options, frames=self._frames, sinks=self.sinks, frame_path=self._frame_path,
-            active=active, stop=self._stop, wake=self._wake, open_ended=open_ended,
+            options=options, frames=self._frames, frame_path=self._frame_path, active=active,
+            stop=self._stop, wake=self._wake,
+        )  # fmt: skip
+        self._streams.add(
+            Feed(iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
+                 sinks=self.sinks, open_ended=open_ended)
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
@@ -126,6 +138,69 @@ class Pipeline:
     @property
     def concurrency(self) -> int:
         return self._streams.concurrency
+
+    def add_feed(
+        self,
+        sources: Iterable[SourceLike],
+        *,
+        sinks: Sequence[SinkLike] = (),
+        concurrency: int | None = None,
+        service_class: ServiceClass | None = ServiceClass.BATCH,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
+        on_done: Callable[[Feed], None] | None = None,
+    ) -> Feed:
+        """Add streams from `sources` (paths, specs or sources, consumed lazily, each opened in
+        its own decoder thread), at most `concurrency` at once (default: the request-pool
+        size), at `service_class` (None: each source's own), their results to `sinks`.
+
+        May be called before `run` or, from any thread, while it runs; raises RuntimeError
+        once the run is over. The feed's `stop` stops it alone; `progress` and `wait` follow
+        it; its sinks are closed when it is done, then `on_done(feed)` is called.
+        """
+        feed = Feed(
+            iter(sources), eager=False, concurrency=concurrency or self.runtime.nireq,
+            sinks=[_as_sink(s) for s in sinks], service_class=service_class,
+            on_stream_end=on_stream_end, on_done=on_done,
+        )  # fmt: skip
+        return self._streams.add(feed)
+
+    def add_stream(
+        self,
+        source: SourceLike,
+        options: StreamOptions | None = None,
+        *,
+        sinks: Sequence[SinkLike] | None = None,
+        service_class: ServiceClass | None = None,
+    ) -> Feed:
+        """Start one more stream, before or while `run` runs, from any thread: `source` (a
+        spec `NAME=URI`, a path or a ready source) keeps its name and is opened on its own
+        decoder thread (a failure to open is that stream's failure), with its own `options`
+        (default: the pipeline's), at `service_class` (default: its source's), its results to
+        `sinks` (closed when it ends) or else to the pipeline's sinks. Its feed says when it
+        is done. Raises ValueError if a running stream has its name (when it starts:
+        `remove_stream` first), RuntimeError once the run is over."""
+        options = options or self.options
+        started = as_source(source, options.live)
+        if started.name in self._streams.active:
+            raise ValueError(f"a stream named {started.name!r} is already running")
+        feed = Feed(
+            iter([started]), eager=False, concurrency=1,
+            sinks=self.sinks if sinks is None else [_as_sink(s) for s in sinks],
+            owns_sinks=sinks is not None, service_class=service_class, options=options,
+            exact_names=True,
+        )  # fmt: skip
+        return self._streams.add(feed)
+
+    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one stream while the others run on, from any thread but `run`'s, and wait
+        until it has ended: its decoder stopped, the frames it had queued processed, its
+        results delivered and its sinks finished. Returns its summary (also given to
+        `on_stream_end`). Raises KeyError if no running stream has that name."""
+        return self._streams.remove(name, timeout)
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far (status `running`), from any thread."""
+        return self._streams.summaries()
 
     @property
     def runtime(self) -> InferenceRuntime:
@@ -153,8 +228,9 @@ class Pipeline:
             raise RuntimeError("a Pipeline runs once; make a new one")
         self._ran = True
         runtime = self.runtime
-        runtime.set_callback(self._frame_path.complete)
-        scheduler = Scheduler(self._frames, runtime)
+        runtime.set_callback(self._frame_path.complete, on_released=self._frames.wake)
+        bound = BatchBound(runtime.nireq, self.options.batch_requests)
+        scheduler = Scheduler(self._frames, runtime, bound)
         started = time.time()
         interrupted = False
         failure: BaseException | None = None
@@ -166,6 +242,8 @@ class Pipeline:
             try:
                 self._wake.wait(max(0.0, min(next_tick, deadline) - time.monotonic()))
                 self._wake.clear()
+                if self._failed(scheduler):
+                    break
                 if time.monotonic() >= deadline and not self._stop.is_set():
                     log.info("%g s elapsed: stopping", duration)
                     self._halt()
@@ -185,9 +263,10 @@ class Pipeline:
                 self.stop()
             except Exception as error:  # from a callback of ours: stop everything, then raise
                 failure = error
-                self._halt()
-                self._frames.abort()
                 break
+        if failure is not None or self._failed(scheduler):
+            self._halt()  # every decoder stops, a live one waiting to reconnect included
+            self._frames.abort()
         scheduler.finished.wait()
         scheduler.join()
         runtime.drain()
@@ -196,8 +275,7 @@ class Pipeline:
         self._streams.release_waiters()
         if on_tick is not None and failure is None:
             on_tick(self.progress())  # the final figures
-        for sink in self.sinks:
-            sink.close()
+        self._streams.finish_feeds()
         if failure is not None:
             raise failure
         if scheduler.error is not None:
@@ -219,33 +297,10 @@ class Pipeline:
         self._streams.interrupt_all()
         self._wake.set()
 
-    def add_stream(self, source: SourceLike, options: StreamOptions | None = None) -> str:
-        """Start another stream now, before or while `run` runs, from any thread; returns its
-        name. `source` is a spec (`NAME=URI`), a path or a ready source, opened on its own
-        decoder thread (a failure to open is that stream's failure); `options` are its own
-        (default: the pipeline's). Raises ValueError if a running stream has the same name,
-        RuntimeError once the run has ended or is stopping (and, unless `open_ended`, once
-        the run has started all the given sources)."""
-        options = options or self.options
-        started = as_source(source, options.live)
-        self._streams.add(started, options)
-        return started.name
-
-    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
-        """Stop one stream while the others run on, from any thread but `run`'s, and wait
-        until it has ended: its decoder stopped, the frames it had queued processed, its
-        results delivered and its sinks finished. Returns its summary (also given to
-        `on_stream_end`). Raises KeyError if no running stream has that name."""
-        return self._streams.remove(name, timeout)
-
     def stream_status(self) -> dict[str, StreamStatus]:
         """The state of each running stream: a live one's own (connecting, streaming,
         reconnecting ...), `streaming` for a file once its first frame is decoded."""
         return self._streams.status()
-
-    def stream_summaries(self) -> dict[str, StreamSummary]:
-        """Each running stream's figures so far (status `running`), from any thread."""
-        return self._streams.summaries()
 
     def progress(self) -> Progress:
         return self._streams.progress()
@@ -269,10 +324,11 @@ class Pipeline:
         self.close()
 
     def _over(self, scheduler: Scheduler) -> bool:
-        if self._streams.over:
-            return True
-        runtime = self.runtime
-        return scheduler.finished.is_set() and (scheduler.error is not None or runtime.failed)
+        return self._streams.over or self._failed(scheduler)
+
+    def _failed(self, scheduler: Scheduler) -> bool:
+        """Inference failed (a callback raised) or the scheduler did: the run must end."""
+        return scheduler.error is not None or self.runtime.failed
 
     def _summary(self, wall_seconds: float, interrupted: bool) -> RunSummary:
         streams = self._streams.ended
@@ -289,4 +345,6 @@ class Pipeline:
             adapter=self.adapter.name,
             model=str(self.model_path),
             interrupted=interrupted,
+            classes=self._streams.class_summaries(wall_seconds),
+            scheduling=self.options.scheduling.value,
         )

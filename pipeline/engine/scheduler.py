@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.engine.frame_queue import FairFrameQueue
+from pipeline.engine.service_classes import BatchBound, ServiceClass
 from pipeline.models.runtime import InferenceRuntime
 from sources.frame import Frame
 
@@ -20,13 +22,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Job:
     """A frame ready for inference: the model input made in the decoder thread, the
-    adapter's metadata for postprocessing, and its stream's dispatch counter (owned by the
-    stream, so a stream started again under the same name counts from 0 again)."""
+    adapter's metadata for postprocessing, and its stream's dispatch counter and service class
+    (the stream's own, so that a stream started again under an earlier one's name counts from
+    0 again and has its own class)."""
 
     frame: Frame
     tensor: np.ndarray
     meta: Any
     stream_seq: Iterator[int]
+    service_class: ServiceClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +44,26 @@ class Dispatched:
 class Scheduler(threading.Thread):
     """Dispatches jobs round-robin over streams; does no per-frame work beyond the hand-off.
 
+    With a queue served `by_class`, it first waits for an idle request and only then takes the
+    next job, so a live frame that arrives meanwhile is the one dispatched; batch jobs are
+    taken only while batch holds fewer requests than `bound` (automatic unless fixed) and a
+    request's release wakes the queue to look again. Otherwise it takes jobs round-robin and
+    waits in `submit` for a request (the behaviour before service classes).
+
     Ends when every lane is closed and empty, or when the runtime reports a failure (then it
     aborts the queue so that the decoders stop too).
     """
 
-    def __init__(self, frames: FairFrameQueue[Job], runtime: InferenceRuntime) -> None:
+    def __init__(
+        self,
+        frames: FairFrameQueue[Job],
+        runtime: InferenceRuntime,
+        bound: BatchBound | None = None,
+    ) -> None:
         super().__init__(name="scheduler", daemon=True)
         self._frames = frames
         self._runtime = runtime
+        self.bound = bound or BatchBound(runtime.nireq)
         self.error: BaseException | None = None
         # Set when dispatching is over. Wait on this rather than `join`: a KeyboardInterrupt
         # inside `Thread.join` can leave the thread looking finished while it still runs.
@@ -55,10 +71,20 @@ class Scheduler(threading.Thread):
 
     def run(self) -> None:
         try:
-            while (job := self._frames.get()) is not None:
-                if self._runtime.failed:
+            by_class = self._frames.by_class
+            while True:
+                if by_class:
+                    self._runtime.wait_for_idle_request()
+                job = self._frames.get(self._admit_batch if by_class else None)
+                if job is None or self._runtime.failed:
                     break
-                self._runtime.submit(job.tensor, Dispatched(job, next(job.stream_seq)))
+                seq = next(job.stream_seq)  # only this thread counts
+                service_class = job.service_class
+                if service_class is ServiceClass.LIVE:
+                    self.bound.live_dispatched(time.monotonic())
+                else:
+                    self.bound.observe(time.monotonic())
+                self._runtime.submit(job.tensor, Dispatched(job, seq), service_class)
         except BaseException as error:
             self.error = error
             log.debug("scheduler failed", exc_info=True)
@@ -66,3 +92,8 @@ class Scheduler(threading.Thread):
             if self.error is not None or self._runtime.failed:
                 self._frames.abort()
             self.finished.set()
+
+    def _admit_batch(self) -> bool:
+        """Whether batch may take one more request now (asked by the queue under its lock)."""
+        runtime = self._runtime
+        return runtime.in_flight(ServiceClass.BATCH) < self.bound.value(runtime.service_seconds)

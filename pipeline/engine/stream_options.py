@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.service_classes import Scheduling, ServiceClass
 from sources.live_options import LiveOptions
 
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """How streams are read and queued.
+    """How streams are read, queued and scheduled.
 
     `policy` overrides each source's own back-pressure policy (files block, live streams drop
     their oldest queued frame); `every` analyses every Nth decoded frame and `max_fps` at most
     that many per second per stream (frames left out are counted as skipped); `live` says how
     live streams connect; `lane_capacity` is the queued frames per stream (default: enough
     that twice the request pool is queued in all).
+
+    `classes` sets the service class of streams by name (default: live for live sources,
+    batch for files); `scheduling` serves live frames first (`classes`) or every stream
+    round-robin (`fair`); `batch_requests` fixes how many requests batch frames may hold while
+    live streams run (default: measured, see `BatchBound`). With `classes`, a batch stream
+    started while live streams run decodes at the lowest OS priority.
     """
 
     policy: QueuePolicy | None = None
@@ -24,6 +32,13 @@ class StreamOptions:
     max_fps: float | None = None
     live: LiveOptions = field(default_factory=LiveOptions)
     lane_capacity: int | None = None
+    classes: Mapping[str, ServiceClass] = field(default_factory=dict)
+    scheduling: Scheduling = Scheduling.CLASSES
+    batch_requests: int | None = None
+
+    def service_class(self, name: str, live: bool) -> ServiceClass:
+        """The class of the stream `name` whose source is `live` or not."""
+        return self.classes.get(name) or ServiceClass.for_source(live)
 
     @property
     def samples(self) -> bool:

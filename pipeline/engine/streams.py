@@ -9,20 +9,23 @@ import itertools
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.detections import Detections, Result
 from pipeline.engine.decoder import DecoderThread
+from pipeline.engine.feeds import Feed, progress_of
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue, QueuePolicy
 from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
+from pipeline.engine.service_classes import Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
-from pipeline.outputs.sinks import Sink, StreamInfo
-from pipeline.summary import Progress, StreamSummary
+from pipeline.errors import VapipeError
+from pipeline.outputs.sinks import CallbackSink, Sink, StreamInfo
+from pipeline.summary import ClassSummary, Progress, StreamSummary
 from sources import (
     FrameSampler,
     LiveSource,
@@ -32,6 +35,7 @@ from sources import (
     as_source,
     mask_credentials,
 )
+from sources.spec import UniqueNames
 
 log = logging.getLogger(__name__)
 
@@ -47,35 +51,58 @@ def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
     return dict(sorted(labelled.items()))
 
 
-class StreamStop:
-    """Set when the whole pipeline stops or when this one stream is removed."""
+def _sink_error(sink: Sink, error: Exception) -> str:
+    """One line for a sink's failure: our own errors say what to do; a bug names its type."""
+    name = f"callback {sink.on_result!r}" if isinstance(sink, CallbackSink) else type(sink).__name__
+    why = str(error) if isinstance(error, VapipeError) else f"{type(error).__name__}: {error}"
+    return f"{name} failed: {why}"
 
-    def __init__(self, pipeline_stop: threading.Event) -> None:
-        self._pipeline = pipeline_stop
+
+class StreamStop:
+    """Set when the stream's feed (or the whole pipeline) stops, or when this one stream is
+    removed."""
+
+    def __init__(self, feed_stop: threading.Event) -> None:
+        self._feed = feed_stop
         self._own = threading.Event()
 
     def set(self) -> None:
         self._own.set()
 
     def is_set(self) -> bool:
-        return self._own.is_set() or self._pipeline.is_set()
+        return self._own.is_set() or self._feed.is_set()
 
 
 @dataclass(eq=False)
 class ActiveStream:
-    """A started stream: its decoder, its in-order release, and what its results counted.
-    `ended` is set once its sinks have finished, `final` then holds its summary."""
+    """A started stream: its decoder, its in-order release, its class and sinks, and what its
+    results counted (its latencies also into `class_latencies_ms`, its class's). `ended` is
+    set once its sinks have finished; `final` then holds its summary."""
 
     decoder: DecoderThread[Job]
     release: InOrderRelease[Result]
-    stop: StreamStop
+    service_class: ServiceClass = ServiceClass.LIVE
+    sinks: Sequence[Sink] = ()
+    stop: StreamStop | None = None
+    dispatch_seq: itertools.count = field(default_factory=itertools.count)  # scheduler only
+    ended: threading.Event = field(default_factory=threading.Event)
+    final: StreamSummary | None = None
+    class_latencies_ms: deque[float] = field(default_factory=deque)
     class_counts: Counter[int] = field(default_factory=Counter)  # by class id
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
-    dispatch_seq: itertools.count = field(default_factory=itertools.count)  # scheduler only
-    ended: threading.Event = field(default_factory=threading.Event)
-    final: StreamSummary | None = None
+    sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
+
+    def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
+        """Sink `index` failed for this stream: it gets nothing more of it; the stream fails."""
+        message = _sink_error(sink, error)
+        self.sink_errors.setdefault(index, message)
+        name = self.decoder.source.name
+        if isinstance(error, VapipeError):
+            log.error("stream %s: %s", name, message)
+        else:  # a bug in the sink: keep the traceback in the log
+            log.error("stream %s: %s", name, message, exc_info=error)
 
     @property
     def complete(self) -> bool:
@@ -86,6 +113,7 @@ class ActiveStream:
         """Count a delivered result (called in frame order, under the release's lock)."""
         self.last_result_at = result.completed_at
         self.latencies_ms.append(result.latency_ms)
+        self.class_latencies_ms.append(result.latency_ms)
         if len(result.detections):
             self.class_counts.update(result.detections.class_ids.tolist())
             self.names = result.detections.names
@@ -102,7 +130,7 @@ class ActiveStream:
         source = decoder.source
         processed = self.release.released
         elapsed = max(0.0, (self.last_result_at or decoder.started_at) - decoder.started_at)
-        if decoder.error:
+        if decoder.error or self.sink_errors:
             status = "failed"
         elif decoder.reached_end:
             status = "done"
@@ -127,139 +155,158 @@ class ActiveStream:
             processing_seconds=round(elapsed, 3),
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=_labelled(self.class_counts, self.names),
-            errors=[decoder.error] if decoder.error else [],
+            errors=([decoder.error] if decoder.error else []) + list(self.sink_errors.values()),
+            service_class=self.service_class.value,
         )
 
 
 class StreamLifecycle:
-    """Starts, tracks and ends the streams of one run.
+    """Starts, tracks and ends the streams of one run; owned by the pipeline's run thread.
 
-    With `eager`, `feed` yields sources that are already open; otherwise it yields source
-    specs, each opened in its own decoder thread. At most `concurrency` streams of the feed
-    run at once. `active` (the running streams by name) is shared with the frame path, which
-    delivers their results. Streams from the feed start and end on the pipeline's run thread;
-    `add` and `remove` may be called from any thread while the run is open (until the feed is
-    exhausted, or until `stop` when `open_ended`).
+    Streams come from feeds (see `Feed`): an eager one yields sources already open, a lazy one
+    source specs, each opened in its own decoder thread; each feed runs at most its
+    `concurrency` streams at once. Feeds may be added from any thread until the run is over
+    (every feed exhausted and no stream running); then the frame queue is sealed. `active`
+    (the running streams by name) is shared with the frame path, which delivers their results.
     """
 
     def __init__(
         self,
-        feed: Iterator,
         *,
-        eager: bool,
-        concurrency: int,
         options: StreamOptions,
         frames: FairFrameQueue[Job],
-        sinks: Sequence[Sink],
         frame_path: FramePath,
         active: dict[str, ActiveStream],
         stop: threading.Event,
         wake: threading.Event,
-        open_ended: bool = False,
     ) -> None:
-        self._feed = feed
-        self.open_ended = open_ended
-        self._lock = threading.Lock()  # guards starting streams and `exhausted`
-        self._eager = eager
-        self.concurrency = concurrency
         self._options = options
         self._frames = frames
-        self._sinks = sinks
         self._stop = stop
         self._wake = wake
         self._frame_path = frame_path
         self.active = active
         self.ended: list[StreamSummary] = []
         self.started: list[VideoSource] = []
-        self._names: set[str] = set()
-        self.exhausted = False  # no more sources will start
+        self._names = UniqueNames()
+        self._feeds: list[Feed] = []
+        self._lock = threading.Lock()  # guards `_feeds` and `_over`
+        self._over = False
+        self.class_latencies_ms: dict[ServiceClass, deque[float]] = {
+            c: deque(maxlen=LATENCY_WINDOW) for c in ServiceClass
+        }
+
+    @property
+    def concurrency(self) -> int:
+        """Streams that may run at once, over every feed not exhausted."""
+        with self._lock:
+            return sum(f.concurrency for f in self._feeds if not f.exhausted) or 1
 
     @property
     def over(self) -> bool:
-        return self.exhausted and not self.active
+        """Every feed is exhausted and no stream runs: the run is over, no feed may join."""
+        return self._over
+
+    @property
+    def feeds(self) -> list[Feed]:
+        with self._lock:
+            return list(self._feeds)
+
+    def add(self, feed: Feed) -> Feed:
+        """Add a feed; its streams start at the run thread's next pass. Any thread."""
+        with self._lock:
+            if self._over:
+                raise RuntimeError("the pipeline's run is over: no feed can be added")
+            self._feeds.append(feed)
+        if self._stop.is_set():
+            feed.stop()
+        self._wake.set()
+        return feed
 
     def top_up(self) -> None:
-        """Start streams from the feed until `concurrency` run or the feed is exhausted; once
-        stopped (or exhausted, unless open-ended), seal the queue: no stream starts any more."""
-        with self._lock:
-            while not self.exhausted:
-                if self._stop.is_set():
-                    spec = None
-                elif len(self.active) >= self.concurrency:
-                    return
-                else:
-                    spec = next(self._feed, None)
+        """Start streams from each feed until it runs `concurrency` or is exhausted; once
+        every feed is exhausted and no stream runs, seal the frame queue."""
+        for feed in self.feeds:
+            while not feed.exhausted and len(feed.active) < feed.concurrency:
+                stopped = self._stop.is_set() or feed.stopped
+                spec = None if stopped else next(feed.sources, None)
+                if spec is None and feed.open_ended and not stopped:
+                    break  # more streams may come (`add_stream`)
                 if spec is None:
-                    if self.open_ended and not self._stop.is_set():
-                        return
-                    self.exhausted = True
-                    self._frames.seal()
-                    return
-                source = spec if self._eager else as_source(spec, self._options.live)
-                if not self._eager:
-                    source.name = self._unused_name(source.name)
-                self._start(source, self._options, open_source=not self._eager)
-
-    def add(self, source: VideoSource, options: StreamOptions | None = None) -> None:
-        """Start one more stream now, with its own options (default: the pipeline's); it is
-        opened on its decoder thread. Any thread. Raises ValueError if a running stream has
-        its name, RuntimeError once no stream may start any more."""
+                    feed.exhausted = True
+                    if feed.eager:  # stopped before they started: open sources, none is lost
+                        for source in feed.sources:
+                            source.release()
+                            self.ended.append(_never_started(source))
+                            feed.ended.append(self.ended[-1])
+                    break
+                live = (feed.options or self._options).live
+                self._start(feed, spec if feed.eager else as_source(spec, live))
+            if feed.exhausted and not feed.active:
+                self._finish(feed)
         with self._lock:
-            if self.exhausted or self._stop.is_set():
-                raise RuntimeError("the pipeline is stopping or has ended: no stream can start")
-            if source.name in self.active:
-                raise ValueError(f"a stream named {source.name!r} is already running")
-            self._start(source, options or self._options, open_source=True)
-        if self._stop.is_set():  # stopped meanwhile, after `interrupt_all` looked
-            source.interrupt()
+            if not self._over and not self.active and all(f.exhausted for f in self._feeds):
+                self._over = True
+                self._frames.seal()
 
-    def remove(self, name: str, timeout: float | None = None) -> StreamSummary:
-        """Stop one stream and wait until it has ended: decoder stopped, the frames already
-        queued processed, results delivered, sinks finished. Any thread but the run thread.
-        Raises KeyError if no stream of that name runs, TimeoutError after `timeout`."""
-        with self._lock:
-            stream = self.active.get(name)
-            if stream is None:
-                raise KeyError(name)
-            stream.stop.set()
-        stream.decoder.source.interrupt()
-        self._wake.set()
-        if not stream.ended.wait(timeout):
-            raise TimeoutError(f"stream {name!r} did not end within {timeout:g} s")
-        assert stream.final is not None
-        return stream.final
-
-    def _start(self, source: VideoSource, options: StreamOptions, open_source: bool) -> None:
-        """Start a stream (lock held)."""
+    def _start(self, feed: Feed, source: VideoSource) -> None:
+        if feed.exact_names:
+            if source.name in self.active:  # added twice before either started
+                log.error("stream %s: a stream of that name is already running", source.name)
+                summary = dataclasses.replace(
+                    _never_started(source), status="failed",
+                    errors=["a stream of that name is already running"],
+                )  # fmt: skip
+                self.ended.append(summary)
+                feed.ended.append(summary)
+                return
+            self._names.take(source.name)
+        else:
+            source.name = self._names.claim(source.name)  # eager ones are unique already
+        feed.started.append(source)
         self.started.append(source)
-        self._names.add(source.name)
-        self._frames.add_lane(source.name, options.policy or QueuePolicy.for_source(source.live))
-        stop = StreamStop(self._stop)
+        options = feed.options or self._options
+        service_class = feed.service_class or options.service_class(source.name, source.live)
+        policy = options.policy or QueuePolicy.for_source(source.live)
+        self._frames.add_lane(source.name, policy, service_class)
+        # A batch decoder yields the CPU to live streams, not to other processes: only while
+        # live streams run (its priority cannot be raised again, unprivileged).
+        low_priority = (
+            service_class is ServiceClass.BATCH
+            and options.scheduling is Scheduling.CLASSES
+            and any(s.service_class is ServiceClass.LIVE for s in self.active.values())
+        )
+        stop = StreamStop(feed.stop_event)
         decoder = DecoderThread(
             source, self._frames, self._frame_path.prepare, stop,
-            open_source=open_source, on_started=self._open_sinks, on_ended=self._wake.set,
+            open_source=not feed.eager, on_started=self._open_sinks,
+            on_ended=self._wake.set,
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
+            low_priority=low_priority,
         )  # fmt: skip
-        release = InOrderRelease(self._frame_path.deliver)
-        self.active[source.name] = ActiveStream(decoder, release, stop)
+        stream = ActiveStream(
+            decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks, stop,
+            class_latencies_ms=self.class_latencies_ms[service_class],
+        )  # fmt: skip
+        self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
 
-    def _unused_name(self, wanted: str) -> str:
-        name, n = wanted, 1
-        while name in self._names:
-            n += 1
-            name = f"{wanted}-{n}"
-        return name
-
     def _open_sinks(self, source: VideoSource) -> None:
+        """On the decoder thread, before the first frame; a sink failing to open fails for
+        this stream only."""
         info = StreamInfo(source.name, mask_credentials(source.uri), *source.size, source.fps)
-        for sink in self._sinks:
-            sink.open(info)
+        stream = self.active[source.name]
+        for index, sink in enumerate(stream.sinks):
+            try:
+                sink.open(info)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)
 
     def interrupt_all(self) -> None:
-        """Make every running source's `read` return (a live one stops waiting to reconnect)."""
-        for stream in list(self.active.values()):
-            stream.decoder.source.interrupt()
+        """Stop every feed: each running source's `read` returns (a live one stops waiting to
+        reconnect) and no feed starts another stream."""
+        for feed in self.feeds:
+            feed.stop()
 
     def join_decoders(self) -> None:
         for stream in self.active.values():
@@ -270,19 +317,39 @@ class StreamLifecycle:
     ) -> None:
         """End the streams whose last result is delivered (all of them with `all_remaining`):
         finish their sinks and keep their summaries."""
-        for name, stream in list(self.active.items()):
-            if not (stream.complete or all_remaining):
-                continue
-            with self._lock:
-                del self.active[name]
+        for feed in self.feeds:
+            for name, stream in list(feed.active.items()):
+                if not (stream.complete or all_remaining):
+                    continue
                 if stream.complete:
                     self._frames.remove_lane(name)
-            summary = self._finish_sinks(stream.summary())
-            self.ended.append(summary)
-            stream.final = summary
-            stream.ended.set()
-            if on_stream_end is not None:
-                on_stream_end(summary)
+                summary = stream.summary()
+                try:  # whatever interrupts the sinks (Ctrl-C), the stream stays in the summary
+                    summary = self._finish_sinks(stream, summary)
+                finally:
+                    del self.active[name], feed.active[name]
+                    self.ended.append(summary)
+                    feed.ended.append(summary)
+                    stream.final = summary
+                    stream.ended.set()
+                for callback in (feed.on_stream_end, on_stream_end):
+                    if callback is not None:
+                        callback(summary)
+
+    def remove(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one running stream and wait until it has ended: decoder stopped, the frames
+        already queued processed, results delivered, sinks finished. Any thread but the run
+        thread. Raises KeyError if no stream of that name runs, TimeoutError after `timeout`."""
+        stream = self.active.get(name)
+        if stream is None or stream.stop is None:
+            raise KeyError(name)
+        stream.stop.set()
+        stream.decoder.source.interrupt()
+        self._wake.set()
+        if not stream.ended.wait(timeout):
+            raise TimeoutError(f"stream {name!r} did not end within {timeout:g} s")
+        assert stream.final is not None
+        return stream.final
 
     def release_waiters(self) -> None:
         """After a failed run: whoever waits in `remove` gets the stream's summary so far."""
@@ -290,13 +357,36 @@ class StreamLifecycle:
             stream.final = stream.summary()
             stream.ended.set()
 
-    def _finish_sinks(self, summary: StreamSummary) -> StreamSummary:
-        """Tell every sink the stream ended; a sink failing to finish fails the stream."""
-        for sink in self._sinks:
+    def summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far (status `running`)."""
+        return {
+            name: dataclasses.replace(stream.summary(), status="running")
+            for name, stream in list(self.active.items())
+        }
+
+    def finish_feeds(self) -> None:
+        """At the end of the run: finish every feed not done yet (stopped, or failed)."""
+        for feed in self.feeds:
+            self._finish(feed)
+
+    @staticmethod
+    def _finish(feed: Feed) -> None:
+        if not feed.done:
+            feed.finish()
+            if feed.on_done is not None:
+                feed.on_done(feed)
+
+    @staticmethod
+    def _finish_sinks(stream: ActiveStream, summary: StreamSummary) -> StreamSummary:
+        """Tell every sink that has not failed that the stream ended; a sink failing to finish
+        fails the stream."""
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors:
+                continue
             try:
                 sink.finish(summary)
             except Exception as error:
-                message = f"{type(sink).__name__} could not finish: {error}"
+                message = _sink_error(sink, error)
                 log.error("stream %s: %s", summary.name, message)
                 summary = dataclasses.replace(
                     summary, status="failed", errors=[*summary.errors, message]
@@ -306,22 +396,34 @@ class StreamLifecycle:
     def status(self) -> dict[str, StreamStatus]:
         return {name: stream.status() for name, stream in list(self.active.items())}
 
-    def summaries(self) -> dict[str, StreamSummary]:
-        """Each running stream's figures so far (status `running`)."""
-        return {
-            name: dataclasses.replace(stream.summary(), status="running")
-            for name, stream in list(self.active.items())
-        }
-
     def progress(self) -> Progress:
-        active = list(self.active.values())
-        ended = self.ended
-        return Progress(
-            processed=sum(s.release.released for s in active)
-            + sum(e.frames_processed for e in ended),
-            decoded=sum(s.decoder.decoded for s in active) + sum(e.frames_decoded for e in ended),
-            dropped=sum(s.decoder.dropped for s in active) + sum(e.frames_dropped for e in ended),
-            expected=sum(s.declared_frames for s in self.started),
-            streams_active=len(active),
-            streams_ended=len(ended),
-        )
+        return progress_of(list(self.active.values()), self.ended, self.started)
+
+    def class_summaries(self, wall_seconds: float) -> dict[str, ClassSummary]:
+        """Per service class with streams: frames, fps over the run, latency p50/p95."""
+        streams = self.ended + [s.summary() for s in list(self.active.values())]
+        summaries = {}
+        for service_class, latencies in self.class_latencies_ms.items():
+            mine = [s for s in streams if s.service_class == service_class.value]
+            if not mine:
+                continue
+            frames = sum(s.frames_processed for s in mine)
+            latencies = list(latencies)  # a copy: results may arrive meanwhile
+            p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)
+            summaries[service_class.value] = ClassSummary(
+                streams=len(mine),
+                frames=frames,
+                dropped=sum(s.frames_dropped for s in mine),
+                fps=round(frames / wall_seconds, 2) if wall_seconds > 0 else 0.0,
+                latency_p50_ms=round(float(p50), 1),
+                latency_p95_ms=round(float(p95), 1),
+            )
+        return summaries
+
+
+def _never_started(source: VideoSource) -> StreamSummary:
+    """The summary of a stream stopped before its decoder started."""
+    return StreamSummary(
+        name=source.name, source=mask_credentials(source.uri), status="stopped",
+        frames_decoded=0, frames_processed=0, frames_dropped=0, fps=0.0,
+    )  # fmt: skip

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,9 @@ from pipeline.models.devices import DevicePlan, plan_device
 log = logging.getLogger(__name__)
 
 CompletionCallback = Callable[[Sequence[np.ndarray], Any], None]
+
+# Weight of the newest request in the moving average of the service time.
+_SERVICE_TIME_WEIGHT = 0.05
 
 
 def describe_devices(core: ov.Core) -> list[tuple[str, str]]:
@@ -30,6 +35,10 @@ class InferenceRuntime:
     tensors, valid only during the call; an exception it raises is kept and re-raised by
     `raise_if_failed` on the caller's thread. `close` drains the pool and tears down in the one
     order that cannot deadlock on OpenVINO 2026.4 (see `close`).
+
+    Each request may carry a `kind` (the scheduler's service class): the runtime counts the
+    requests in flight per kind, measures the service time (submit to completion, moving
+    average), and calls `on_released` once a request's callback has returned.
     """
 
     def __init__(
@@ -71,19 +80,38 @@ class InferenceRuntime:
         self._idle = threading.Condition(self._lock)
         self._submitted = 0
         self._completed = 0
+        self._in_flight: Counter[Hashable] = Counter()  # by kind
+        self.service_seconds = 0.0  # moving average, 0 before the first completion
+        self._on_released: Callable[[], None] | None = None
         self._error: BaseException | None = None
 
-    def set_callback(self, on_complete: CompletionCallback) -> None:
+    def set_callback(
+        self, on_complete: CompletionCallback, on_released: Callable[[], None] | None = None
+    ) -> None:
         self._on_complete = on_complete
+        self._on_released = on_released
 
-    def submit(self, tensor: np.ndarray, userdata: Any) -> None:
+    def submit(self, tensor: np.ndarray, userdata: Any, kind: Hashable = None) -> None:
         """Start inference on `tensor` (shared, not copied: keep it alive in `userdata`).
         Blocks while every request is busy."""
-        self._pool.start_async(tensor, userdata, share_inputs=True)
+        with self._lock:
+            self._in_flight[kind] += 1
+        self._pool.start_async(tensor, (kind, time.perf_counter(), userdata), share_inputs=True)
         with self._lock:
             self._submitted += 1
 
-    def _on_request_done(self, request: ov.InferRequest, userdata: Any) -> None:
+    def in_flight(self, kind: Hashable = None) -> int:
+        """Requests of `kind` submitted and not yet released."""
+        return self._in_flight[kind]
+
+    def wait_for_idle_request(self) -> None:
+        """Wait until fewer than `nireq` requests are in flight: `submit` will not block."""
+        with self._lock:
+            while self._in_flight.total() >= self.nireq:
+                self._idle.wait()
+
+    def _on_request_done(self, request: ov.InferRequest, tagged: tuple) -> None:
+        kind, submitted_at, userdata = tagged
         try:
             if self._error is None and self._on_complete is not None:
                 outputs = [request.get_output_tensor(i).data for i in range(self._n_outputs)]
@@ -93,15 +121,17 @@ class InferenceRuntime:
                 if self._error is None:
                     self._error = error
         finally:
+            service = time.perf_counter() - submitted_at
             with self._lock:
                 self._completed += 1
+                self._in_flight[kind] -= 1
+                if self.service_seconds:
+                    self.service_seconds += _SERVICE_TIME_WEIGHT * (service - self.service_seconds)
+                else:
+                    self.service_seconds = service
                 self._idle.notify_all()
-
-    @property
-    def in_flight(self) -> int:
-        """Requests submitted whose callback has not returned yet."""
-        with self._lock:
-            return self._submitted - self._completed
+            if self._on_released is not None:
+                self._on_released()
 
     @property
     def failed(self) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.outputs.sinks.jsonl import jsonl_path
 from pipeline.outputs.sinks.video import video_path
-from sources import SourceError
+from sources import SourceError, unique_names
 
 VIDEO_SUFFIXES = frozenset(
     {".3gp", ".asf", ".avi", ".flv", ".h264", ".h265", ".hevc", ".m2ts", ".m4v", ".mjpeg",
@@ -52,7 +52,7 @@ def find_videos(
     for root in roots:
         if not root.exists():
             raise SourceError(f"{root}: no such folder; check the path")
-    prefixes = _unique([root.resolve().name or "input" for root in roots])
+    prefixes = unique_names(root.resolve().name or "input" for root in roots)
     found: list[BatchFile] = []
     for root, prefix in zip(roots, prefixes, strict=True):
         if root.is_file():
@@ -73,22 +73,14 @@ def find_videos(
     return found
 
 
-def _unique(names: Iterable[str]) -> list[str]:
-    seen: Counter[str] = Counter()
-    result = []
-    for name in names:
-        seen[name] += 1
-        result.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
-    return result
-
-
 def _output_keys(relatives: Sequence[Path]) -> list[str]:
-    """`dir/stem` for each file; files that share a folder and a stem keep their suffix."""
+    """`dir/stem` for each file; files that share a folder and a stem keep their suffix (and
+    a key that still collides, `a.mp4` beside `a.mp4.mkv`, is numbered)."""
     stems = Counter(path.with_suffix("") for path in relatives)
-    return [
+    return unique_names(
         (path.with_suffix("") if stems[path.with_suffix("")] == 1 else path).as_posix()
         for path in relatives
-    ]
+    )
 
 
 @dataclass(frozen=True)

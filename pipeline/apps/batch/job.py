@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.apps.batch.files import BatchFile, OutputLayout, find_videos
 from pipeline.apps.batch.report import BatchReport, FileReport, previous_reports
+from pipeline.engine.feeds import Feed
 from pipeline.engine.pipeline import Pipeline, Progress
+from pipeline.engine.service_classes import ServiceClass
 from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink, Sink
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import StreamSummary
 from sources import FileSource, SourceError
 
 log = logging.getLogger(__name__)
+
+REPORT_SECONDS = 2.0  # the report is rewritten at most this often while files end
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch job stands: its files (all found, to process in this run, ended so far,
+    of which failed), the frame progress of this run, and whether it is over (report
+    written)."""
+
+    files: int
+    to_process: int
+    ended: int
+    failed: int
+    frames: Progress
+    over: bool
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 class BatchJob:
@@ -33,12 +56,17 @@ class BatchJob:
 
         job = BatchJob(["recordings"], "yolo11n_openvino_model", "out")
         report = job.run(on_file=lambda f: print(f.file, f.status))
+
+    `start(pipeline)` runs the job instead inside a pipeline that analyses other streams (live
+    cameras), as a feed at batch class: its files then take the requests the live streams
+    leave idle; `progress`, `stop` (resumable) and `wait` follow it from any thread, and the
+    report is written when it is over. `model` is then unused (the pipeline's serves).
     """
 
     def __init__(
         self,
         inputs: Sequence[str | Path],
-        model: str | Path,
+        model: str | Path | None,
         out: str | Path,
         *,
         patterns: Sequence[str] = (),
@@ -56,7 +84,17 @@ class BatchJob:
         self.concurrency = concurrency
         self._detector_options = detector_options  # device, adapter, conf ... as Detector.load
         self._model = model
-        self._pipeline: Pipeline | None = None
+        self._pipeline: Pipeline | None = None  # its own, while `run` runs
+        self._feed: Feed | None = None  # its feed in another pipeline, after `start`
+        self._todo: list[BatchFile] = []
+        self._reports: dict[Path, FileReport] = {}
+        self._by_source: dict[str, BatchFile] = {}
+        self._emit: Callable[[FileReport], None] = lambda report: None
+        self._started = 0.0
+        self._over = threading.Event()
+        self.report: BatchReport | None = None  # once over
+        self._stopped = False  # `stop` was called, perhaps before the pipeline existed
+        self._last_written = 0.0  # when the report was last rewritten (monotonic)
 
     def pending(self) -> list[BatchFile]:
         """The files this run will process: all with `force`, else those not complete."""
@@ -73,61 +111,137 @@ class BatchJob:
 
         `on_file` gets each file's report as it ends (skipped files first); `on_tick` gets the
         frame progress, files ended and files to process, twice a second. Ctrl-C stops cleanly:
-        files in progress are reported `stopped` and processed again next time.
+        files in progress are reported `stopped` and processed again next time. The report is
+        also rewritten as files end (at most every `REPORT_SECONDS`), so that it is current
+        if the job is killed.
         """
-        started = time.time()
-        todo = self.pending()
+        if self._model is None:
+            raise ValueError("BatchJob.run needs a model (or use start(pipeline))")
+        todo = self._begin(on_file)
+        interrupted, frames, fps = False, 0, 0.0
+        if todo:
+            with self._make_pipeline(todo) as pipeline:
+                self._pipeline = pipeline
+                if self._stopped:  # asked while the model was loading
+                    pipeline.stop()
+                tick = None
+                if on_tick is not None:
+                    tick = lambda progress: on_tick(progress, self._ended(), len(todo))  # noqa: E731
+                summary = pipeline.run(on_tick=tick, on_stream_end=self._file_ended)
+                self._pipeline = None
+            interrupted, frames, fps = summary.interrupted, summary.total_frames, summary.total_fps
+        return self._finish(interrupted, frames, fps)
+
+    def start(
+        self, pipeline: Pipeline, on_file: Callable[[FileReport], None] | None = None
+    ) -> None:
+        """Process the pending files inside `pipeline` (running, or about to run) beside its
+        other streams, at batch class, `concurrency` files at once (default: its request-pool
+        size). Returns at once; the report is written when every file has ended, when `stop`
+        is called, or when the pipeline's run ends (files not reached are `pending`)."""
+        if self._started:
+            raise RuntimeError("a BatchJob runs once; make a new one")
+        todo = self._begin(on_file)
+        sources = (FileSource(file.path, name=file.key) for file in todo)
+        self._feed = pipeline.add_feed(
+            sources, sinks=self._sinks(), concurrency=self.concurrency,
+            service_class=ServiceClass.BATCH, on_stream_end=self._file_ended,
+            on_done=self._feed_done,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop starting files and stop those in progress (they are reported `stopped` and
+        processed again by the next run over the same output folder); any thread, also
+        before `run` has loaded the model."""
+        self._stopped = True
+        if self._pipeline is not None:
+            self._pipeline.stop()
+        if self._feed is not None:
+            self._feed.stop()
+
+    def wait(self, timeout: float | None = None) -> BatchReport | None:
+        """The report once the job is over (waiting up to `timeout`), else None."""
+        self._over.wait(timeout)
+        return self.report
+
+    def progress(self) -> BatchProgress:
+        if self._feed is not None:
+            frames = self._feed.progress()
+        elif self._pipeline is not None:
+            frames = self._pipeline.progress()
+        else:
+            frames = Progress(0, 0, 0, 0)
+        reports = list(self._reports.values())
+        return BatchProgress(
+            files=len(self.files), to_process=len(self._todo), ended=self._ended(),
+            failed=sum(1 for r in reports if r.status == "failed"), frames=frames,
+            over=self._over.is_set(),
+        )  # fmt: skip
+
+    def _begin(self, on_file: Callable[[FileReport], None] | None) -> list[BatchFile]:
+        """Find what to do, report the files complete already; the files to process."""
+        self._started = time.time()
+        self._todo = todo = self.pending()
         log.info(
             "%d video files, %d to process, %d complete already%s", len(self.files), len(todo),
             len(self.files) - len(todo), " (force: processing all)" if self.force else "",
         )  # fmt: skip
-        reports: dict[Path, FileReport] = {}
-        emit = on_file or (lambda report: None)
+        self._emit = on_file or (lambda report: None)
         earlier = previous_reports(self.layout.root)
         todo_set = set(todo)
         for file in self.files:
             if file not in todo_set:
-                reports[file.path] = self._skipped(file, earlier.get(file.relative))
-                emit(reports[file.path])
-        by_key = {file.key: file for file in todo}
+                self._reports[file.path] = self._skipped(file, earlier.get(file.relative))
+                self._emit(self._reports[file.path])
+        # By path: a file's stream may be renamed if another stream of the pipeline has its name
+        self._by_source = {str(file.path): file for file in todo}
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        return todo
 
-        def file_ended(stream: StreamSummary) -> None:
-            file = by_key[stream.name]
-            output = self._output(file, stream.status)
-            reports[file.path] = FileReport.from_stream(file.relative, output, stream)
-            emit(reports[file.path])
+    def _file_ended(self, stream: StreamSummary) -> None:
+        file = self._by_source[stream.source]
+        output = self._output(file, stream.status)
+        self._reports[file.path] = FileReport.from_stream(file.relative, output, stream)
+        self._emit(self._reports[file.path])
+        if time.monotonic() - self._last_written >= REPORT_SECONDS:
+            self._report().write(self.layout.root)
+            self._last_written = time.monotonic()
 
-        interrupted, frames, fps = False, 0, 0.0
-        if todo:
-            self.layout.root.mkdir(parents=True, exist_ok=True)
-            with self._make_pipeline(todo) as pipeline:
-                self._pipeline = pipeline
-                tick = None
-                if on_tick is not None:
-                    ended = lambda: len(reports) - (len(self.files) - len(todo))  # noqa: E731
-                    tick = lambda progress: on_tick(progress, ended(), len(todo))  # noqa: E731
-                summary = pipeline.run(on_tick=tick, on_stream_end=file_ended)
-                self._pipeline = None
-            interrupted, frames, fps = summary.interrupted, summary.total_frames, summary.total_fps
-        for file in todo:
-            if file.path not in reports:
-                reports[file.path] = FileReport(file.relative, "pending")
-        wall = time.time() - started
-        report = BatchReport(
-            files=[reports[file.path] for file in self.files],
-            wall_seconds=round(wall, 3),
+    def _ended(self) -> int:
+        """Files of this run that have ended."""
+        return len(self._reports) - (len(self.files) - len(self._todo))
+
+    def _feed_done(self, feed: Feed) -> None:
+        frames = sum(s.frames_processed for s in feed.ended)
+        wall = time.time() - self._started
+        interrupted = feed.stopped or len(feed.ended) < len(self._todo)
+        self._finish(interrupted, frames, round(frames / wall, 2) if wall > 0 else 0.0)
+
+    def _finish(self, interrupted: bool, frames: int, fps: float) -> BatchReport:
+        """Write the final report (files not reached are `pending`)."""
+        report = self._report(frames, fps, interrupted)
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        report.write(self.layout.root)
+        self.report = report
+        self._over.set()
+        return report
+
+    def _report(
+        self, frames: int | None = None, fps: float = 0.0, interrupted: bool = False
+    ) -> BatchReport:
+        """The report so far: files not reported yet are `pending`; `frames` defaults to
+        those of the files ended in this run."""
+        rows = {file.path: FileReport(file.relative, "pending") for file in self._todo}
+        rows |= self._reports
+        if frames is None:
+            frames = sum(rows[file.path].frames for file in self._todo)
+        return BatchReport(
+            files=[rows[file.path] for file in self.files],
+            wall_seconds=round(time.time() - self._started, 3),
             frames=frames,
             fps=fps,
             interrupted=interrupted,
         )
-        self.layout.root.mkdir(parents=True, exist_ok=True)
-        report.write(self.layout.root)
-        return report
-
-    def stop(self) -> None:
-        """Stop starting files and stop those in progress (they are reported `stopped`)."""
-        if self._pipeline is not None:
-            self._pipeline.stop()
 
     def _skipped(self, file: BatchFile, earlier: FileReport | None) -> FileReport:
         """A complete file's row: from the last report if it has the figures (thousands of
@@ -145,14 +259,17 @@ class BatchJob:
             path = path.with_name(path.name + PARTIAL_SUFFIX)
         return path.relative_to(self.layout.root).as_posix() if path.exists() else ""
 
-    def _make_pipeline(self, todo: Sequence[BatchFile]) -> Pipeline:
+    def _sinks(self) -> list[Sink]:
         root = self.layout.root
         sinks: list[Sink] = [JsonlSink(root, keep_incomplete=False)]
         if self.layout.save_video:
             sinks.append(AnnotatedVideoSink(root, keep_incomplete=False))
+        return sinks
+
+    def _make_pipeline(self, todo: Sequence[BatchFile]) -> Pipeline:
         # A generator, so each file becomes a source only when its turn comes.
         sources = (FileSource(file.path, name=file.key) for file in todo)
         return Pipeline(
-            sources, self._model, sinks=sinks, concurrency=self.concurrency,
+            sources, self._model, sinks=self._sinks(), concurrency=self.concurrency,
             **self._detector_options,
         )  # fmt: skip

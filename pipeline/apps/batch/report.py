@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.atomic import write_atomically
 from pipeline.summary import StreamSummary
 
 # done: complete results; skipped: complete from an earlier run; failed: see `reason`;
@@ -77,7 +78,7 @@ class BatchReport:
         return [f for f in self.files if f.status == "failed"]
 
     def write(self, directory: Path) -> None:
-        """`report.json` and `report.csv`, each replaced atomically."""
+        """`report.json` and `report.csv`, each replaced atomically (OutputError if not)."""
         data = {
             "files": [asdict(f) for f in self.files],
             "totals": {status: self.count(status) for status in FILE_STATUSES},
@@ -86,18 +87,16 @@ class BatchReport:
             "fps": self.fps,
             "interrupted": self.interrupted,
         }
-        _replace(directory / "report.json", json.dumps(data, indent=2) + "\n")
+        write_atomically(directory / "report.json", json.dumps(data, indent=2) + "\n")
         classes = sorted({label for f in self.files for label in f.detections})
         columns = ["file", "status", "reason", "frames", "duration_s", "processing_s", "fps"]
-        path = directory / "report.csv"
-        partial = path.with_name(path.name + ".part")
-        with partial.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(columns + [f"detections:{c}" for c in classes] + ["output"])
-            for f in self.files:
-                row = [getattr(f, c) for c in columns]
-                writer.writerow(row + [f.detections.get(c, 0) for c in classes] + [f.output])
-        os.replace(partial, path)
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(columns + [f"detections:{c}" for c in classes] + ["output"])
+        for f in self.files:
+            row = [getattr(f, c) for c in columns]
+            writer.writerow(row + [f.detections.get(c, 0) for c in classes] + [f.output])
+        write_atomically(directory / "report.csv", table.getvalue())
 
     def format_text(self) -> str:
         totals = ", ".join(f"{self.count(s)} {s}" for s in FILE_STATUSES if self.count(s))
@@ -118,9 +117,3 @@ def previous_reports(directory: Path) -> dict[str, FileReport]:
         return {row["file"]: FileReport(**row) for row in rows}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-
-
-def _replace(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)

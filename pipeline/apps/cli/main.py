@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from pipeline.apps.cli.parser import build_parser
+from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
+from pipeline.atomic import check_writable_folder
 from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.service_classes import Scheduling
 from pipeline.engine.stream_options import StreamOptions
-from pipeline.errors import VapipeError
+from pipeline.errors import OutputError, VapipeError
 
 log = logging.getLogger("vapipe")
 
-EXIT_OK, EXIT_STREAM_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_STREAM_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _stream_options(args: argparse.Namespace) -> StreamOptions:
@@ -30,7 +32,18 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
         every=args.every,
         max_fps=args.max_fps,
         live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
+        classes=dict(args.classes),
+        scheduling=Scheduling(args.scheduling),
+        batch_requests=args.batch_requests,
     )
+
+
+def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
+    unknown = sorted({name for name, _ in args.classes} - set(names))
+    if unknown:
+        raise VapipeError(
+            f"--class {', '.join(unknown)}: no such stream; streams: {', '.join(names)}"
+        )
 
 
 def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
@@ -50,37 +63,67 @@ def _model_options(args: argparse.Namespace) -> dict:
     )  # fmt: skip
 
 
-def _run(args: argparse.Namespace) -> int:
+def _output_error(error: OutputError) -> int:
+    """A result file could not be written (after the work: not a usage error)."""
+    print(f"vapipe: error: {error}", file=sys.stderr)
+    return EXIT_STREAM_FAILED
+
+
+def _run(args: argparse.Namespace, stop: StopController) -> int:
+    from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
     from pipeline.engine.pipeline import Pipeline
     from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink
 
     if args.save_video and not args.out:
         raise VapipeError("--save-video needs --out DIR to write the videos to")
+    if args.batch and not args.out:
+        raise VapipeError("--batch needs --out DIR (the batch results go to DIR/batch/)")
+    if args.out:
+        check_writable_folder(args.out)
+    job = (
+        BatchJob(args.batch, None, args.out / "batch", save_video=args.save_video)
+        if args.batch
+        else None
+    )
     sinks = [JsonlSink(args.out)] if args.out else []
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
-    with Pipeline(
-        _sources(args, options), args.model, sinks=sinks, streams=options, **_model_options(args)
-    ) as pipeline:
+    with (
+        Pipeline(
+            _sources(args, options), args.model, sinks=sinks, streams=options,
+            **_model_options(args),
+        ) as pipeline,
+        stop.stopping(pipeline.stop),
+    ):  # fmt: skip
         runtime = pipeline.runtime
         log.info(
             "%d streams, model %s (%s adapter), device %s on %s, %d requests",
             len(pipeline.sources), pipeline.model_path, pipeline.adapter.name,
             runtime.plan.device, ", ".join(runtime.execution_devices), runtime.nireq,
         )  # fmt: skip
+        _check_classes(args, [source.name for source in pipeline.sources])
+        if job is not None:
+            job.start(pipeline)
         with ProgressReporter(enabled=not args.no_progress) as progress:
             summary = pipeline.run(on_tick=progress.update, duration=args.duration)
-    if args.out:
-        summary.write_json(args.out / "summary.json")
     print(summary.format_text())
+    if job is not None and job.report is not None:
+        print(f"batch job: {job.report.format_text()}")
+        print(f"batch report: {args.out / 'batch' / 'report.json'} and report.csv")
+    if args.out:
+        try:
+            summary.write_json(args.out / "summary.json")
+        except OutputError as error:
+            return _output_error(error)
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
+    batch_failed = job is not None and job.report is not None and job.report.failed
+    return EXIT_STREAM_FAILED if summary.failed or batch_failed else EXIT_OK
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, stop: StopController) -> int:
     from pipeline.apps.demo.app import Demo, DemoOptions, default_sources
     from pipeline.apps.demo.default_model import default_model
 
@@ -93,12 +136,15 @@ def _demo(args: argparse.Namespace) -> int:
     )
     streams = _stream_options(args)
     demo = Demo(_sources(args, streams), model, options, streams=streams, **_model_options(args))
-    summary = demo.run()
+    with stop.stopping(demo.stop):
+        summary = demo.run()
     print(summary.format_text())
+    if stop.requested or summary.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
 
 
-def _batch(args: argparse.Namespace) -> int:
+def _batch(args: argparse.Namespace, stop: StopController) -> int:
     from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
 
@@ -106,8 +152,14 @@ def _batch(args: argparse.Namespace) -> int:
         args.inputs, args.model, args.out, patterns=args.glob, concurrency=args.concurrency,
         force=args.force, save_video=args.save_video, **_model_options(args),
     )  # fmt: skip
-    with ProgressReporter(enabled=not args.no_progress) as progress:
-        report = job.run(on_tick=lambda p, ended, total: progress.update(p, files=(ended, total)))
+    check_writable_folder(args.out)
+    with stop.stopping(job.stop), ProgressReporter(enabled=not args.no_progress) as progress:
+        try:
+            report = job.run(
+                on_tick=lambda p, ended, total: progress.update(p, files=(ended, total))
+            )
+        except OutputError as error:
+            return _output_error(error)
     print(report.format_text())
     print(f"report: {args.out / 'report.json'} and report.csv")
     if report.interrupted:
@@ -115,26 +167,29 @@ def _batch(args: argparse.Namespace) -> int:
     return EXIT_STREAM_FAILED if report.failed else EXIT_OK
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, stop: StopController) -> int:
     import json
 
     from pipeline.apps.bench import run_bench
 
     report = run_bench(
         args.model, args.sources, streams=args.streams, device=args.device,
-        seconds=args.seconds, nireq=args.nireq, rounds=args.rounds,
+        seconds=args.seconds, nireq=args.nireq, rounds=args.rounds, stop=stop,
     )  # fmt: skip
+    if report is None:
+        print("vapipe: interrupted before a round completed: nothing to report", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
-    return EXIT_OK
+    return EXIT_INTERRUPTED if stop.requested else EXIT_OK
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, stop: StopController) -> int:
     from pipeline.apps.serve.main import serve
 
-    return serve(args.config, read_only=args.read_only_config, check_only=args.check)
+    return serve(args.config, stop, read_only=args.read_only_config, check_only=args.check)
 
 
-def _devices(args: argparse.Namespace) -> int:
+def _devices(args: argparse.Namespace, stop: StopController) -> int:
     import openvino as ov
 
     from pipeline.models.runtime import describe_devices
@@ -166,25 +221,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="vapipe: %(levelname)s: %(message)s",
     )
-    _configure_opencv()
-    # SIGTERM stops like Ctrl-C: frames in flight finish, sinks are flushed, summary written.
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    # SIGTERM (and Ctrl-C) stop cleanly: frames in flight finish, sinks are flushed, the
+    # summary or report is written, exit 130.
+    stop = StopController()
+    stop.install()
+    commands = {
+        "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "serve": _serve,
+        "devices": _devices,
+    }  # fmt: skip
     try:
-        commands = {
-            "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "serve": _serve,
-            "devices": _devices,
-        }  # fmt: skip
-        return commands[args.command](args)
-    except VapipeError as error:
+        _configure_opencv()
+        return commands[args.command](args, stop)
+    except (VapipeError, OSError) as error:
         print(f"vapipe: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as error:
-        print(f"vapipe: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # a second Ctrl-C while draining: leave now
-        sys.stderr.write("vapipe: interrupted twice, exiting at once\n")
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # from code that catches it itself, e.g. a library's wait
+        sys.stderr.write("vapipe: interrupted\n")
+        return EXIT_INTERRUPTED
+    finally:
+        stop.uninstall()
 
 
 def entry() -> None:

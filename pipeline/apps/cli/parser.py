@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.service_classes import Scheduling, ServiceClass
 
 # The adapters' names, spelt out so that `vapipe --help` does not load OpenVINO to list them
 # (tests/test_layout.py checks them against pipeline.models.adapters.ADAPTER_NAMES).
@@ -47,6 +48,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _stream_class(text: str) -> tuple[str, ServiceClass]:
+    name, _, value = text.rpartition("=")
+    classes = [c.value for c in ServiceClass]
+    if not name or value not in classes:
+        raise argparse.ArgumentTypeError(f"expected NAME={'|'.join(classes)}, got {text}")
+    return name, ServiceClass(value)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -70,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
     run.add_argument("--save-video", action="store_true", help="also DIR/<stream>.mp4, annotated")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.add_argument(
+        "--batch", action="append", default=[], type=Path, metavar="DIR",
+        help="also analyse the videos under DIR at batch class, as `vapipe batch` does, into "
+        "OUT/batch/ (resumable, report); repeatable",
+    )  # fmt: skip
     _add_stream_options(run)
 
     demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
@@ -159,6 +173,20 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     live.add_argument(
         "--loop", action="store_true", help="start video files again at their end (no end)"
     )
+    live.add_argument(
+        "--class", dest="classes", action="append", default=[], type=_stream_class,
+        metavar="NAME=live|batch",
+        help="a stream's service class (default: live for cameras and streams, batch for files)",
+    )  # fmt: skip
+    live.add_argument(
+        "--scheduling", choices=[s.value for s in Scheduling], default="classes",
+        help="classes: live frames first, batch in the spare capacity (default); "
+        "fair: every stream round-robin",
+    )  # fmt: skip
+    live.add_argument(
+        "--batch-requests", type=_positive_int, metavar="N",
+        help="requests batch frames may hold while live streams run (default: measured)",
+    )  # fmt: skip
     live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     live.add_argument(
         "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"

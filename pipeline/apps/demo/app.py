@@ -92,6 +92,7 @@ class Demo:
         )
         self._summary: RunSummary | None = None
         self._error: BaseException | None = None
+        self._quit = threading.Event()  # `stop` was called
         self.server: MosaicServer | None = None
         if options.serve is not None:
             host, port = options.serve
@@ -104,9 +105,14 @@ class Demo:
     def render(self, focus: str | None = None):
         return self.view.render(self.options.size, focus)
 
+    def stop(self) -> None:
+        """Stop the streams and leave `run` (which then returns the summary); any thread."""
+        self._quit.set()
+        self.pipeline.stop()
+
     def run(self) -> RunSummary:
         """Until the streams end (then the view stays until quit, unless a duration was
-        given), `q`/Esc in the window, or Ctrl-C."""
+        given), `q`/Esc in the window, Ctrl-C or `stop`."""
         worker = threading.Thread(target=self._run_pipeline, name="pipeline", daemon=True)
         if self.server is not None:
             self.server.start()
@@ -142,10 +148,9 @@ class Demo:
     def _wait(self, worker: threading.Thread) -> None:
         while worker.is_alive():
             worker.join(0.5)
-        if self.options.duration is None and self.server is not None:
+        if self.options.duration is None and self.server is not None and not self._quit.is_set():
             log.info("the streams have ended; still serving the last view (Ctrl-C to quit)")
-            while True:
-                threading.Event().wait(1.0)
+            self._quit.wait()
 
     def _window_loop(self, worker: threading.Thread) -> None:
         if sys.platform == "linux" and "QT_QPA_FONTDIR" not in os.environ:
@@ -165,6 +170,8 @@ class Demo:
             cv2.imshow(WINDOW, image)
             key = cv2.waitKey(wait_ms) & 0xFF
             if key in _KEY_QUIT or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                return
+            if self._quit.is_set():
                 return
             if key == _KEY_PAUSE:
                 paused = not paused

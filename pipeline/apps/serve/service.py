@@ -41,6 +41,7 @@ from pipeline.apps.serve.outputs import (
 from pipeline.detections import Result
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.pipeline import Pipeline
+from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
 from pipeline.outputs.draw import draw_detections
@@ -206,7 +207,8 @@ class Service:
             policy=QueuePolicy(camera.policy) if camera.policy else None,
             every=camera.every, max_fps=camera.max_fps, live=live,
         )  # fmt: skip
-        pipeline.add_stream(source, options)
+        service_class = ServiceClass(camera.service_class) if camera.service_class else None
+        pipeline.add_stream(source, options, service_class=service_class)
         log.info("camera %s: started (%s)", camera.name, mask_credentials(camera.source))
 
     def _stop_camera(self, name: str) -> StreamSummary | None:
@@ -438,7 +440,8 @@ class Service:
                 summary.frames_dropped, summary.frames_skipped, summary.reconnects,
             ))  # fmt: skip
         runtime = pipeline.runtime
-        return EngineFigures(tuple(streams), runtime.in_flight, runtime.nireq)
+        in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
+        return EngineFigures(tuple(streams), in_flight, runtime.nireq)
 
     def _page_figures(self) -> dict:
         figures = self.view.figures()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import IO
 
+from pipeline.atomic import output_error, publish
 from pipeline.detections import Result
 from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.summary import StreamSummary
@@ -26,7 +28,9 @@ class JsonlSink:
     when the stream finishes, so a file under the final name is never cut short by a crash.
     With `keep_incomplete=False` only a stream that reached its end is renamed; a failed or
     stopped one leaves its lines under the `.part` name. A stream name may contain `/`
-    (a batch job mirrors the input tree): folders are made as needed.
+    (a batch job mirrors the input tree): folders are made as needed. A write that fails (a
+    full disk) raises OutputError naming the file; the stream's file is then closed and keeps
+    its `.part` name, and the sink writes nothing more for that stream.
     """
 
     def __init__(self, directory: str | Path, *, keep_incomplete: bool = True) -> None:
@@ -41,21 +45,41 @@ class JsonlSink:
         final = self.path_for(stream.name)
         final.parent.mkdir(parents=True, exist_ok=True)
         partial = final.with_name(final.name + PARTIAL_SUFFIX)
-        self._files[stream.name] = partial.open("w", encoding="utf-8")
+        try:
+            self._files[stream.name] = partial.open("w", encoding="utf-8")
+        except OSError as error:
+            raise output_error(partial, error) from None
 
     def write(self, result: Result) -> None:
-        self._files[result.stream].write(json.dumps(result.to_dict()) + "\n")
+        file = self._files.get(result.stream)
+        if file is None:  # an earlier write failed
+            return
+        try:
+            file.write(json.dumps(result.to_dict()) + "\n")
+        except OSError as error:
+            self._abandon(result.stream)
+            raise output_error(file.name, error) from None
 
     def finish(self, stream: StreamSummary) -> None:
-        file = self._files.pop(stream.name, None)
-        if file is None:  # the stream failed before it opened
+        file = self._files.get(stream.name)
+        if file is None:  # the stream failed before it opened, or a write failed
             return
-        file.flush()
-        os.fsync(file.fileno())
-        file.close()
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+        except OSError as error:
+            self._abandon(stream.name)
+            raise output_error(file.name, error) from None
+        del self._files[stream.name]
         if stream.status == "done" or self.keep_incomplete:
-            final = self.path_for(stream.name)
-            os.replace(file.name, final)
+            publish(Path(file.name), self.path_for(stream.name))
+
+    def _abandon(self, stream: str) -> None:
+        """Close a stream's file after a failed write; what it holds stays under `.part`."""
+        file = self._files.pop(stream)
+        with contextlib.suppress(OSError):
+            file.close()
 
     def close(self) -> None:
         for file in self._files.values():

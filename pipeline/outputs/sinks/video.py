@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import queue
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.atomic import OutputError, publish
 from pipeline.detections import Detections, Result
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.sinks.base import StreamInfo
@@ -36,6 +37,10 @@ def video_path(directory: Path, stream: str, uri: str) -> Path:
     return directory / f"{stream}{container_for(uri)[1]}"
 
 
+# Below this much free space, a video that came out unreadable is put down to a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
 @dataclass
 class _Output:
     writer: cv2.VideoWriter
@@ -43,11 +48,14 @@ class _Output:
     partial: Path
     final: Path
     error: str | None = None
+    written: int = 0  # frames in the file, repeats included
+    last: np.ndarray | None = None  # the last frame written, repeated over skipped frames
 
 
 @dataclass(frozen=True)
 class _FrameItem:
     stream: str
+    index: int  # the frame's number in its stream: frames not analysed leave gaps
     image: np.ndarray
     detections: Detections
 
@@ -56,6 +64,7 @@ class _FrameItem:
 class _FinishItem:
     stream: str
     keep: bool
+    frames: int  # frames the stream decoded: the video's length in frames
     finished: threading.Event
 
 
@@ -66,6 +75,11 @@ class AnnotatedVideoSink:
     so OpenVINO's callback threads only hand frames over (and wait only when the writer is
     `max_queued` frames behind). Like `JsonlSink`, a video is written under a `.part` name and
     renamed when its stream finishes (only if it reached its end, with `keep_incomplete=False`).
+
+    The video lasts as long as its source: a frame that was not analysed (`every`, `max_fps`,
+    a live stream's drops) is filled with the last annotated one. A video that could not be
+    written completely (a full disk, a failed rename) keeps its `.part` name and its stream's
+    `finish` raises OutputError saying why.
     """
 
     def __init__(
@@ -90,14 +104,15 @@ class AnnotatedVideoSink:
         fps = stream.fps if stream.fps > 0 else 25.0
         writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not writer.isOpened():
-            raise OSError(f"{partial}: cannot write a {fourcc} video here")
+            raise OutputError(f"{partial}: cannot write a {fourcc} video here")
         self._outputs[stream.name] = _Output(writer, size, partial, final)
         with self._lock:
             if not self._thread.is_alive():
                 self._thread.start()
 
     def write(self, result: Result) -> None:
-        self._queue.put(_FrameItem(result.stream, result.frame.image, result.detections))
+        frame = result.frame
+        self._queue.put(_FrameItem(result.stream, frame.index, frame.image, result.detections))
 
     def finish(self, stream: StreamSummary) -> None:
         """Returns once the stream's video is complete on disk; raises if writing it failed."""
@@ -106,11 +121,14 @@ class AnnotatedVideoSink:
             return
         keep = stream.status == "done" or self.keep_incomplete
         finished = threading.Event()
-        self._queue.put(_FinishItem(stream.name, keep, finished))
-        finished.wait()
+        self._queue.put(_FinishItem(stream.name, keep, stream.frames_decoded, finished))
+        while not finished.wait(0.5):
+            if not self._thread.is_alive():  # cannot happen, but must never hang a run
+                output.error = output.error or f"{output.partial}: the video writer stopped"
+                break
         del self._outputs[stream.name]
         if output.error:
-            raise OSError(output.error)
+            raise OutputError(output.error)
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -123,21 +141,53 @@ class AnnotatedVideoSink:
     def _write_loop(self) -> None:
         while (item := self._queue.get()) is not None:
             output = self._outputs[item.stream]
-            if isinstance(item, _FinishItem):
-                output.writer.release()
-                if item.keep and output.error is None:
-                    os.replace(output.partial, output.final)
-                item.finished.set()
-                continue
-            if output.error is not None:
-                continue
             try:
-                image = item.image
-                if (image.shape[1], image.shape[0]) != output.size:
-                    image = cv2.resize(image, output.size)
-                else:
-                    image = image.copy()
-                output.writer.write(draw_detections(image, item.detections))
+                if isinstance(item, _FinishItem):
+                    self._finish_output(output, item)
+                elif output.error is None:
+                    self._write_frame(output, item)
             except Exception as error:  # keep the writer alive for the other streams
-                output.error = f"{output.partial}: writing failed: {error}"
-                log.exception("annotated video for %s failed", item.stream)
+                why = f"{output.partial}: writing failed: {error}"
+                output.error = output.error or (
+                    str(error) if isinstance(error, OutputError) else why
+                )
+                log.error("annotated video for %s failed: %s", item.stream, output.error)
+            finally:
+                if isinstance(item, _FinishItem):
+                    item.finished.set()
+
+    def _write_frame(self, output: _Output, item: _FrameItem) -> None:
+        while output.last is not None and output.written < item.index:  # frames not analysed
+            output.writer.write(output.last)
+            output.written += 1
+        image = item.image
+        if (image.shape[1], image.shape[0]) != output.size:
+            image = cv2.resize(image, output.size)
+        else:
+            image = image.copy()
+        output.last = draw_detections(image, item.detections)
+        output.writer.write(output.last)
+        output.written += 1
+
+    def _finish_output(self, output: _Output, item: _FinishItem) -> None:
+        while output.last is not None and output.error is None and output.written < item.frames:
+            output.writer.write(output.last)  # the frames after the last analysed one
+            output.written += 1
+        output.last = None
+        output.writer.release()
+        if output.error is None and output.written and not _readable(output.partial):
+            # OpenCV's writer reports no error: a full disk shows as a file that does not play.
+            free = shutil.disk_usage(output.partial.parent).free
+            why = "the disk is full" if free < _NEARLY_FULL_BYTES else "it does not play"
+            output.error = f"{output.partial}: the video could not be written ({why})"
+        if output.error is None and item.keep:
+            publish(output.partial, output.final)
+
+
+def _readable(path: Path) -> bool:
+    """The video opens and its first frame decodes."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()

@@ -1,0 +1,149 @@
+"""Live cameras with a batch folder on one device: does batch work fill the spare capacity
+without hurting the cameras' latency? (issue 15: service classes)
+
+In one process, on one compiled model: the inference-only limit, then 4 simulated cameras
+(realtime, looping clips re-encoded at a frame rate that makes their load `--load` x the
+limit) alone and with a batch folder processed at the same time, each with the scheduler's
+service classes (`classes`) and with round-robin over every stream (`fair`). `--repeat`
+interleaves the four runs that many times. Prints one row per run and the goals, per round:
+live p95 with batch <= 1.2 x alone, batch fps >= 0.9 x (limit - live fps).
+
+    python benchmarks/qos.py --model MODEL [--labels L] [--seconds 12] [--repeat 2] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from contextlib import closing
+from pathlib import Path
+
+import cv2
+
+from pipeline.apps.batch.job import BatchJob
+from pipeline.apps.bench import measure_inference
+from pipeline.engine.pipeline import Pipeline
+from pipeline.engine.service_classes import Scheduling
+from pipeline.engine.stream_options import StreamOptions
+from pipeline.models.detector import Detector
+from sources import FileSource, SimulatedCamera
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CLIPS = [SHARED / "videos" / n for n in ("car-detection.mp4", "one-by-one-person-detection.mp4")]
+CAMERAS = 4
+
+
+def reencode(src: Path, dst: Path, frames: int, fps: float, start: int = 0) -> Path:
+    """`frames` frames of `src` from `start`, declared at `fps` (so a realtime read paces
+    them at that rate)."""
+    capture = cv2.VideoCapture(str(src))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    writer = None
+    for _ in range(frames):
+        ok, image = capture.read()
+        if not ok:
+            break
+        if writer is None:
+            size = (image.shape[1], image.shape[0])
+            writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        writer.write(image)
+    writer.release()
+    capture.release()
+    return dst
+
+
+def one_run(detector, cameras, batch_dir, out, scheduling, seconds, with_batch) -> dict:
+    sources = [
+        SimulatedCamera(FileSource(path, name=f"cam{i}"), realtime=True, loop=True)
+        for i, path in enumerate(cameras)
+    ]
+    options = StreamOptions(scheduling=scheduling)
+    with Pipeline(sources, detector, streams=options) as pipeline:
+        if with_batch:
+            BatchJob([batch_dir], None, out, force=True).start(pipeline)
+        summary = pipeline.run(duration=seconds)
+    live = summary.classes["live"]
+    batch = summary.classes.get("batch")
+    return {
+        "scheduling": scheduling.value,
+        "batch": with_batch,
+        "live_fps": live.fps,
+        "live_p50_ms": live.latency_p50_ms,
+        "live_p95_ms": live.latency_p95_ms,
+        "live_dropped": live.dropped,
+        "batch_fps": batch.fps if batch else 0.0,
+        "batch_p95_ms": batch.latency_p95_ms if batch else 0.0,
+        "total_fps": summary.total_fps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--labels")
+    parser.add_argument("--device", default="CPU")
+    parser.add_argument("--seconds", type=float, default=12.0, help="per run (default 12)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of the four runs")
+    parser.add_argument("--load", type=float, default=0.5, help="live load / limit (0.5)")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)  # as the CLI does
+    rows = []
+    with (
+        closing(Detector.load(args.model, device=args.device, labels=args.labels)) as detector,
+        tempfile.TemporaryDirectory(prefix="vapipe-qos-") as tmp,
+    ):
+        root = Path(tmp)
+        limit = measure_inference(detector, 4.0)
+        camera_fps = round(args.load * limit / CAMERAS, 2)
+        print(f"inference-only limit {limit:.1f} fps; 4 cameras at {camera_fps} fps each")
+        cameras = [
+            reencode(CLIPS[i % 2], root / f"cam{i}.mp4", 100, camera_fps, start=50 * i)
+            for i in range(CAMERAS)
+        ]
+        batch_dir = root / "batch"
+        batch_dir.mkdir()
+        files = max(8, int(limit * args.seconds / 150) + 4)  # more than the run can finish
+        for i in range(files):
+            reencode(CLIPS[i % 2], batch_dir / f"rec{i:02d}.mp4", 150, 25.0, start=10 * i)
+        for round_index in range(args.repeat):
+            limit = measure_inference(detector, 3.0)
+            for scheduling in (Scheduling.CLASSES, Scheduling.FAIR):
+                for with_batch in (False, True):
+                    row = one_run(detector, cameras, batch_dir, root / "out", scheduling,
+                                  args.seconds, with_batch)  # fmt: skip
+                    row.update(round=round_index + 1, limit_fps=round(limit, 1))
+                    rows.append(row)
+                    print(json.dumps(row))
+    print()
+    print("| round | scheduling | batch | limit fps | live fps | live p50 / p95 ms | "
+          "live dropped | batch fps | total fps |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['round']} | {r['scheduling']} | {'yes' if r['batch'] else 'no'} | "
+              f"{r['limit_fps']} | {r['live_fps']} | {r['live_p50_ms']} / {r['live_p95_ms']} | "
+              f"{r['live_dropped']} | {r['batch_fps']} | {r['total_fps']} |")  # fmt: skip
+    print()
+    for scheduling in ("classes", "fair"):
+        ratios, shares = [], []
+        for round_index in range(1, args.repeat + 1):
+            alone, mixed = (
+                next(r for r in rows if r["round"] == round_index
+                     and r["scheduling"] == scheduling and r["batch"] is b)
+                for b in (False, True)
+            )  # fmt: skip
+            ratios.append(mixed["live_p95_ms"] / alone["live_p95_ms"])
+            spare = mixed["limit_fps"] - mixed["live_fps"]
+            shares.append(mixed["batch_fps"] / spare if spare > 0 else 0.0)
+        print(f"{scheduling}: live p95 with batch / alone per round "
+              f"{', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f},"
+              f" goal <= 1.2); batch fps / (limit - live fps) "
+              f"{', '.join(f'{x:.2f}' for x in shares)} (goal >= 0.9)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
