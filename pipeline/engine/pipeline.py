@@ -124,9 +124,15 @@ class Pipeline:
             stop=self._stop, wake=self._wake,
         )  # fmt: skip
         self._streams.add(
-            Feed(iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
-                 sinks=self.sinks, open_ended=open_ended)
-        )  # fmt: skip
+            Feed(
+                iter(eager_sources if eager else sources),
+                eager=eager,
+                concurrency=concurrency,
+                sinks=self.sinks,
+                open_ended=open_ended,
+                owns_sinks=False,
+            )
+        )  # fmt: skip  (the pipeline's sinks serve `add_stream` too: closed when the run is)
         self._interrupted = False  # `stop` was called
         self._ran = False
 
@@ -275,7 +281,11 @@ class Pipeline:
         self._streams.release_waiters()
         if on_tick is not None and failure is None:
             on_tick(self.progress())  # the final figures
-        self._streams.finish_feeds()
+        try:
+            self._streams.finish_feeds()
+        finally:
+            for sink in self.sinks:
+                sink.close()
         if failure is not None:
             raise failure
         if scheduler.error is not None:
