@@ -263,3 +263,43 @@ def test_the_page_shows_the_mosaic_and_the_cameras_in_chromium(tmp_path):
     match = cv2.matchTemplate(shot, header, cv2.TM_CCOEFF_NORMED).max()
     print(f"page: std {shot.std():.1f}, mosaic header match {match:.2f}")
     assert match > 0.8, "the service's mosaic is on the page"
+
+
+def test_a_batch_job_runs_beside_the_cameras_and_is_followed_and_stopped_through_the_api(
+    media, tmp_path
+):
+    port = free_port()
+    recordings = tmp_path / "media" / "recordings"
+    recordings.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        shutil.copy(media["car30"], recordings / f"{name}.mp4")
+    cameras = f'[cameras.yard]\nsource = "{CAR}"\nrealtime = true\nloop = true\n'
+    config = tmp_path / "vapipe.toml"
+    config.write_text(config_text(port, cameras))
+    service = Service(config, port)
+    try:
+        service.wait(lambda s: s.processed("yard") > 5, "the camera streaming")
+        status, body = service.call("POST", "/api/jobs", {"input": "/etc", "out": "batch"})
+        assert status == 403 and "input: must lie under [http] media_root" in body["error"]
+        status, body = service.call("POST", "/api/jobs", {"input": "recordings", "out": "../x"})
+        assert status == 403 and "out: must lie under [output] dir" in body["error"]
+        status, body = service.call("POST", "/api/jobs", {"input": "recordings", "outt": "b"})
+        assert status == 400 and body["error"].startswith("outt: unknown field")
+        status, job = service.call("POST", "/api/jobs", {"input": "recordings", "out": "batch"})
+        assert status == 201 and job["id"] == "job-1" and job["files"] == 3
+        service.wait(lambda s: s.call("GET", "/api/jobs/job-1")[1]["over"], "the job over")
+        _, jobs = service.call("GET", "/api/jobs")
+        assert jobs["jobs"][0]["report"]["by_status"]["done"] == 3
+        assert service.streams()["yard"]["state"] == "streaming", "the camera ran on"
+        status, stopped = service.call("DELETE", "/api/jobs/job-1")
+        assert status == 200 and stopped["over"]
+        assert service.call("GET", "/api/jobs/job-9")[0] == 404
+    finally:
+        code, _ = service.stop()
+    assert code == 130
+    report = json.loads((tmp_path / "results" / "batch" / "report.json").read_text())
+    assert report["totals"]["done"] == 3
+    assert sorted(p.name for p in (tmp_path / "results" / "batch").glob("*.jsonl")) == [
+        "a.jsonl", "b.jsonl", "c.jsonl"]  # fmt: skip
+    assert [len(read_jsonl(p)) for p in (tmp_path / "results" / "batch").glob("*.jsonl")] == [
+        30, 30, 30]  # fmt: skip

@@ -123,16 +123,11 @@ class Pipeline:
             options=options, frames=self._frames, frame_path=self._frame_path, active=active,
             stop=self._stop, wake=self._wake,
         )  # fmt: skip
+        # The pipeline's sinks serve the streams of `add_stream` too: the run closes them.
         self._streams.add(
-            Feed(
-                iter(eager_sources if eager else sources),
-                eager=eager,
-                concurrency=concurrency,
-                sinks=self.sinks,
-                open_ended=open_ended,
-                owns_sinks=False,
-            )
-        )  # fmt: skip  (the pipeline's sinks serve `add_stream` too: closed when the run is)
+            Feed(iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
+                 sinks=self.sinks, open_ended=open_ended, owns_sinks=False)
+        )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
 

@@ -7,6 +7,9 @@
     DELETE /api/streams/NAME               stop it cleanly; its final summary
     GET    /api/streams/NAME/snapshot.jpg  its latest annotated frame
     POST   /api/reload                     reread the config file, apply the difference
+    GET    /api/jobs, /api/jobs/ID         batch jobs beside the cameras: progress, report
+    POST   /api/jobs                       {"input": DIR, "out": DIR}: start one (201)
+    DELETE /api/jobs/ID                    stop it (resumable: a new job over the same out)
     GET    /healthz                        whether the pipeline runs (no token needed)
     GET    /metrics                        Prometheus text
     GET    /, /mosaic.jpg, /stats.json, /stream.mjpg   the demo's live view
@@ -16,7 +19,7 @@ Security: with a token (`[http] token` or VAPIPE_TOKEN) every path but /healthz 
 open the page), compared in constant time; 401 otherwise. Bodies over 64 KB get 413; malformed
 JSON or an unknown field 400 naming it. A file source given through the API must lie under
 `[http] media_root` (unset: network URLs and cameras only), so the API cannot probe the host's
-files. Routes are a table, so new ones (batch jobs) are one line each.
+files; a batch job reads under it and writes under `[output] dir`. Routes are a table.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Any
 from pipeline.apps.demo.server import MosaicView, send
 from pipeline.apps.serve.config import CameraConfig, ConfigError, HttpConfig, parse_camera
 from pipeline.apps.serve.controller import StreamController, StreamExists, StreamNotFound
+from pipeline.apps.serve.jobs import JobController, JobNotFound, parse_job
 from pipeline.apps.serve.metrics import ServiceMetrics
 from pipeline.errors import VapipeError
 from sources import is_live_uri
@@ -147,8 +151,12 @@ class ApiServer:
         *,
         view: MosaicView | None = None,
         media_root: Path | None = None,
+        jobs: JobController | None = None,
+        output_root: Path | None = None,
     ) -> None:
         self.controller = controller
+        self.jobs = jobs
+        self.output_root = output_root
         self.metrics = metrics
         self.view = view
         self.media_root = media_root
@@ -170,6 +178,10 @@ class ApiServer:
             ("DELETE", _path(r"/api/streams/([^/]+)"), self._remove),
             ("GET", _path(r"/api/streams/([^/]+)/snapshot\.jpg"), self._snapshot),
             ("POST", _path(r"/api/reload"), self._reload),
+            ("GET", _path(r"/api/jobs"), self._list_jobs),
+            ("POST", _path(r"/api/jobs"), self._start_job),
+            ("GET", _path(r"/api/jobs/([^/]+)"), self._get_job),
+            ("DELETE", _path(r"/api/jobs/([^/]+)"), self._stop_job),
             ("GET", _path(r"/healthz"), self._health),
             ("GET", _path(r"/metrics"), self._metrics),
         ]
@@ -226,6 +238,30 @@ class ApiServer:
     def _reload(self, request: Request) -> Reply:
         return json_reply(self.controller.reload())
 
+    def _job_controller(self) -> JobController:
+        if self.jobs is None:
+            raise HttpError(404, "this service runs no batch jobs")
+        return self.jobs
+
+    def _list_jobs(self, request: Request) -> Reply:
+        return json_reply({"jobs": self._job_controller().list_jobs()})
+
+    def _get_job(self, request: Request) -> Reply:
+        return json_reply(self._job_controller().get_job(request.groups[0]))
+
+    def _start_job(self, request: Request) -> Reply:
+        jobs = self._job_controller()
+        try:
+            job = parse_job(request.json_object(), self.media_root, self.output_root)
+        except ConfigError as error:
+            raise HttpError(400, str(error)) from None
+        except PermissionError as error:
+            raise HttpError(403, str(error)) from None
+        return json_reply(jobs.start_job(job), 201)
+
+    def _stop_job(self, request: Request) -> Reply:
+        return json_reply(self._job_controller().stop_job(request.groups[0]))
+
     def _health(self, request: Request) -> Reply:
         health = self.controller.health()
         return json_reply(health, 200 if health.get("ok") else 503)
@@ -273,7 +309,7 @@ class ApiServer:
             send(handler, reply.status, reply.kind, reply.body)
         except HttpError as error:
             _send_error(handler, error.status, str(error), error.headers)
-        except StreamNotFound as error:
+        except (StreamNotFound, JobNotFound) as error:
             _send_error(handler, 404, str(error))
         except StreamExists as error:
             _send_error(handler, 409, str(error))

@@ -38,6 +38,10 @@ class Segments:
             self._stems[camera] = stem
         return stem
 
+    def has(self, camera: str) -> bool:
+        with self._lock:
+            return camera in self._stems
+
     def stem(self, camera: str) -> str:
         with self._lock:
             return self._stems.get(camera) or camera

@@ -30,6 +30,7 @@ from pipeline.apps.serve.config import (
 )
 from pipeline.apps.serve.config_file import ConfigFile
 from pipeline.apps.serve.controller import StreamExists, StreamNotFound
+from pipeline.apps.serve.jobs import JobRequest, JobTable
 from pipeline.apps.serve.metrics import EngineFigures, ServiceMetrics, StreamFigures
 from pipeline.apps.serve.mqtt import MqttPublisher
 from pipeline.apps.serve.outputs import (
@@ -106,7 +107,12 @@ class Service:
         self.page = MosaicView(lambda: self.view.render(PAGE_SIZE), self._page_figures)
         self.mqtt = self._make_mqtt(config)
         media_root = config.resolve(config.http.media_root) if config.http.media_root else None
-        self.api = ApiServer(self, self.metrics, config.http, view=self.page, media_root=media_root)
+        output_root = config.resolve(config.output.dir) if config.output.dir else None
+        self.jobs = JobTable()
+        self.api = ApiServer(
+            self, self.metrics, config.http, view=self.page, media_root=media_root,
+            jobs=self, output_root=output_root,
+        )  # fmt: skip
         for camera in config.cameras.values():
             self._warn_unsupported(camera)
 
@@ -311,6 +317,26 @@ class Service:
             "http_needs_restart": diff.http_changed,
         }  # fmt: skip
 
+    # -- JobController -----------------------------------------------------------------------
+
+    def list_jobs(self) -> list[dict]:
+        return [self.jobs.describe(job_id) for job_id in self.jobs.ids()]
+
+    def get_job(self, job_id: str) -> dict:
+        return self.jobs.describe(job_id)
+
+    def start_job(self, request: JobRequest) -> dict:
+        with self._lock:
+            pipeline = self._pipeline
+            if pipeline is None or self._stopping.is_set():
+                raise VapipeError("the pipeline is not running (restarting or stopping)")
+            view = self.jobs.start(pipeline, request)
+        log.info("batch %s: %s into %s", view["id"], ", ".join(view["input"]), view["out"])
+        return view
+
+    def stop_job(self, job_id: str) -> dict:
+        return self.jobs.stop(job_id)
+
     def health(self) -> dict:
         with self._data:
             restarting = self._restart_reason is not None
@@ -507,7 +533,9 @@ class Service:
 
     def _ended_stream(self, summary: StreamSummary) -> None:
         """A stream ended (by itself, removed, or at a stop): keep its summary beside its
-        outputs, and say so over MQTT."""
+        outputs, and say so over MQTT. (A batch job's files report to the job instead.)"""
+        if summary.name not in self.config.cameras and not self._segments.has(summary.name):
+            return
         stem = self._segments.end(summary.name)
         if summary.name in self.config.cameras:
             with self._data:
