@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from pipeline.attributes import Attributes
 from sources.frame import Frame
 
 
 @dataclass(frozen=True, slots=True)
 class Detections:
     """Detections of one frame as arrays: `boxes` (N, 4) x1 y1 x2 y2 in source pixels,
-    `scores` (N,), `class_ids` (N,); `names` maps class ids to labels."""
+    `scores` (N,), `class_ids` (N,); `names` maps class ids to labels. `attributes` is empty
+    without second-stage models, else one entry per detection (None: not classified)."""
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     names: Sequence[str] = ()
+    attributes: tuple[Attributes | None, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -26,6 +29,8 @@ class Detections:
             raise ValueError(f"boxes must have shape ({n}, 4), got {self.boxes.shape}")
         if self.class_ids.shape != (n,):
             raise ValueError(f"class_ids must have shape ({n},), got {self.class_ids.shape}")
+        if self.attributes and len(self.attributes) != n:
+            raise ValueError(f"attributes must have {n} entries, got {len(self.attributes)}")
 
     @classmethod
     def empty(cls, names: Sequence[str] = ()) -> Detections:
@@ -37,9 +42,13 @@ class Detections:
     def label(self, class_id: int) -> str:
         return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
 
+    def with_attributes(self, attributes: Sequence[Attributes | None]) -> Detections:
+        return replace(self, attributes=tuple(attributes))
+
     def to_list(self) -> list[dict]:
-        """JSON-ready detections: label, class_id, score, box."""
-        return [
+        """JSON-ready detections: label, class_id, score, box, and `attributes` when
+        second-stage models ran (`{}` for a detection they did not classify)."""
+        items = [
             {
                 "label": self.label(int(class_id)),
                 "class_id": int(class_id),
@@ -48,6 +57,9 @@ class Detections:
             }
             for box, score, class_id in zip(self.boxes, self.scores, self.class_ids, strict=True)
         ]
+        for item, attributes in zip(items, self.attributes, strict=False):
+            item["attributes"] = attributes.to_dict() if attributes is not None else {}
+        return items
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,10 @@ class StreamSummary:
     rate over `processing_seconds`; `media_seconds` the decoded frames' duration at the
     stream's nominal rate (0 if unknown); latency is capture to result, over the last 4096
     results; `reconnects` and `down_seconds` are a live stream's; `detections` counts
-    detections per class label; `service_class` is `live` or `batch` (the scheduler's)."""
+    detections per class label; `service_class` is `live` or `batch` (the scheduler's);
+    `attributes` counts classified detections per class label by what their second-stage
+    models said: `{"vehicle": {"color": {"red": 3}}}` for a softmax head, `{"person":
+    {"has_bag": 2}}` for multi-label attributes (present ones only)."""
 
     name: str
     source: str
@@ -35,6 +38,7 @@ class StreamSummary:
     detections: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     service_class: str = ""
+    attributes: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class RunSummary:
     interrupted: bool = False  # stopped (Ctrl-C, SIGTERM or `stop`) before the sources ended
     classes: dict[str, ClassSummary] = field(default_factory=dict)  # by service class
     scheduling: str = ""  # classes (live first) or fair (round-robin)
+    classifiers: list[str] = field(default_factory=list)  # second-stage models
+    classify_inferences: int = 0  # crops they classified
 
     @property
     def failed(self) -> list[StreamSummary]:
@@ -106,6 +112,12 @@ class RunSummary:
                 for name, c in self.classes.items()
             ]
             lines.append(f"scheduling: {self.scheduling}")
+        if self.classifiers:
+            per_frame = self.classify_inferences / self.total_frames if self.total_frames else 0
+            lines.append(
+                f"second stage: {self.classify_inferences} crops classified "
+                f"({per_frame:.2f} per frame) by {', '.join(self.classifiers)}"
+            )
         return "\n".join(lines)
 
 

@@ -14,7 +14,16 @@ from conftest import ROOT
 # Lowest first. A module may import its own layer and those below it, never one above.
 LAYERS = [
     ("sources", ["sources"]),
-    ("data", ["pipeline.errors", "pipeline.detections", "pipeline.summary", "pipeline.atomic"]),
+    (
+        "data",
+        [
+            "pipeline.errors",
+            "pipeline.attributes",
+            "pipeline.detections",
+            "pipeline.summary",
+            "pipeline.atomic",
+        ],
+    ),
     ("models", ["pipeline.models"]),
     ("analytics", ["pipeline.analytics"]),
     ("outputs", ["pipeline.outputs"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import statistics
 import tempfile
@@ -15,11 +16,70 @@ import numpy as np
 
 from pipeline.apps.stopping import StopController
 from pipeline.engine.pipeline import Pipeline
+from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
 from pipeline.outputs.sinks import JsonlSink
 from pipeline.summary import RunSummary
 from sources import VideoSource, sources_from_specs
 from sources.synthetic import SyntheticSource
+
+
+@dataclass(frozen=True)
+class CascadeFigures:
+    """End-to-end throughput with second-stage models against the detector alone, measured
+    side by side (medians over rounds). `paced` classifies each detection once per
+    `paced_every` frames (about once per `reclassify_seconds` of stream time): the rate at which
+    tracking classifies a track that stays in view, without a tracker."""
+
+    classifiers: list[str]
+    detector_fps: float
+    detector_cpu_ms: float  # process CPU time per frame
+    cascade_fps: float
+    cascade_cpu_ms: float
+    cascade_inferences_per_frame: float
+    paced_every: int
+    paced_fps: float
+    paced_cpu_ms: float
+    paced_inferences_per_frame: float
+
+    @staticmethod
+    def _cost(fps: float, cpu_ms: float, alone_fps: float, alone_cpu_ms: float) -> tuple:
+        """(fps cost, CPU cost): the throughput lost against the detector alone, measured, and
+        as CPU time per frame predicts it where the CPU is the limit (steady on a shared
+        machine, where other processes' load makes fps swing)."""
+        by_fps = 1 - fps / alone_fps if alone_fps else 0.0
+        by_cpu = 1 - alone_cpu_ms / cpu_ms if cpu_ms else 0.0
+        return by_fps, by_cpu
+
+    @property
+    def cascade_cost(self) -> tuple[float, float]:
+        return self._cost(
+            self.cascade_fps, self.cascade_cpu_ms, self.detector_fps, self.detector_cpu_ms
+        )
+
+    @property
+    def paced_cost(self) -> tuple[float, float]:
+        return self._cost(
+            self.paced_fps, self.paced_cpu_ms, self.detector_fps, self.detector_cpu_ms
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
+        def row(fps: float, cpu: float, cost: tuple, crops: float) -> str:
+            return (
+                f"{fps:.1f} fps, {cpu:.2f} ms CPU/frame, {crops:.2f} crops/frame; "
+                f"cost {cost[0]:.1%} (fps), {cost[1]:.1%} (CPU)"
+            )
+
+        full = row(self.cascade_fps, self.cascade_cpu_ms, self.cascade_cost,
+                   self.cascade_inferences_per_frame)  # fmt: skip
+        paced = row(self.paced_fps, self.paced_cpu_ms, self.paced_cost,
+                    self.paced_inferences_per_frame)  # fmt: skip
+        alone = f"{self.detector_fps:.1f} fps, {self.detector_cpu_ms:.2f} ms CPU/frame"
+        return [
+            ("cascade: detector alone, end to end", alone),
+            ("cascade: + classifiers on every detection", full),
+            (f"cascade: + classifiers every {self.paced_every} frames", paced),
+        ]
 
 
 @dataclass(frozen=True)
@@ -40,6 +100,7 @@ class BenchReport:
     peak_rss_mb: float
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
     classes: dict[str, dict] = field(default_factory=dict)  # e2e per service class, last round
+    cascade: CascadeFigures | None = None
 
     @property
     def e2e_over_inference(self) -> float:
@@ -50,11 +111,17 @@ class BenchReport:
         return self.e2e_fps / self.combined_limit_fps if self.combined_limit_fps else 0.0
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             **asdict(self),
             "ratio_e2e_over_inference": round(self.e2e_over_inference, 3),
             "ratio_e2e_over_combined_limit": round(self.e2e_over_combined, 3),
         }
+        if self.cascade is not None:
+            for name in ("cascade", "paced"):
+                by_fps, by_cpu = getattr(self.cascade, f"{name}_cost")
+                out["cascade"][f"{name}_cost_fps"] = round(by_fps, 3)
+                out["cascade"][f"{name}_cost_cpu"] = round(by_cpu, 3)
+        return out
 
     def format_table(self) -> str:
         rows = [
@@ -78,6 +145,8 @@ class BenchReport:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
             rows.append(("e2e / combined limit per round", per_round))
+        if self.cascade is not None:
+            rows += self.cascade.rows()
         head = (
             f"model {self.model} on {self.device} (executed on "
             f"{', '.join(self.execution_devices)}), {self.nireq} requests, {self.streams} streams"
@@ -139,6 +208,9 @@ def run_bench(
     seconds: float = 10.0,
     nireq: int | None = None,
     rounds: int = 1,
+    labels: str | None = None,
+    classify: Sequence[str | ClassifySpec] = (),
+    classify_options: ClassifyOptions | None = None,
     stop: StopController | None = None,
 ) -> BenchReport | None:
     """Measure the three throughputs on one compiled model, in this process.
@@ -146,9 +218,10 @@ def run_bench(
     With several `rounds`, inference-only and end-to-end phases alternate and the report gives
     their medians: on a shared, noisy machine, a ratio of two phases measured side by side is
     steadier than one of phases minutes apart. A `stop` request ends the bench: a round cut
-    short is left out, and with no round complete there is no report (None).
+    short is left out, and with no round complete there is no report (None). With `classify`,
+    the cascade's figures are measured after, in rounds of their own (see `CascadeFigures`).
     """
-    with closing(Detector.load(model, device=device, nireq=nireq)) as detector:
+    with closing(Detector.load(model, device=device, nireq=nireq, labels=labels)) as detector:
         stopped = lambda: stop is not None and stop.requested  # noqa: E731
         inference_fps = measure_inference(detector, seconds, stop)
         synthetic_frames = max(1, int(inference_fps * seconds / streams))
@@ -172,6 +245,12 @@ def run_bench(
         e2e_fps = statistics.median(m[1].total_fps for m in measured)
         combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0.0, 0.0)
+        cascade = None
+        if classify and not stopped():
+            cascade = _measure_cascade(
+                detector, lambda: _streams(sources, streams, synthetic_frames), seconds, rounds,
+                classify, classify_options or ClassifyOptions(), device, stop,
+            )  # fmt: skip
         return BenchReport(
             model=str(detector.model_path),
             device=detector.runtime.plan.device,
@@ -196,7 +275,78 @@ def run_bench(
                 for inf, summary, comb in measured
             ],
             classes={name: asdict(c) for name, c in measured[-1][1].classes.items()},
+            cascade=cascade,
         )
+
+
+def _measure_cascade(
+    detector: Detector,
+    make_sources,
+    seconds: float,
+    rounds: int,
+    classify: Sequence[str | ClassifySpec],
+    options: ClassifyOptions,
+    device: str,
+    stop: StopController | None = None,
+) -> CascadeFigures | None:
+    """The detector alone, the cascade on every frame, and the cascade paced to one
+    classification per detection per `reclassify_seconds`, alternated `rounds` times (a round
+    cut short by `stop` is left out; None when none completed)."""
+    probe = make_sources()[0]
+    probe.open()
+    fps = probe.fps or 25.0
+    probe.release()
+    paced_every = max(1, round(fps * options.reclassify_seconds))
+    paced = dataclasses.replace(options, every=paced_every)
+    phases: dict[str, list[tuple[RunSummary, float]]] = {"alone": [], "full": [], "paced": []}
+    for _ in range(rounds):
+        measured = {}
+        for name, cascade in (("alone", None), ("full", options), ("paced", paced)):
+            cpu: list[float] = []
+            summary = _measure_e2e(
+                detector, make_sources(), seconds, [], stop, classify if cascade else (),
+                cascade, device, cpu,
+            )  # fmt: skip
+            if summary.interrupted or (stop is not None and stop.requested):
+                break
+            measured[name] = (summary, cpu[0] * 1000 / max(1, summary.total_frames))
+        else:
+            for name, figures in measured.items():
+                phases[name].append(figures)
+            continue
+        break
+    if not phases["full"]:
+        return None
+
+    def fps(name: str) -> float:
+        return round(statistics.median(s.total_fps for s, _ in phases[name]), 2)
+
+    def cpu_ms(name: str) -> float:
+        return round(statistics.median(c for _, c in phases[name]), 3)
+
+    def crops_per_frame(name: str) -> float:
+        frames = sum(s.total_frames for s, _ in phases[name])
+        crops = sum(s.classify_inferences for s, _ in phases[name])
+        return round(crops / frames, 3) if frames else 0.0
+
+    return CascadeFigures(
+        classifiers=phases["full"][0][0].classifiers,
+        detector_fps=fps("alone"),
+        detector_cpu_ms=cpu_ms("alone"),
+        cascade_fps=fps("full"),
+        cascade_cpu_ms=cpu_ms("full"),
+        cascade_inferences_per_frame=crops_per_frame("full"),
+        paced_every=paced_every,
+        paced_fps=fps("paced"),
+        paced_cpu_ms=cpu_ms("paced"),
+        paced_inferences_per_frame=crops_per_frame("paced"),
+    )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far (every thread: decoders, OpenVINO, callbacks)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _measure_e2e(
@@ -205,13 +355,26 @@ def _measure_e2e(
     seconds: float,
     latencies: list[float],
     stop: StopController | None = None,
+    classify: Sequence[str | ClassifySpec] = (),
+    classify_options: ClassifyOptions | None = None,
+    device: str = "AUTO",
+    cpu_seconds: list[float] | None = None,
 ) -> RunSummary:
-    """The whole pipeline with a JSONL sink for `seconds`; latencies are appended. A `stop`
-    request ends it early, and its summary then says `interrupted`."""
+    """The whole pipeline with a JSONL sink for `seconds`; latencies are appended, and the
+    process CPU time of the run (not of loading) to `cpu_seconds`. A `stop` request ends it
+    early, and its summary then says `interrupted`."""
     with tempfile.TemporaryDirectory(prefix="vapipe-bench-") as out:
         sinks = [JsonlSink(out), lambda result: latencies.append(result.latency_ms)]
-        with Pipeline(sources, detector, sinks=sinks) as pipeline:
+        with Pipeline(
+            sources, detector, sinks=sinks, classify=classify, classify_options=classify_options,
+            device=device,
+        ) as pipeline:  # fmt: skip
+            cpu_started = _cpu_seconds()
             if stop is None:
-                return pipeline.run(duration=seconds)
-            with stop.stopping(pipeline.stop):
-                return pipeline.run(duration=seconds)
+                summary = pipeline.run(duration=seconds)
+            else:
+                with stop.stopping(pipeline.stop):
+                    summary = pipeline.run(duration=seconds)
+            if cpu_seconds is not None:
+                cpu_seconds.append(_cpu_seconds() - cpu_started)
+    return summary

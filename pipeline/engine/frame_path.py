@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.detections import Result
+from pipeline.engine.cascade import Cascade
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
 from sources import Frame
@@ -24,7 +25,9 @@ class FramePath:
     on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
     release, which calls `deliver` in frame order, to the stream's own sinks. `streams` is the
     running streams by name, owned by the stream lifecycle; `wake` is set when a finished
-    stream's last result may have been delivered.
+    stream's last result may have been delivered. With a `cascade`, a result goes to the
+    release only once its second-stage classifications are in (other frames and streams go on
+    meanwhile).
     """
 
     def __init__(
@@ -32,8 +35,10 @@ class FramePath:
         adapter: ModelAdapter,
         streams: Mapping[str, ActiveStream],
         wake: threading.Event,
+        cascade: Cascade | None = None,
     ) -> None:
         self.adapter = adapter
+        self.cascade = cascade
         self._streams = streams
         self._wake = wake
 
@@ -47,11 +52,18 @@ class FramePath:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
             result = Result(job.frame, detections, time.time())
-            stream = self._streams[job.frame.stream]
-            stream.release.push(dispatched.seq, result)
+            if self.cascade is None:
+                self._release(dispatched.seq, result)
+            else:
+                release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
+                self.cascade.process(result, dispatched.seq, release)
         except BaseException:
             self._wake.set()  # the runtime keeps the error: the run loop must see it now
             raise
+
+    def _release(self, seq: int, result: Result) -> None:
+        stream = self._streams[result.stream]
+        stream.release.push(seq, result)
         if stream.decoder.done:
             self._wake.set()  # this may have been the stream's last result
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import openvino as ov
 
 from pipeline.detections import Result
+from pipeline.engine.cascade import Cascade
 from pipeline.engine.feeds import Feed
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue
@@ -20,6 +21,7 @@ from pipeline.engine.scheduler import Job, Scheduler
 from pipeline.engine.service_classes import BatchBound, Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.engine.streams import ActiveStream, StreamLifecycle
+from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
 from pipeline.models.runtime import InferenceRuntime
 from pipeline.outputs.sinks import CallbackSink, Sink
@@ -48,10 +50,12 @@ class Pipeline:
 
     Everything else that can be checked is checked here: the model reads, the adapter fits,
     the model compiles for the device. `model` may also be a ready `Detector`, which the
-    pipeline then uses without closing it. `run` processes every stream to its end (or until
-    `stop`), delivering each stream's results to the sinks in frame order, and returns a
-    RunSummary. Use it as a context manager so that the request pool and compiled model are
-    released in a safe order.
+    pipeline then uses without closing it. `classify` adds second-stage models, each
+    `[LABELS:]MODEL` or a `ClassifySpec`, run on the crops of the detections (see
+    `ClassifyOptions` for when); each detection then carries its `attributes`. `run`
+    processes every stream to its end (or until `stop`), delivering each stream's results to
+    the sinks in frame order, and returns a RunSummary. Use it as a context manager so that
+    the request pools and compiled models are released in a safe order.
 
     More streams may join in other feeds (`add_feed`), with their own sinks, before or while
     it runs: recordings at batch class beside live cameras. Live frames are dispatched first
@@ -80,6 +84,8 @@ class Pipeline:
         labels: str | None = None,
         concurrency: int | None = None,
         streams: StreamOptions | None = None,
+        classify: Sequence[str | ClassifySpec] = (),
+        classify_options: ClassifyOptions | None = None,
         core: ov.Core | None = None,
         open_ended: bool = False,
     ) -> None:
@@ -90,16 +96,23 @@ class Pipeline:
             raise ValueError("no sources given")
         self.sinks = [_as_sink(s) for s in sinks]
         self._owns_detector = not isinstance(model, Detector)
+        detector = model if isinstance(model, Detector) else None
         try:
             for source in eager_sources:
                 source.open()
-            detector = model if isinstance(model, Detector) else Detector.load(
+            detector = detector or Detector.load(
                 model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
                 labels=labels, core=core,
             )  # fmt: skip
+            self.cascade = Cascade.load(
+                classify, getattr(detector.adapter, "names", ()), classify_options,
+                device=device, core=core,
+            ) if classify else None  # fmt: skip
         except BaseException:
             for source in eager_sources:
                 source.release()
+            if self._owns_detector and detector is not None:
+                detector.close()
             raise
         self.model_path = detector.model_path
         self.adapter = detector.adapter
@@ -118,7 +131,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream ended, or stop was asked
         active: dict[str, ActiveStream] = {}  # the running streams, shared by the two below
-        self._frame_path = FramePath(self.adapter, active, self._wake)
+        self._frame_path = FramePath(self.adapter, active, self._wake, self.cascade)
         self._streams = StreamLifecycle(
             options=options, frames=self._frames, frame_path=self._frame_path, active=active,
             stop=self._stop, wake=self._wake,
@@ -243,6 +256,8 @@ class Pipeline:
             try:
                 self._wake.wait(max(0.0, min(next_tick, deadline) - time.monotonic()))
                 self._wake.clear()
+                if self.cascade is not None:
+                    self.cascade.raise_if_failed()
                 if self._failed(scheduler):
                     break
                 if time.monotonic() >= deadline and not self._stop.is_set():
@@ -271,6 +286,8 @@ class Pipeline:
         scheduler.finished.wait()
         scheduler.join()
         runtime.drain()
+        if self.cascade is not None:
+            self.cascade.drain()
         self._streams.join_decoders()
         self._streams.end_complete(on_stream_end, all_remaining=failure is None)
         self._streams.release_waiters()
@@ -286,6 +303,8 @@ class Pipeline:
         if scheduler.error is not None:
             raise scheduler.error
         runtime.raise_if_failed()
+        if self.cascade is not None:
+            self.cascade.raise_if_failed()
         return self._summary(time.time() - started, interrupted or self._interrupted)
 
     def stop(self) -> None:
@@ -311,7 +330,10 @@ class Pipeline:
         return self._streams.progress()
 
     def close(self) -> None:
-        """Release the request pool and compiled model (after draining), and unused sources."""
+        """Release the request pools and compiled models (after draining), and unused sources."""
+        if self.cascade is not None:
+            self.cascade.close()
+            self.cascade = None
         if self._runtime is not None:
             if self._owns_detector:
                 self._runtime.close()
@@ -352,4 +374,6 @@ class Pipeline:
             interrupted=interrupted,
             classes=self._streams.class_summaries(wall_seconds),
             scheduling=self.options.scheduling.value,
+            classifiers=self.cascade.names if self.cascade else [],
+            classify_inferences=self.cascade.inferences if self.cascade else 0,
         )

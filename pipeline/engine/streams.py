@@ -51,6 +51,22 @@ def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
     return dict(sorted(labelled.items()))
 
 
+def _attribute_table(
+    counts: Counter[tuple[int, str, str | None]], names: Sequence[str]
+) -> dict[str, dict]:
+    """{label: {head: {value: n}}} for softmax heads, {label: {attribute: n}} for multi-label."""
+    label = Detections.empty(names).label
+    table: dict[str, dict] = {}
+    for (class_id, key, value), count in sorted(counts.items(), key=str):
+        per_label = table.setdefault(label(class_id), {})
+        if value is None:
+            per_label[key] = per_label.get(key, 0) + count
+        else:
+            per_head = per_label.setdefault(key, {})
+            per_head[value] = per_head.get(value, 0) + count
+    return table
+
+
 def _sink_error(sink: Sink, error: Exception) -> str:
     """One line for a sink's failure: our own errors say what to do; a bug names its type."""
     name = f"callback {sink.on_result!r}" if isinstance(sink, CallbackSink) else type(sink).__name__
@@ -92,6 +108,8 @@ class ActiveStream:
     names: Sequence[str] = ()  # the class names of its detections
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_result_at: float = 0.0
+    # by (class id, head or attribute, label or None for a multi-label attribute)
+    attribute_counts: Counter[tuple[int, str, str | None]] = field(default_factory=Counter)
     sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
 
     def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
@@ -117,6 +135,13 @@ class ActiveStream:
         if len(result.detections):
             self.class_counts.update(result.detections.class_ids.tolist())
             self.names = result.detections.names
+        for class_id, attributes in zip(
+            result.detections.class_ids.tolist(), result.detections.attributes, strict=False
+        ):
+            if attributes is not None:
+                self.attribute_counts.update(
+                    (class_id, key, value) for key, value in attributes.present()
+                )
 
     def status(self) -> StreamStatus:
         source = self.decoder.source
@@ -156,6 +181,7 @@ class ActiveStream:
             media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
             detections=_labelled(self.class_counts, self.names),
             errors=([decoder.error] if decoder.error else []) + list(self.sink_errors.values()),
+            attributes=_attribute_table(self.attribute_counts, self.names),
             service_class=self.service_class.value,
         )
 

@@ -28,8 +28,9 @@ def _scale(image: np.ndarray) -> float:
 
 def draw_label(
     image: np.ndarray, text: str, origin: tuple[int, int], color: tuple[int, int, int]
-) -> None:
-    """Text on a filled box whose bottom-left corner is `origin`, kept inside the image."""
+) -> int:
+    """Text on a filled box whose bottom-left corner is `origin`, kept inside the image;
+    returns the box's bottom row."""
     scale = 0.5 * _scale(image)
     thickness = max(1, round(_scale(image)))
     (width, height), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
@@ -41,6 +42,13 @@ def draw_label(
     cv2.putText(
         image, text, (x + 2, y - baseline), _FONT, scale, text_color, thickness, cv2.LINE_AA
     )
+    return y
+
+
+def _line_height(image: np.ndarray) -> int:
+    scale, thickness = 0.5 * _scale(image), max(1, round(_scale(image)))
+    (_, height), baseline = cv2.getTextSize("Ag", _FONT, scale, thickness)
+    return height + baseline + 2
 
 
 def draw_detections(
@@ -53,17 +61,25 @@ def draw_detections(
     """Boxes, class labels and scores drawn onto `image` in place; returns `image`.
 
     Boxes are in source pixels: `scale` and `offset` place them where the frame was drawn at
-    that scale (a tile of a mosaic), so lines stay crisp in their class colour.
+    that scale (a tile of a mosaic), so lines stay crisp in their class colour. A detection's
+    second-stage attributes ("red car") go on a line under its label. (OpenCV's Hershey
+    fonts draw ASCII only, hence two lines rather than "vehicle 0.97 · red car".)
     """
     thickness = thickness or max(1, round(2 * _scale(image)))
-    for box, score, class_id in zip(
-        detections.boxes, detections.scores, detections.class_ids, strict=True
+    attributes = detections.attributes or (None,) * len(detections)
+    for box, score, class_id, attrs in zip(
+        detections.boxes, detections.scores, detections.class_ids, attributes, strict=True
     ):
         color = class_color(int(class_id))
         x1, x2 = (round(float(box[i]) * scale) + offset[0] for i in (0, 2))
         y1, y2 = (round(float(box[i]) * scale) + offset[1] for i in (1, 3))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
-        draw_label(image, f"{detections.label(int(class_id))} {score:.2f}", (x1, y1), color)
+        bottom = draw_label(
+            image, f"{detections.label(int(class_id))} {score:.2f}", (x1, y1), color
+        )
+        caption = attrs.caption() if attrs is not None else ""
+        if caption:
+            draw_label(image, caption, (x1, bottom + _line_height(image)), color)
     return image
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,7 @@ class BatchJob:
         self._todo: list[BatchFile] = []
         self._reports: dict[Path, FileReport] = {}
         self._by_source: dict[str, BatchFile] = {}
+        self._by_key: dict[str, BatchFile] = {}
         self._emit: Callable[[FileReport], None] = lambda report: None
         self._started = 0.0
         self._over = threading.Event()
@@ -120,17 +121,27 @@ class BatchJob:
         todo = self._begin(on_file)
         interrupted, frames, fps = False, 0, 0.0
         if todo:
-            with self._make_pipeline(todo) as pipeline:
-                self._pipeline = pipeline
-                if self._stopped:  # asked while the model was loading
-                    pipeline.stop()
-                tick = None
-                if on_tick is not None:
-                    tick = lambda progress: on_tick(progress, self._ended(), len(todo))  # noqa: E731
-                summary = pipeline.run(on_tick=tick, on_stream_end=self._file_ended)
-                self._pipeline = None
-            interrupted, frames, fps = summary.interrupted, summary.total_frames, summary.total_fps
+            tick = None
+            if on_tick is not None:
+                tick = lambda progress: on_tick(progress, self._ended(), len(todo))  # noqa: E731
+            interrupted, frames, fps = self._process(todo, self._file_ended, tick)
         return self._finish(interrupted, frames, fps)
+
+    def _process(
+        self,
+        todo: Sequence[BatchFile],
+        file_ended: Callable[[StreamSummary], None],
+        on_tick: Callable[[Progress], None] | None,
+    ) -> tuple[bool, int, float]:
+        """Run the files through the engine; (interrupted, frames, fps). A cluster job
+        (pipeline.apps.cluster) processes them elsewhere instead."""
+        with self._make_pipeline(todo) as pipeline:
+            self._pipeline = pipeline
+            if self._stopped:  # asked while the model was loading
+                pipeline.stop()
+            summary = pipeline.run(on_tick=on_tick, on_stream_end=file_ended)
+            self._pipeline = None
+        return summary.interrupted, summary.total_frames, summary.total_fps
 
     def start(
         self, pipeline: Pipeline, on_file: Callable[[FileReport], None] | None = None
@@ -142,9 +153,8 @@ class BatchJob:
         if self._started:
             raise RuntimeError("a BatchJob runs once; make a new one")
         todo = self._begin(on_file)
-        sources = (FileSource(file.path, name=file.key) for file in todo)
         self._feed = pipeline.add_feed(
-            sources, sinks=self._sinks(), concurrency=self.concurrency,
+            file_sources(todo), sinks=batch_sinks(self.layout), concurrency=self.concurrency,
             service_class=ServiceClass.BATCH, on_stream_end=self._file_ended,
             on_done=self._feed_done,
         )  # fmt: skip
@@ -195,13 +205,14 @@ class BatchJob:
                 self._emit(self._reports[file.path])
         # By path: a file's stream may be renamed if another stream of the pipeline has its name
         self._by_source = {str(file.path): file for file in todo}
+        self._by_key = {file.key: file for file in todo}
         self.layout.root.mkdir(parents=True, exist_ok=True)
         return todo
 
     def _file_ended(self, stream: StreamSummary) -> None:
-        file = self._by_source[stream.source]
-        output = self._output(file, stream.status)
-        self._reports[file.path] = FileReport.from_stream(file.relative, output, stream)
+        # By path (a stream may be renamed beside others), else by name (a cluster's workers)
+        file = self._by_source.get(stream.source) or self._by_key[stream.name]
+        self._reports[file.path] = self._file_report(file, stream)
         self._emit(self._reports[file.path])
         if time.monotonic() - self._last_written >= REPORT_SECONDS:
             self._report().write(self.layout.root)
@@ -243,6 +254,9 @@ class BatchJob:
             interrupted=interrupted,
         )
 
+    def _file_report(self, file: BatchFile, stream: StreamSummary) -> FileReport:
+        return FileReport.from_stream(file.relative, self._output(file, stream.status), stream)
+
     def _skipped(self, file: BatchFile, earlier: FileReport | None) -> FileReport:
         """A complete file's row: from the last report if it has the figures (thousands of
         files resume without re-reading their results), else read back from its results."""
@@ -259,17 +273,22 @@ class BatchJob:
             path = path.with_name(path.name + PARTIAL_SUFFIX)
         return path.relative_to(self.layout.root).as_posix() if path.exists() else ""
 
-    def _sinks(self) -> list[Sink]:
-        root = self.layout.root
-        sinks: list[Sink] = [JsonlSink(root, keep_incomplete=False)]
-        if self.layout.save_video:
-            sinks.append(AnnotatedVideoSink(root, keep_incomplete=False))
-        return sinks
-
     def _make_pipeline(self, todo: Sequence[BatchFile]) -> Pipeline:
         # A generator, so each file becomes a source only when its turn comes.
-        sources = (FileSource(file.path, name=file.key) for file in todo)
         return Pipeline(
-            sources, self._model, sinks=self._sinks(), concurrency=self.concurrency,
-            **self._detector_options,
+            file_sources(todo), self._model, sinks=batch_sinks(self.layout),
+            concurrency=self.concurrency, **self._detector_options,
         )  # fmt: skip
+
+
+def batch_sinks(layout: OutputLayout) -> list[Sink]:
+    """The sinks of a batch job: results (and annotated videos) renamed only when complete."""
+    sinks: list[Sink] = [JsonlSink(layout.root, keep_incomplete=False)]
+    if layout.save_video:
+        sinks.append(AnnotatedVideoSink(layout.root, keep_incomplete=False))
+    return sinks
+
+
+def file_sources(files: Iterable[BatchFile]) -> Iterator[FileSource]:
+    """A source per file, made only when the engine asks for the next one."""
+    return (FileSource(file.path, name=file.key) for file in files)

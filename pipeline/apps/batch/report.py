@@ -30,6 +30,8 @@ class FileReport:
     fps: float = 0.0  # processing rate
     detections: dict[str, int] = field(default_factory=dict)  # per class label
     output: str = ""  # the JSONL, relative to the output folder
+    node: str = ""  # the cluster node that processed it (a cluster job's)
+    retries: int = 0  # times it was started again after its node was lost (a cluster job's)
 
     @classmethod
     def from_stream(cls, file: str, output: str, stream: StreamSummary) -> FileReport:
@@ -90,6 +92,8 @@ class BatchReport:
         write_atomically(directory / "report.json", json.dumps(data, indent=2) + "\n")
         classes = sorted({label for f in self.files for label in f.detections})
         columns = ["file", "status", "reason", "frames", "duration_s", "processing_s", "fps"]
+        if any(f.node for f in self.files):  # a cluster job's
+            columns += ["node", "retries"]
         table = io.StringIO(newline="")
         writer = csv.writer(table)
         writer.writerow(columns + [f"detections:{c}" for c in classes] + ["output"])

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pipeline.apps.cli.parser import build_parser
 from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
@@ -15,6 +16,10 @@ from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import OutputError, VapipeError
+
+if TYPE_CHECKING:
+    from pipeline.apps.batch.job import BatchJob
+    from pipeline.summary import RunSummary
 
 log = logging.getLogger("vapipe")
 
@@ -59,8 +64,30 @@ def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
 def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
-        nireq=args.nireq, labels=args.labels,
+        nireq=args.nireq, labels=args.labels, **_classify_options(args),
     )  # fmt: skip
+
+
+def _classify_options(args: argparse.Namespace) -> dict:
+    """Pipeline's `classify` and `classify_options` from the command line (none without
+    --classify); a malformed spec is a VapipeError here, before any work."""
+    if not args.classify:
+        return {}
+    import dataclasses
+
+    from pipeline.models.classifiers import ClassifyOptions, parse_class_names, parse_classify_spec
+
+    names = parse_class_names(getattr(args, "classify_labels", []))
+    adapter = getattr(args, "classify_adapter", "auto")
+    specs = [
+        dataclasses.replace(parse_classify_spec(text, adapter), class_names=names)
+        for text in args.classify
+    ]
+    options = ClassifyOptions(
+        every=getattr(args, "classify_every", 1), min_size=args.classify_min_size,
+        reclassify_seconds=args.reclassify_seconds,
+    )  # fmt: skip
+    return {"classify": specs, "classify_options": options}
 
 
 def _output_error(error: OutputError) -> int:
@@ -90,6 +117,12 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
+    if args.workers and not args.ray:
+        raise VapipeError("--workers needs --ray")
+    if args.ray:
+        if job is not None:
+            raise VapipeError("--batch is not available with --ray; run `vapipe batch --ray`")
+        return _run_on_cluster(args, sinks, options, stop)
     with (
         Pipeline(
             _sources(args, options), args.model, sinks=sinks, streams=options,
@@ -108,6 +141,28 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
             job.start(pipeline)
         with ProgressReporter(enabled=not args.no_progress) as progress:
             summary = pipeline.run(on_tick=progress.update, duration=args.duration)
+    return _finish_run(args, summary, job)
+
+
+def _run_on_cluster(
+    args: argparse.Namespace, sinks: list, options: StreamOptions, stop: StopController
+) -> int:
+    from pipeline.apps.cli.progress import ProgressReporter
+    from pipeline.apps.cluster.streams import ClusterRun
+
+    if args.save_video:
+        raise VapipeError("--save-video is not available with --ray (frames stay on the nodes)")
+    run = ClusterRun(
+        args.sources, args.model, sinks=sinks, streams=options,
+        address=None if args.ray == "local" else args.ray, workers=args.workers,
+        **_model_options(args),
+    )  # fmt: skip
+    with stop.stopping(run.stop), ProgressReporter(enabled=not args.no_progress) as progress:
+        summary = run.run(on_tick=progress.update, duration=args.duration)
+    return _finish_run(args, summary)
+
+
+def _finish_run(args: argparse.Namespace, summary: RunSummary, job: BatchJob | None = None) -> int:
     print(summary.format_text())
     if job is not None and job.report is not None:
         print(f"batch job: {job.report.format_text()}")
@@ -148,11 +203,22 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
     from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
 
-    job = BatchJob(
-        args.inputs, args.model, args.out, patterns=args.glob, concurrency=args.concurrency,
-        force=args.force, save_video=args.save_video, **_model_options(args),
+    options = dict(
+        patterns=args.glob, concurrency=args.concurrency, force=args.force,
+        save_video=args.save_video, **_model_options(args),
     )  # fmt: skip
+    if args.workers and not args.ray:
+        raise VapipeError("--workers needs --ray")
     check_writable_folder(args.out)
+    if args.ray:
+        from pipeline.apps.cluster.batch import ClusterBatchJob
+
+        address = None if args.ray == "local" else args.ray
+        job = ClusterBatchJob(
+            args.inputs, args.model, args.out, address=address, workers=args.workers, **options
+        )
+    else:
+        job = BatchJob(args.inputs, args.model, args.out, **options)
     with stop.stopping(job.stop), ProgressReporter(enabled=not args.no_progress) as progress:
         try:
             report = job.run(
@@ -175,6 +241,7 @@ def _bench(args: argparse.Namespace, stop: StopController) -> int:
     report = run_bench(
         args.model, args.sources, streams=args.streams, device=args.device,
         seconds=args.seconds, nireq=args.nireq, rounds=args.rounds, stop=stop,
+        labels=args.labels, **_classify_options(args),
     )  # fmt: skip
     if report is None:
         print("vapipe: interrupted before a round completed: nothing to report", file=sys.stderr)

@@ -11,6 +11,8 @@ from pipeline.engine.service_classes import Scheduling, ServiceClass
 # The adapters' names, spelt out so that `vapipe --help` does not load OpenVINO to list them
 # (tests/test_layout.py checks them against pipeline.models.adapters.ADAPTER_NAMES).
 ADAPTER_CHOICES = ("auto", "ssd", "yolo", "blazeface")
+# Likewise the classifier families (tests/test_classifiers.py checks them).
+CLASSIFY_ADAPTER_CHOICES = ("auto", "softmax", "multilabel")
 
 
 def _unit_interval(text: str) -> float:
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file, rtsp:// or http:// URL, camera (0 or /dev/video0); NAME=SOURCE names it",
     )  # fmt: skip
     _add_model_options(run)
+    _add_classify_options(run)
     run.add_argument("--out", type=Path, help="write DIR/<stream>.jsonl and DIR/summary.json")
     run.add_argument("--save-video", action="store_true", help="also DIR/<stream>.mp4, annotated")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -85,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/batch/ (resumable, report); repeatable",
     )  # fmt: skip
     _add_stream_options(run)
+    _add_cluster_options(run)
 
     demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
     demo.add_argument("sources", nargs="*", metavar="SOURCE", help="as for run (default: camera 0)")
     _add_model_options(demo, required=False)
+    _add_classify_options(demo)
     demo.add_argument(
         "--serve", type=_host_port, metavar="HOST:PORT",
         help="also serve the live view over HTTP, e.g. 127.0.0.1:8080 (a bare port: 127.0.0.1)",
@@ -100,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
     batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
     _add_model_options(batch)
+    _add_classify_options(batch)
     batch.add_argument("--out", type=Path, required=True, help="output folder (mirrors inputs)")
     batch.add_argument(
         "--glob", action="append", default=[], metavar="PATTERN",
@@ -111,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="reprocess files already complete")
     batch.add_argument("--save-video", action="store_true", help="annotated video beside each")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    _add_cluster_options(batch)
 
     bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
     bench.add_argument(
@@ -126,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="alternate inference-only and e2e phases N times; report medians (default 1)",
     )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
+    bench.add_argument(
+        "--classify", action="append", default=[], metavar="[LABELS:]MODEL",
+        help="also measure the cascade with this second-stage model (repeatable)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--classify-min-size", type=_non_negative_int, default=0, metavar="PIXELS",
+        help="skip crops narrower than PIXELS (default 0)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--reclassify-seconds", type=_positive_float, default=1.0, metavar="S",
+        help="pace of the paced cascade phase (default 1)",
+    )  # fmt: skip
 
     serve = commands.add_parser(
         "serve", help="run as a service: cameras from a config file, HTTP API, metrics, MQTT"
@@ -155,6 +175,35 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -
     )
     parser.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
     parser.add_argument("--adapter", choices=ADAPTER_CHOICES, default="auto")
+
+
+def _add_classify_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("second-stage models")
+    group.add_argument(
+        "--classify", action="append", default=[], metavar="[LABELS:]MODEL",
+        help="classify the crops of detections labelled LABELS (a,b; default all) with MODEL, "
+        "e.g. vehicle:vehicle-attributes-recognition-barrier-0039.xml (repeatable)",
+    )  # fmt: skip
+    group.add_argument(
+        "--classify-adapter", choices=CLASSIFY_ADAPTER_CHOICES, default="auto",
+        help="classifier family (default: from the model's outputs)",
+    )  # fmt: skip
+    group.add_argument(
+        "--classify-labels", action="append", default=[], metavar="[OUTPUT=]NAMES",
+        help="class names of a classify model's OUTPUT: a file or a,b,c (repeatable)",
+    )  # fmt: skip
+    group.add_argument(
+        "--classify-every", type=_positive_int, default=1, metavar="N",
+        help="classify every Nth analysed frame of a stream (default 1; without tracking)",
+    )  # fmt: skip
+    group.add_argument(
+        "--classify-min-size", type=_non_negative_int, default=0, metavar="PIXELS",
+        help="skip crops narrower than PIXELS (e.g. 72 for vehicle attributes; default 0)",
+    )  # fmt: skip
+    group.add_argument(
+        "--reclassify-seconds", type=_positive_float, default=1.0, metavar="S",
+        help="with tracking: classify a track again every S seconds (default 1)",
+    )  # fmt: skip
 
 
 def _add_stream_options(parser: argparse.ArgumentParser) -> None:
@@ -199,3 +248,30 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
         "--max-retries", type=_non_negative_int,
         help="failed connection attempts in a row before a live stream fails (default: forever)",
     )  # fmt: skip
+
+
+def _ray_address(text: str) -> str:
+    if text == "auto" or text.startswith("ray://") or _host_port_like(text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {text}")
+
+
+def _host_port_like(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit()
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    cluster = parser.add_argument_group("cluster (needs the ray extra)")
+    cluster.add_argument(
+        "--ray", nargs="?", const="local", type=_ray_address_or_local, metavar="ADDRESS",
+        help="spread the work over a Ray cluster: auto, HOST:PORT or ray://HOST:PORT to join "
+        "one; no ADDRESS: start Ray on this machine",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--workers", type=_positive_int, help="workers in all (default: one per node)"
+    )
+
+
+def _ray_address_or_local(text: str) -> str:
+    return text if text == "local" else _ray_address(text)

@@ -1,0 +1,1 @@
+"""Scale-out on a Ray cluster: batch folders and camera sets spread over the nodes."""

@@ -1,0 +1,131 @@
+"""A batch worker: one Ray actor per node, owning one compiled model, running the engine over
+files it pulls from the job's queue whenever it has room for one more."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from pipeline.apps.batch.files import BatchFile, OutputLayout
+from pipeline.apps.batch.job import batch_sinks, file_sources
+from pipeline.apps.cluster.file_queue import NO_PROGRESS, add_progress
+from pipeline.detections import Result
+from pipeline.engine.pipeline import Pipeline
+from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
+from pipeline.summary import Progress, StreamSummary
+
+log = logging.getLogger(__name__)
+
+
+def load_detector(model: str, threads: int | None, options: dict[str, Any]) -> Any:
+    """The worker's compiled model; inference limited to `threads` CPU threads (the node's
+    declared CPUs) when given, so nodes sharing a machine do not oversubscribe it."""
+    import cv2
+    import openvino as ov
+
+    from pipeline.models.detector import Detector
+
+    cv2.setNumThreads(1)  # as the CLI: decoders already run in parallel, one per stream
+    core = ov.Core()
+    if threads:
+        core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
+    return Detector.load(model, core=core, **options)
+
+
+class CommitFence:
+    """Wraps a sink: a finished file is renamed to its final name only if the queue still
+    says this worker holds it (a worker declared lost may linger; its files are redone)."""
+
+    def __init__(self, sink: Sink, may_commit: Any) -> None:
+        self._sink = sink
+        self._may_commit = may_commit
+
+    def open(self, stream: StreamInfo) -> None:
+        self._sink.open(stream)
+
+    def write(self, result: Result) -> None:
+        self._sink.write(result)
+
+    def finish(self, stream: StreamSummary) -> None:
+        if stream.status == "done" and not self._may_commit(stream.name):
+            stream = dataclasses.replace(stream, status="stopped")  # leave it under .part
+        self._sink.finish(stream)
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+def _clear_partial(layout: OutputLayout, file: BatchFile) -> None:
+    """Remove a lost attempt's partial results, so this attempt writes new files (a lingering
+    writer of the old ones then writes to files no name points at)."""
+    jsonl = layout.jsonl(file)
+    jsonl.with_name(jsonl.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
+    if layout.save_video:
+        video = layout.video(file)
+        video.with_name(f"{video.stem}.part{video.suffix}").unlink(missing_ok=True)
+
+
+class BatchWorker:
+    """Made a Ray actor by the job (`max_concurrency=2`: `stop` comes while `run` runs)."""
+
+    def __init__(
+        self,
+        model: str,
+        layout: OutputLayout,
+        node: str,
+        concurrency: int | None,
+        threads: int | None,
+        detector_options: dict[str, Any],
+    ) -> None:
+        logging.basicConfig(level=logging.WARNING, format="vapipe worker: %(message)s")
+        self.layout = layout
+        self.node = node
+        self.concurrency = concurrency
+        self.detector = load_detector(model, threads, detector_options)
+        self._pipeline: Pipeline | None = None
+        self._done = NO_PROGRESS  # progress of earlier runs
+
+    def ready(self) -> str:
+        return self.node
+
+    def run(self, queue: Any, worker: str) -> int:
+        """Process files from `queue` until it has none left for us; the frames processed."""
+        import ray
+
+        def pull() -> Iterator[BatchFile]:
+            while (file := ray.get(queue.next_file.remote(worker))) is not None:
+                _clear_partial(self.layout, file)
+                yield file
+
+        def may_commit(key: str) -> bool:
+            return ray.get(queue.may_commit.remote(worker, key))
+
+        def tick(progress: Progress) -> None:
+            queue.progress.remote(worker, add_progress(self._done, progress))
+
+        def ended(summary: StreamSummary) -> None:
+            ray.get(queue.file_ended.remote(worker, self.node, summary))
+
+        sinks = [CommitFence(sink, may_commit) for sink in batch_sinks(self.layout)]
+        with Pipeline(
+            file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency
+        ) as pipeline:
+            self._pipeline = pipeline
+            summary = pipeline.run(on_tick=tick, on_stream_end=ended)
+            self._pipeline = None
+            self._done = add_progress(
+                self._done, dataclasses.replace(pipeline.progress(), streams_active=0)
+            )
+        tick(NO_PROGRESS)
+        return summary.total_frames
+
+    def stop(self) -> None:
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.stop()
+
+    def close(self) -> None:
+        self.detector.close()

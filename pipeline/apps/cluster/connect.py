@@ -1,0 +1,93 @@
+"""Joining a Ray cluster, or starting one here, and finding its nodes (the optional extra)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from pipeline.errors import VapipeError
+
+log = logging.getLogger(__name__)
+
+WORKER_NICENESS = "RAY_worker_niceness"  # read by each node's raylet when it starts
+INSTALL_HINT = "pip install 'vapipe[ray]' (or: pip install 'ray>=2.40')"
+
+
+class ClusterError(VapipeError):
+    """The cluster cannot be used: Ray missing, unreachable, or without a node to work on."""
+
+
+def import_ray() -> ModuleType:
+    """Ray, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str | None) -> ModuleType:
+    """Join the cluster at `address` (`auto`, `HOST:PORT` or `ray://HOST:PORT`), or start a
+    Ray instance on this machine when it is None. Returns the `ray` module."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    try:
+        if address is None:
+            # Ray runs its workers at nice 15; here they are the job, not background work (on a
+            # shared machine, niced workers got 0.56 of the local batch's rate, see README).
+            os.environ.setdefault(WORKER_NICENESS, "0")
+            ray.init(include_dashboard=False, **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = address or "this machine"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise ClusterError(
+            f"cannot join the Ray cluster at {where} ({first_line}); check the address, or "
+            "start one with `ray start --head`"
+        ) from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Node:
+    """A live node of the cluster that can run workers."""
+
+    node_id: str
+    name: str  # shown in reports: its address and the start of its id
+    cpus: int
+
+
+def worker_nodes(ray: ModuleType) -> list[Node]:
+    """The live nodes that declare CPUs, in a stable order."""
+    nodes = []
+    for info in ray.nodes():
+        cpus = int(info.get("Resources", {}).get("CPU", 0))
+        if info.get("Alive") and cpus > 0:
+            node_id = info["NodeID"]
+            nodes.append(Node(node_id, node_label(info["NodeManagerAddress"], node_id), cpus))
+    if not nodes:
+        raise ClusterError("the Ray cluster has no live node with CPUs; start one")
+    return sorted(nodes, key=lambda node: node.name)
+
+
+def node_label(address: str, node_id: str) -> str:
+    return f"{address}/{node_id[:8]}"
+
+
+def on_node(node_id: str) -> Any:
+    """The scheduling strategy that places an actor on that node and nowhere else."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id, soft=False)
+
+
+def spread(nodes: list[Node], workers: int | None) -> list[Node]:
+    """The node of each worker: one per node, or `workers` of them round-robin."""
+    count = workers or len(nodes)
+    return [nodes[i % len(nodes)] for i in range(count)]

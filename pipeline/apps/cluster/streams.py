@@ -1,0 +1,346 @@
+"""`vapipe run --ray`: streams spread over a Ray cluster's nodes, results back to the driver's
+sinks in frame order per stream; a lost node's streams restart on the others."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.apps.cluster.connect import Node, connect, import_ray, on_node, spread, worker_nodes
+from pipeline.apps.cluster.stream_worker import StreamWorker, WorkerInfo
+from pipeline.detections import Result
+from pipeline.engine.stream_options import StreamOptions
+from pipeline.errors import VapipeError
+from pipeline.outputs.sinks import CallbackSink, Sink
+from pipeline.summary import Progress, RunSummary, StreamSummary
+from sources import is_live_uri, split_spec, unique_names
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_FPS = 25.0  # a live stream's assumed rate when no --max-fps declares it
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSpec:
+    """A stream as the driver hands it out: its unique name, source and declared load."""
+
+    name: str
+    uri: str
+    live: bool
+    load: float  # frames per second it will be analysed at (the model is the same for all)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}={self.uri}"
+
+
+def declared_load(uri: str, live: bool, options: StreamOptions) -> float:
+    """Frames per second the stream will be analysed at: its rate (a file's own, or
+    `max_fps` or 25 for a live one), capped by `max_fps`, divided by `every`."""
+    fps = UNKNOWN_FPS
+    if not live:
+        import cv2
+
+        capture = cv2.VideoCapture(uri)
+        fps = capture.get(cv2.CAP_PROP_FPS) or UNKNOWN_FPS
+        capture.release()
+    if options.max_fps:
+        fps = min(fps, options.max_fps) if not live else options.max_fps
+    return fps / max(1, options.every)
+
+
+def balance(streams: Sequence[StreamSpec], capacity: dict[str, float]) -> dict[str, list]:
+    """Streams per worker, heaviest first onto the worker least loaded for its capacity."""
+    loads = dict.fromkeys(capacity, 0.0)
+    shares: dict[str, list[StreamSpec]] = {worker: [] for worker in capacity}
+    for stream in sorted(streams, key=lambda s: -s.load):
+        worker = min(loads, key=lambda w: ((loads[w] + stream.load) / capacity[w], w))
+        loads[worker] += stream.load
+        shares[worker].append(stream)
+    return {worker: share for worker, share in shares.items() if share}
+
+
+@dataclasses.dataclass
+class _Delivered:
+    """The driver's record of one stream: what reached its sinks, and its restarts."""
+
+    spec: StreamSpec
+    opened: bool = False
+    last_frame: int = -1  # the last frame index delivered to the sinks
+    offset: int = 0  # added to a restarted live stream's frame indices
+    processed: int = 0
+    restarts: int = 0
+    summary: StreamSummary | None = None
+
+
+class ClusterRun:
+    """Runs `sources` on workers spread over a Ray cluster's nodes (one per node, or
+    `workers`), each owning a compiled model; the results come back to `sinks` here."""
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        model: str | Path,
+        *,
+        sinks: Sequence[Sink | Callable[[Result], None]] = (),
+        streams: StreamOptions | None = None,
+        address: str | None = None,
+        workers: int | None = None,
+        **detector_options: Any,
+    ) -> None:
+        from pipeline.models.loader import find_model_file
+
+        import_ray()
+        find_model_file(Path(model))  # a missing model is refused here, not on every node
+        self.options = streams or StreamOptions()
+        self.sinks = [s if isinstance(s, Sink) else CallbackSink(s) for s in sinks]
+        self.address = address
+        self.workers = workers
+        self._model = str(Path(model).resolve())
+        labels = detector_options.get("labels")
+        if labels and Path(labels).is_file():
+            detector_options["labels"] = str(Path(labels).resolve())
+        self._detector_options = detector_options
+        names, uris = [], []
+        for spec in sources:
+            name, uri = split_spec(str(spec))
+            live = is_live_uri(uri) and not Path(uri).is_file()
+            if not live and not Path(uri).is_file():
+                raise VapipeError(f"{uri}: no such file; check the path")
+            uris.append((str(Path(uri).resolve()) if not live else uri, live))
+            names.append(name or (Path(uri).stem if not live else uri.rstrip("/").rsplit("/")[-1]))
+        self.streams = [
+            StreamSpec(name, uri, live, declared_load(uri, live, self.options))
+            for name, (uri, live) in zip(unique_names(names), uris, strict=True)
+        ]
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()  # (worker, lost error)
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Stop every stream (from any thread); `run` then returns the summary."""
+        self._stop.set()
+
+    def placement(self) -> dict[str, str]:
+        """The node each running stream is on, by stream name."""
+        with self._lock:
+            running = {w: list(share) for w, share in self._running.items()}
+        return {s.name: self._nodes[w].name for w, share in running.items() for s in share}
+
+    def run(
+        self,
+        on_tick: Callable[[Progress], None] | None = None,
+        duration: float | None = None,
+    ) -> RunSummary:
+        import ray
+
+        started_ray = not ray.is_initialized()
+        connect(self.address)
+        try:
+            return self._run(ray, on_tick, duration)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    def _run(self, ray: Any, on_tick: Callable | None, duration: float | None) -> RunSummary:
+        self._ray = ray
+        self._actors: dict[str, Any] = {}
+        self._nodes: dict[str, Node] = {}
+        self._info: WorkerInfo | None = None
+        self._next_worker = 0
+        self._delivered = {s.name: _Delivered(s) for s in self.streams}
+        self._running: dict[str, list[StreamSpec]] = {}  # worker -> its streams
+        nodes = spread(worker_nodes(ray), self.workers)
+        workers = [self._start_worker(node, len(nodes)) for node in nodes]
+        self._wait_ready(workers)
+        capacity = {w: self._nodes[w].cpus / nodes.count(self._nodes[w]) for w in workers}
+        started = time.time()
+        for worker, share in balance(self.streams, capacity).items():
+            self._launch(worker, share)
+        deadline = started + duration if duration is not None else float("inf")
+        interrupted = stopping = False
+        try:
+            while True:
+                try:
+                    self._handle_lost(timeout=0.5)
+                    if on_tick is not None:
+                        on_tick(self._progress())
+                    if not stopping and (self._stop.is_set() or time.time() >= deadline):
+                        stopping, interrupted = True, self._stop.is_set()
+                        self._stop_all()
+                    with self._lock:
+                        if not self._running:
+                            break
+                except KeyboardInterrupt:
+                    if interrupted:
+                        raise
+                    interrupted = True
+                    log.warning("interrupted: stopping the streams (Ctrl-C again to quit)")
+                    self._stop.set()
+        finally:
+            for actor in self._actors.values():
+                ray.kill(actor)
+        for sink in self.sinks:
+            sink.close()
+        if self._failure is not None:
+            raise self._failure
+        return self._summary(time.time() - started, interrupted)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _start_worker(self, node: Node, sharing: int) -> str:
+        worker = f"w{self._next_worker}"
+        self._next_worker += 1
+        actor = self._ray.remote(StreamWorker).options(
+            num_cpus=0, max_concurrency=2, max_restarts=0, scheduling_strategy=on_node(node.node_id)
+        )
+        threads = max(1, node.cpus // max(1, sharing))
+        self._actors[worker] = actor.remote(
+            self._model, node.name, threads, self.options, self._detector_options
+        )
+        self._nodes[worker] = node
+        return worker
+
+    def _wait_ready(self, workers: list[str]) -> None:
+        ray = self._ray
+        try:
+            infos = ray.get([self._actors[w].ready.remote() for w in workers])
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, VapipeError):
+                raise error.cause from None
+            raise
+        self._info = self._info or infos[0]
+        log.info("%d workers on %s", len(infos), ", ".join(sorted({i.node for i in infos})))
+
+    def _launch(self, worker: str, share: list[StreamSpec]) -> None:
+        with self._lock:
+            self._running[worker] = share
+        generator = self._actors[worker].run.remote([s.spec for s in share])
+        threading.Thread(
+            target=self._consume, args=(worker, generator), name=f"relay-{worker}", daemon=True
+        ).start()
+        log.info("%s on %s: %s", worker, self._nodes[worker].name, ", ".join(s.name for s in share))
+
+    def _consume(self, worker: str, generator: Any) -> None:
+        """Deliver one worker's events to the sinks; on its loss, tell the main thread."""
+        try:
+            for ref in generator:
+                for kind, payload in self._ray.get(ref):
+                    self._deliver(kind, payload)
+        except self._ray.exceptions.RayActorError as error:  # its node or process was lost
+            self._events.put((worker, error))
+            return
+        except BaseException as error:  # a sink here, or the engine there, failed: stop all
+            self._failure = self._failure or error
+            self._stop.set()
+        with self._lock:
+            self._running.pop(worker, None)
+
+    def _handle_lost(self, timeout: float) -> None:
+        """Restart a lost worker's unfinished streams on a new worker on a live node."""
+        try:
+            worker, error = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        with self._lock:
+            share = self._running.pop(worker, [])
+        self._ray.kill(self._actors.pop(worker))
+        lost = [s for s in share if self._delivered[s.name].summary is None]
+        log.warning(
+            "%s on %s lost (%s): restarting %s", worker, self._nodes[worker].name,
+            type(error).__name__, ", ".join(s.name for s in lost) or "nothing",
+        )  # fmt: skip
+        if not lost or self._stop.is_set():
+            return
+        for spec in lost:
+            delivered = self._delivered[spec.name]
+            delivered.restarts += 1
+            if spec.live:
+                delivered.offset = delivered.last_frame + 1
+        try:
+            nodes = worker_nodes(self._ray)
+        except VapipeError:
+            log.error("no node left for %s", ", ".join(s.name for s in lost))
+            return
+        node = min(nodes, key=lambda n: sum(1 for w in self._running if self._nodes[w] == n))
+        replacement = self._start_worker(node, 1)
+        try:
+            self._wait_ready([replacement])
+        except Exception as error:  # that node went too: try again with the next loss
+            self._events.put((replacement, error))
+            with self._lock:
+                self._running[replacement] = lost
+            return
+        self._launch(replacement, lost)
+
+    def _stop_all(self) -> None:
+        with self._lock:
+            workers = list(self._running)
+        for worker in workers:
+            self._actors[worker].stop.remote()
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _deliver(self, kind: str, payload: Any) -> None:
+        if kind == "open":
+            delivered = self._delivered[payload.name]
+            if not delivered.opened:
+                delivered.opened = True
+                for sink in self.sinks:
+                    sink.open(payload)
+        elif kind == "write":
+            delivered = self._delivered[payload.stream]
+            frame = payload.frame
+            index = frame.index + delivered.offset
+            if index <= delivered.last_frame:  # a restarted file's frames already delivered
+                return
+            if delivered.offset:
+                payload = dataclasses.replace(
+                    payload, frame=dataclasses.replace(frame, index=index)
+                )
+            delivered.last_frame = index
+            delivered.processed += 1
+            for sink in self.sinks:
+                sink.write(payload)
+        else:
+            delivered = self._delivered[payload.name]
+            summary = dataclasses.replace(
+                payload, frames_processed=delivered.processed,
+                reconnects=payload.reconnects + delivered.restarts,
+            )  # fmt: skip
+            delivered.summary = summary
+            for sink in self.sinks:
+                sink.finish(summary)
+
+    def _progress(self) -> Progress:
+        delivered = self._delivered.values()
+        processed = sum(d.processed for d in delivered)
+        ended = sum(1 for d in delivered if d.summary is not None)
+        return Progress(processed, processed, 0, 0, len(self.streams) - ended, ended)
+
+    def _summary(self, wall_seconds: float, interrupted: bool) -> RunSummary:
+        streams = []
+        for delivered in self._delivered.values():
+            spec = delivered.spec
+            summary = delivered.summary or StreamSummary(
+                spec.name, spec.uri, "failed", 0, delivered.processed, 0, 0.0,
+                reconnects=delivered.restarts, errors=["its node was lost; no node left"],
+            )  # fmt: skip
+            streams.append(summary)
+        total = sum(s.frames_processed for s in streams)
+        info = self._info
+        return RunSummary(
+            streams=streams, total_frames=total, wall_seconds=round(wall_seconds, 3),
+            total_fps=round(total / wall_seconds, 2) if wall_seconds > 0 else 0.0,
+            device=info.device if info else "", nireq=info.nireq if info else 0,
+            execution_devices=list(info.execution_devices) if info else [],
+            adapter=info.adapter if info else "", model=info.model if info else self._model,
+            interrupted=interrupted,
+        )  # fmt: skip

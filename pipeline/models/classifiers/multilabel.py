@@ -1,0 +1,101 @@
+"""Multi-label sigmoid attributes: independent probabilities, an attribute present above 0.5
+(Open Model Zoo person attributes: `is_male`, `has_bag`, ... on output `453`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import openvino as ov
+
+from pipeline.attributes import Attributes, Head
+from pipeline.models.classifiers.base import (
+    ClassifierError,
+    CropInput,
+    Output,
+    classification_outputs,
+    resolve_labels,
+    sigmoid,
+)
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5
+
+# Attribute order of each output as the models' documentation gives it, by model name. Outputs
+# not listed (0230's `456` and `459`, points whose colours are the clothing colours) are not
+# attributes and are left out.
+DOCUMENTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "person-attributes-recognition-crossroad-0230": {
+        "453": (
+            "is_male",
+            "has_bag",
+            "has_backpack",
+            "has_hat",
+            "has_longsleeves",
+            "has_longpants",
+            "has_longhair",
+            "has_coat_jacket",
+        ),
+    },
+}
+
+
+def sigmoid_outputs(model: ov.Model, forced: bool = False) -> list[Output]:
+    """The outputs this family may read: those a Sigmoid produces (with `forced`, every
+    classification-shaped output, scores turned into probabilities here when needed)."""
+    outputs = classification_outputs(model)
+    if forced:
+        return outputs
+    return [o for o in outputs if o.activation == "sigmoid"]
+
+
+class MultiLabelAdapter:
+    """Sigmoid attributes; the heads are the outputs whose attribute names are known."""
+
+    name = "multilabel"
+
+    def __init__(
+        self,
+        model: ov.Model,
+        *,
+        model_name: str,
+        labels: Mapping[str, Sequence[str]],
+        forced: bool = False,
+        model_label: str = "the model",
+        threshold: float = THRESHOLD,
+    ) -> None:
+        outputs = sigmoid_outputs(model, forced)
+        if not outputs:
+            raise ClassifierError(f"{model_label}: no sigmoid output [1, C] or [1, C, 1, 1]")
+        names = resolve_labels(
+            model, outputs, given=labels, documented=DOCUMENTED.get(model_name, {}),
+            model_label=model_label,
+        )  # fmt: skip
+        if not names:
+            listed = ", ".join(f"{o.name} [{o.classes}]" for o in outputs)
+            raise ClassifierError(
+                f"{model_label}: attribute names of outputs {listed} unknown (not in the "
+                f"model's rt_info, not a documented model); pass --classify-labels "
+                f"{outputs[0].name}=a,b,..."
+            )
+        skipped = [o.name for o in outputs if o.name not in names]
+        if skipped:
+            log.debug("%s: outputs %s have no attribute names; not read", model_label, skipped)
+        self._outputs = tuple(o for o in outputs if o.name in names)
+        self.heads = tuple(Head(o.name, names[o.name], True, threshold) for o in self._outputs)
+        self._input = CropInput(model, model_label)
+
+    def prepare_model(self, model: ov.Model) -> ov.Model:
+        return self._input.prepare_model(model)
+
+    def preprocess(self, crop: np.ndarray) -> np.ndarray:
+        return self._input.preprocess(crop)
+
+    def postprocess(self, outputs: Sequence[np.ndarray]) -> Attributes:
+        scores = []
+        for output in self._outputs:
+            values = outputs[output.index].reshape(-1).astype(np.float32)
+            scores.append(values if output.activation == "sigmoid" else sigmoid(values))
+        return Attributes(self.heads, tuple(scores))

@@ -1,0 +1,277 @@
+"""`--ray`: batch folders and live streams spread over a real two-node Ray cluster on this
+machine, nodes killed partway.
+
+Ray binds the machine's interface address even when told 127.0.0.1 (ray-project/ray#59110),
+but in a network namespace with only loopback it binds 127.0.0.1. So, run outside one, each
+cluster test checks the outcome of one run of this module inside `unshare -n` (as root), where
+the tests start the cluster, use it and shut it down.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import BOTTLE, CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, cut_clip, read_jsonl, run_cli
+
+INSIDE = os.environ.get("VAPIPE_LOOPBACK_NAMESPACE") == "1"
+MODEL_ARGS = ("--model", SSD_XML, "--labels", SSD_LABELS)
+# Node failure noticed in 1.5 s instead of Ray's default 15 s (a test cluster's setting).
+FAST_FAILURE_DETECTION = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 500,
+    "health_check_failure_threshold": 3,
+}
+
+
+def test_ray_missing_is_one_line_saying_how_to_install_it(tmp_path):
+    if INSIDE:
+        pytest.skip("checked outside the namespace")
+    blocked = "import sys; sys.modules['ray'] = None; from pipeline.apps.cli.main import main; "
+    proc = subprocess.run(
+        [sys.executable, "-c", blocked + "sys.exit(main(sys.argv[1:]))", "batch", str(ROOT),
+         *map(str, MODEL_ARGS), "--out", str(tmp_path / "out"), "--ray"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "vapipe: error: --ray needs Ray, which is not installed: pip install 'vapipe[ray]' "
+        "(or: pip install 'ray>=2.40')"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+# -- running the cluster tests inside a loopback-only network namespace ----------------------
+
+
+@functools.cache
+def _outcomes_inside() -> dict[str, str]:
+    """Run this module inside `unshare -n` once: each test's failure text ('' if passed)."""
+    pytest.importorskip("ray")
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("the cluster tests need root for `unshare -n`")
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("`unshare -n` is not permitted here (a container without CAP_SYS_ADMIN?)")
+    report = Path(os.environ.get("TMPDIR", "/tmp")) / f"vapipe-cluster-{os.getpid()}.xml"
+    inner = (
+        f"ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider "
+        f"--junitxml={report} {Path(__file__).relative_to(ROOT)}"
+    )
+    env = {**os.environ, "VAPIPE_LOOPBACK_NAMESPACE": "1"}
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", inner], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    if not report.exists():
+        pytest.fail(f"the cluster tests did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    outcomes = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        problems = [*case.iter("failure"), *case.iter("error")]
+        text = "\n".join((p.get("message") or "") + "\n" + (p.text or "") for p in problems)
+        outcomes[case.get("name")] = text or ("" if not list(case.iter("skipped")) else "skipped")
+    report.unlink()
+    return outcomes
+
+
+def in_loopback_namespace(test):
+    """Runs the test inside the namespace; outside, reports how it went there."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        if INSIDE:
+            return test(*args, **kwargs)
+        failure = _outcomes_inside().get(test.__name__, "did not run inside the namespace")
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        return None
+
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray cluster of two nodes of 1 CPU each on 127.0.0.1 (only inside the namespace)."""
+    if not INSIDE:
+        yield None
+        return
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from pipeline.apps.cluster.connect import WORKER_NICENESS
+
+    os.environ[WORKER_NICENESS] = "0"  # Ray's workers are niced 15: slow on a busy machine
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args=dict(
+            num_cpus=1, include_dashboard=False, _system_config=FAST_FAILURE_DETECTION
+        ),
+    )
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, logging_level="WARNING")
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _two_nodes(cluster) -> tuple[object, object]:
+    """The head node and a live second node (a new one if a test killed the last)."""
+    import ray
+
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    for node in [n for n in cluster.worker_nodes if n.node_id not in alive]:
+        cluster.remove_node(node, allow_graceful=False)  # what a killed raylet left running
+    if not cluster.worker_nodes:
+        node = cluster.add_node(num_cpus=1)
+        while node.node_id not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}:
+            time.sleep(0.1)
+    return cluster.head_node, next(iter(cluster.worker_nodes))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> dict[str, int]:
+    """12 clips of 40 frames: their paths relative to the folder."""
+    root = tmp_path_factory.mktemp("recordings")
+    clips = {}
+    for i in range(12):
+        relative = f"cam{i % 3}/clip{i}.mp4"
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        cut_clip([CAR, BOTTLE, PERSON][i % 3], root / relative, 40, start=100 + 7 * i)
+        clips[relative] = 40
+    return {"root": root, "clips": clips}
+
+
+def _assert_each_file_complete_once(out: Path, clips: dict[str, int]) -> dict[str, dict]:
+    report = {row["file"]: row for row in json.loads((out / "report.json").read_text())["files"]}
+    assert set(report) == set(clips)
+    for relative, frames in clips.items():
+        assert report[relative]["status"] == "done", report[relative]
+        lines = read_jsonl(out / Path(relative).with_suffix(".jsonl"))
+        assert [line["frame"] for line in lines] == list(range(frames)), relative
+        assert report[relative]["frames"] == frames
+    assert not list(out.rglob("*.part")), "no partial results left"
+    return report
+
+
+@in_loopback_namespace
+def test_a_batch_folder_is_processed_across_two_nodes_which_both_do_work(cluster, folder, tmp_path):
+    head, other = _two_nodes(cluster)
+    out = tmp_path / "out"
+    proc = run_cli(
+        "batch", folder["root"], *MODEL_ARGS, "--out", out, "--no-progress", "--ray",
+        cluster.address,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "12 done" in proc.stdout
+    report = _assert_each_file_complete_once(out, folder["clips"])
+    nodes = Counter(row["node"] for row in report.values())
+    assert {node.split("/")[1] for node in nodes} == {head.node_id[:8], other.node_id[:8]}
+    assert all(row["retries"] == 0 for row in report.values())
+    with (out / "report.csv").open() as f:
+        header = f.readline().strip().split(",")
+    assert "node" in header and "retries" in header
+    again = run_cli(
+        "batch", folder["root"], *MODEL_ARGS, "--out", out, "--no-progress", "--ray",
+        cluster.address,
+    )  # fmt: skip
+    assert again.returncode == 0 and "12 skipped" in again.stdout, "resume works as locally"
+
+
+@in_loopback_namespace
+def test_a_node_killed_mid_batch_has_its_files_redone_and_every_file_is_complete_once(
+    cluster, folder, tmp_path
+):
+    from pipeline.apps.cluster.batch import ClusterBatchJob
+
+    head, doomed = _two_nodes(cluster)
+    doomed_label = doomed.node_id[:8]
+    killed = []
+
+    def on_file(row) -> None:  # kill the second node once it has finished a file
+        if not killed and row.node.endswith(doomed_label):
+            doomed.kill_raylet()
+            killed.append(row.file)
+
+    job = ClusterBatchJob(
+        [folder["root"]], SSD_XML, tmp_path / "out", labels=SSD_LABELS, concurrency=2
+    )
+    report = job.run(on_file=on_file)
+    assert killed, "the second node finished a file"
+    rows = _assert_each_file_complete_once(tmp_path / "out", folder["clips"])
+    retried = [row for row in rows.values() if row["retries"]]
+    assert retried, "files the lost node held were retried"
+    assert all(row["node"].endswith(head.node_id[:8]) for row in retried)
+    assert report.count("done") == len(folder["clips"])
+
+
+@in_loopback_namespace
+def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(cluster, tmp_path):
+    import threading
+
+    from mjpeg_server import MjpegServer
+
+    from pipeline.apps.cluster.streams import ClusterRun
+    from pipeline.outputs.sinks import JsonlSink
+
+    head, doomed = _two_nodes(cluster)
+    clips = [cut_clip(src, tmp_path / f"{i}.mp4", 30, start=200) for i, src in
+             enumerate((CAR, BOTTLE, PERSON, CAR))]  # fmt: skip
+    servers = [MjpegServer(clip) for clip in clips]
+    arrivals: dict[str, list[float]] = {f"cam{i}": [] for i in range(4)}
+    out = tmp_path / "out"
+    run = ClusterRun(
+        [f"cam{i}={server.url}" for i, server in enumerate(servers)], SSD_XML,
+        sinks=[JsonlSink(out), lambda result: arrivals[result.stream].append(time.time())],
+        labels=SSD_LABELS,
+    )  # fmt: skip
+    seen: dict = {}
+
+    def kill_then_stop() -> None:
+        while not all(len(times) >= 5 for times in arrivals.values()):
+            time.sleep(0.1)
+        seen["placement"] = run.placement()
+        seen["killed_at"] = time.time()
+        doomed.kill_raylet()
+        lost = [s for s, node in seen["placement"].items() if node.endswith(doomed.node_id[:8])]
+        seen["lost"] = lost
+        while any(run.placement().get(s, "").endswith(doomed.node_id[:8]) for s in lost):
+            time.sleep(0.1)
+        seen["moved_at"] = time.time()  # restarted elsewhere: the results come from there now
+        seen["after"] = run.placement()
+        while not all(len([t for t in arrivals[s] if t > seen["moved_at"]]) >= 5 for s in lost):
+            time.sleep(0.1)
+        run.stop()
+
+    killer = threading.Thread(target=kill_then_stop, daemon=True)
+    killer.start()
+    try:
+        summary = run.run()
+    finally:
+        for server in servers:
+            server.close()
+    killer.join()
+    placement, lost = seen["placement"], seen["lost"]
+    assert sorted(Counter(placement.values()).values()) == [2, 2], "balanced over the nodes"
+    assert len(lost) == 2
+    assert all(node.endswith(head.node_id[:8]) for node in seen["after"].values())
+    by_name = {s.name: s for s in summary.streams}
+    for name, times in arrivals.items():
+        frames = [line["frame"] for line in read_jsonl(out / f"{name}.jsonl")]
+        assert frames == sorted(set(frames)), "frame order per stream, nothing twice"
+        assert len(frames) == len(times) == by_name[name].frames_processed
+        assert [t for t in times if t > seen["moved_at"]], f"{name} went on after the kill"
+        assert by_name[name].reconnects == (1 if name in lost else 0)
+        if name in lost:
+            gap = max(b - a for a, b in itertools.pairwise(times))
+            print(f"{name}: longest gap between results {gap:.1f} s (node lost, restarted)")
