@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import BOTTLE, CAR, PERSON, ROOT, SSD_XML, read_jsonl
+from conftest import BOTTLE, CAR, PERSON, ROOT, SHARED, SSD_XML, read_jsonl
 from mosquitto import Mosquitto, Subscriber
 from prometheus_client.parser import text_string_to_metric_families
 from rtsp import RtspServer, free_port, looped
@@ -303,3 +303,35 @@ def test_a_batch_job_runs_beside_the_cameras_and_is_followed_and_stopped_through
         "a.jsonl", "b.jsonl", "c.jsonl"]  # fmt: skip
     assert [len(read_jsonl(p)) for p in (tmp_path / "results" / "batch").glob("*.jsonl")] == [
         30, 30, 30]  # fmt: skip
+
+
+def test_the_second_stage_runs_on_the_cameras_that_ask_for_it(tmp_path):
+    attributes = SHARED / "models" / "vehicle-attributes-recognition-barrier-0039" / "FP16-INT8"
+    port = free_port()
+    cameras = (  # the whole clip, as fast as it decodes
+        f'[cameras.with]\nsource = "{CAR}"\n\n'
+        f'[cameras.without]\nsource = "{CAR}"\nclassify = false\n'
+    )
+    model = attributes / "vehicle-attributes-recognition-barrier-0039.xml"
+    extra = f'classify = ["vehicle:{model}"]'
+    config = tmp_path / "vapipe.toml"
+    config.write_text(config_text(port, cameras, extra=extra))
+    service = Service(config, port)
+    try:
+        service.wait(
+            lambda s: all(v["state"] == "done" for v in s.streams().values()),
+            "both clips done",
+            timeout=180,
+        )
+    finally:
+        code, _ = service.stop()
+    assert code == 130, service.log.read_text()
+
+    def vehicles(camera: str) -> list[dict]:
+        [path] = (tmp_path / "results" / camera).glob("*.jsonl")
+        return [d for line in read_jsonl(path) for d in line["detections"]]
+
+    with_vehicles, without_vehicles = vehicles("with"), vehicles("without")
+    assert with_vehicles and without_vehicles, "the clip's cars are detected on both"
+    assert all("color" in d["attributes"] for d in with_vehicles)
+    assert not any(d.get("attributes") for d in without_vehicles)

@@ -52,7 +52,7 @@ class FramePath:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
             result = Result(job.frame, detections, time.time())
-            if self.cascade is None:
+            if self.cascade is None or not self._streams[job.frame.stream].classify:
                 self._release(dispatched.seq, result)
             else:
                 release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731

@@ -100,6 +100,7 @@ class ActiveStream:
     service_class: ServiceClass = ServiceClass.LIVE
     sinks: Sequence[Sink] = ()
     stop: StreamStop | None = None
+    classify: bool = True  # its detections go through the second stage, if any
     dispatch_seq: itertools.count = field(default_factory=itertools.count)  # scheduler only
     ended: threading.Event = field(default_factory=threading.Event)
     final: StreamSummary | None = None
@@ -312,7 +313,7 @@ class StreamLifecycle:
         )  # fmt: skip
         stream = ActiveStream(
             decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks, stop,
-            class_latencies_ms=self.class_latencies_ms[service_class],
+            classify=options.classify, class_latencies_ms=self.class_latencies_ms[service_class],
         )  # fmt: skip
         self.active[source.name] = feed.active[source.name] = stream
         decoder.start()

@@ -1,6 +1,6 @@
 """The service's TOML config: typed, frozen, checked key by key.
 
-    [model]           path, device, adapter, conf, iou, nireq, labels, classify
+    [model]           path, device, adapter, conf, iou, nireq, labels, classify ...
     [http]            bind, token, media_root
     [mqtt]            host, port, topic_prefix, username, password, tls ... (optional)
     [output]          dir, save_video (optional)
@@ -221,6 +221,12 @@ class ModelConfig:
     nireq: int | None = field(default=None, metadata=_key(_int_at_least(1)))
     labels: str | None = field(default=None, metadata=_key(_labels))
     classify: tuple[str, ...] = field(default=(), metadata=_key(_strings))  # [LABELS:]MODEL
+    classify_adapter: str = field(
+        default="auto", metadata=_key(_choice("auto", "softmax", "multilabel"))
+    )
+    classify_every: int = field(default=1, metadata=_key(_int_at_least(1)))
+    classify_min_size: int = field(default=0, metadata=_key(_int_at_least(0)))
+    reclassify_seconds: float = field(default=1.0, metadata=_key(_positive_float))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import cv2
 
@@ -45,6 +46,11 @@ from pipeline.engine.pipeline import Pipeline
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
+from pipeline.models.classifiers.spec import (
+    ClassifyOptions,
+    ClassifySpec,
+    parse_classify_spec,
+)
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
 from pipeline.outputs.sinks import StreamInfo
@@ -74,9 +80,21 @@ def check_startable(config: ServiceConfig) -> None:
     model = config.resolve(config.model.path)
     if not model.exists():
         raise ConfigError(f"model.path: no such model file or folder: {model}")
+    for i, spec in enumerate(classify_specs(config)):
+        if not Path(spec.model).exists():
+            raise ConfigError(f"model.classify[{i}]: no such model file or folder: {spec.model}")
     for camera in config.cameras.values():
         check_camera_source(config, camera, f"cameras.{camera.name}.source")
     check_exposure(config.http, effective_token(config.http))
+
+
+def classify_specs(config: ServiceConfig) -> list[ClassifySpec]:
+    """The second-stage models of `[model] classify`, their paths from the config's folder."""
+    specs = []
+    for text in config.model.classify:
+        spec = parse_classify_spec(text, config.model.classify_adapter)
+        specs.append(dataclasses.replace(spec, model=config.resolve(str(spec.model))))
+    return specs
 
 
 def check_camera_source(config: ServiceConfig, camera: CameraConfig, where: str) -> None:
@@ -178,10 +196,14 @@ class Service:
         if labels and "," not in labels and config.resolve(labels).is_file():
             labels = str(config.resolve(labels))
         self._configure_transport(config)
+        options = ClassifyOptions(
+            model.classify_every, model.classify_min_size, model.reclassify_seconds
+        )
         pipeline = Pipeline(
             [], config.resolve(model.path), device=model.device, adapter=model.adapter,
             conf=model.conf, iou=model.iou, nireq=model.nireq, labels=labels, sinks=sinks,
             concurrency=max(1, len(config.cameras)), open_ended=True,
+            classify=classify_specs(config), classify_options=options,
         )  # fmt: skip
         runtime = pipeline.runtime
         self.metrics.describe_pipeline(
@@ -211,7 +233,7 @@ class Service:
         source = simulate(source, realtime=camera.realtime, loop=camera.loop)
         options = StreamOptions(
             policy=QueuePolicy(camera.policy) if camera.policy else None,
-            every=camera.every, max_fps=camera.max_fps, live=live,
+            every=camera.every, max_fps=camera.max_fps, live=live, classify=camera.classify,
         )  # fmt: skip
         service_class = ServiceClass(camera.service_class) if camera.service_class else None
         pipeline.add_stream(source, options, service_class=service_class)
@@ -408,8 +430,6 @@ class Service:
                 "camera %s: tracking, lines and zones need the tracking layer, not in this "
                 "build; they are ignored", camera.name,
             )  # fmt: skip
-        if self.config.model.classify and camera.classify:
-            log.warning("camera %s: [model] classify is not in this build; ignored", camera.name)
 
     # -- figures -----------------------------------------------------------------------------
 
