@@ -44,14 +44,15 @@ class FramePath:
 
     def prepare(self, frame: Frame) -> Job:
         tensor, meta = self.adapter.preprocess(frame.image)
-        return Job(frame, tensor, meta)
+        stream = self._streams[frame.stream]
+        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
         try:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
             result = Result(job.frame, detections, time.time())
-            if self.cascade is None:
+            if self.cascade is None or not self._streams[job.frame.stream].classify:
                 self._release(dispatched.seq, result)
             else:
                 release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731

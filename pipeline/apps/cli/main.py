@@ -250,6 +250,12 @@ def _bench(args: argparse.Namespace, stop: StopController) -> int:
     return EXIT_INTERRUPTED if stop.requested else EXIT_OK
 
 
+def _serve(args: argparse.Namespace, stop: StopController) -> int:
+    from pipeline.apps.serve.main import serve
+
+    return serve(args.config, stop, read_only=args.read_only_config, check_only=args.check)
+
+
 def _devices(args: argparse.Namespace, stop: StopController) -> int:
     import openvino as ov
 
@@ -287,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopController()
     stop.install()
     commands = {
-        "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "devices": _devices,
+        "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "serve": _serve,
+        "devices": _devices,
     }  # fmt: skip
     try:
         _configure_opencv()
