@@ -194,7 +194,7 @@ def _demo(args: argparse.Namespace, stop: StopController) -> int:
     with stop.stopping(demo.stop):
         summary = demo.run()
     print(summary.format_text())
-    if stop.requested or summary.interrupted:
+    if stop.requested:  # a signal; `q` or Esc in the window is a normal end
         return EXIT_INTERRUPTED
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
 
