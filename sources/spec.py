@@ -39,6 +39,12 @@ class UniqueNames:
         self._taken.add(name)
         return name
 
+    def take(self, name: str) -> str:
+        """Hand out `name` as it is, whether or not it was handed out before (a stream that
+        comes back under its name once the earlier one has ended)."""
+        self._taken.add(name)
+        return name
+
 
 def unique_names(wanted: Iterable[str]) -> list[str]:
     """Make names unique in order: `cam`, `cam`, `cam` become `cam`, `cam-2`, `cam-3`."""

@@ -160,7 +160,7 @@ def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvf
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # stopped by a signal, cleanly
     assert "Traceback" not in stderr
     shot = cv2.imread(str(shot_path))
     assert shot[540:, :].max() == 0 and shot[:540, :960].std() > 20, "the window is at 0,0"

@@ -3,6 +3,7 @@ batch frames hold at most their bound of requests, batch lanes shrink while live
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 
@@ -74,7 +75,8 @@ class FakeRuntime:
 
 def job(stream: str, index: int) -> Job:
     frame = Frame(stream, index, index * 40.0, 0.0, np.zeros((2, 2, 3), np.uint8))
-    return Job(frame, np.zeros(1), None)
+    service_class = LIVE if stream == "cam" else BATCH
+    return Job(frame, np.zeros(1), None, itertools.count(index), service_class)
 
 
 def start(queue: FairFrameQueue[Job], runtime: FakeRuntime, bound: int) -> Scheduler:

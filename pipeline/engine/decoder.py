@@ -20,6 +20,12 @@ T = TypeVar("T")
 LOWEST_PRIORITY = 19  # Linux nice value
 
 
+class StopFlag(Protocol):
+    """Tells a decoder to stop (a `threading.Event`, or a stream's own stop)."""
+
+    def is_set(self) -> bool: ...
+
+
 class FrameQueue(Protocol[T]):
     def put(self, stream: str, item: T) -> T | None: ...
 
@@ -51,7 +57,7 @@ class DecoderThread(threading.Thread, Generic[T]):
         source: VideoSource,
         frames: FrameQueue[T],
         prepare: Callable[[Frame], T],
-        stop: threading.Event,
+        stop: StopFlag,
         *,
         open_source: bool = False,
         on_started: Callable[[VideoSource], None] = _nothing,

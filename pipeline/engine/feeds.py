@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.engine.service_classes import ServiceClass
+from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import Sink
 from pipeline.summary import Progress, StreamSummary
 from sources import VideoSource
@@ -25,11 +26,15 @@ class Feed:
     """A source of streams for one pipeline: ready sources (`eager`, already open) or source
     specs opened each in its own decoder thread, started up to `concurrency` at once.
 
-    Its streams' results go to `sinks`, closed once the feed is done; `service_class`, if
-    given, is its streams' class (else each stream's own). `on_stream_end(summary)` is called
-    as each stream ends and `on_done(feed)` once the feed is done, both on the pipeline's run
-    thread. The stream lifecycle runs it; `stop`, `progress` and `wait` may be called from any
-    thread.
+    Its streams' results go to `sinks`, closed once the feed is done (unless `owns_sinks` is
+    false: the pipeline's own sinks, closed at the end of the run); `service_class`, if
+    given, is its streams' class (else each stream's own); `options`, if given, its streams'
+    own (else the pipeline's). An `open_ended` feed is not exhausted when its sources are: it
+    lasts until stopped (the pipeline's first feed, when streams come and go). With
+    `exact_names` its streams keep their names (a name may come back once its stream ended).
+    `on_stream_end(summary)` is called as each stream ends and `on_done(feed)` once the feed
+    is done, both on the pipeline's run thread. The stream lifecycle runs it; `stop`,
+    `progress` and `wait` may be called from any thread.
     """
 
     def __init__(
@@ -42,6 +47,10 @@ class Feed:
         service_class: ServiceClass | None = None,
         on_stream_end: Callable[[StreamSummary], None] | None = None,
         on_done: Callable[[Feed], None] | None = None,
+        options: StreamOptions | None = None,
+        open_ended: bool = False,
+        owns_sinks: bool = True,
+        exact_names: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"a feed's concurrency must be >= 1, got {concurrency}")
@@ -52,6 +61,10 @@ class Feed:
         self.service_class = service_class
         self.on_stream_end = on_stream_end
         self.on_done = on_done
+        self.options = options
+        self.open_ended = open_ended
+        self.owns_sinks = owns_sinks
+        self.exact_names = exact_names
         self.stop_event = threading.Event()  # its decoders stop when set
         self.exhausted = False  # no more of its sources will start
         self.started: list[VideoSource] = []
@@ -86,7 +99,7 @@ class Feed:
         """Close its sinks and mark it done (the lifecycle calls this once, when the feed is
         exhausted and its streams have ended, or at the end of the run)."""
         try:
-            for sink in self.sinks:
+            for sink in self.sinks if self.owns_sinks else ():
                 sink.close()
         finally:
             self._done.set()

@@ -51,15 +51,17 @@ class FramePath:
 
     def prepare(self, frame: Frame) -> Job:
         tensor, meta = self.adapter.preprocess(frame.image)
-        return Job(frame, tensor, meta)
+        stream = self._streams[frame.stream]
+        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
         try:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
             result = Result(job.frame, detections, time.time())
-            if self.cascade is None or self._streams[result.stream].tracked is not None:
-                self._release(dispatched.seq, result)  # (classified after its tracker)
+            stream = self._streams[job.frame.stream]
+            if self.cascade is None or not stream.classify or stream.tracked is not None:
+                self._release(dispatched.seq, result)  # a tracked one: classified after it
             else:
                 release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
                 self.cascade.process(result, dispatched.seq, release)

@@ -27,7 +27,7 @@ from pipeline.models.detector import Detector
 from pipeline.models.runtime import InferenceRuntime
 from pipeline.outputs.sinks import CallbackSink, Sink
 from pipeline.summary import Progress, RunSummary, StreamSummary
-from sources import StreamStatus, VideoSource, sources_from_specs
+from sources import StreamStatus, VideoSource, as_source, sources_from_specs
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class Pipeline:
     it runs: recordings at batch class beside live cameras. Live frames are dispatched first
     unless `streams.scheduling` says otherwise (see `StreamOptions`).
 
+    With `open_ended`, the run does not end when the given sources do: it runs until `stop`
+    (or its duration), and `sources` may be empty. One stream at a time may be added to a
+    running pipeline (`add_stream`, with its own options) and removed from it
+    (`remove_stream`), from any thread, without interrupting the others: a camera service.
+
         with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
             summary = pipeline.run()
     """
@@ -89,11 +94,12 @@ class Pipeline:
         classify_options: ClassifyOptions | None = None,
         analytics: AnalyticsOptions | bool | None = None,
         core: ov.Core | None = None,
+        open_ended: bool = False,
     ) -> None:
         self.options = options = streams or StreamOptions()
         eager = isinstance(sources, Sequence) and not isinstance(sources, str)
         eager_sources = sources_from_specs(sources, options.live) if eager else []
-        if eager and not eager_sources:
+        if eager and not eager_sources and not open_ended:
             raise ValueError("no sources given")
         if analytics is True:
             analytics = AnalyticsOptions()
@@ -124,7 +130,9 @@ class Pipeline:
         self.adapter = detector.adapter
         self._runtime: InferenceRuntime | None = detector.runtime
         self._eager_sources = eager_sources
-        concurrency = concurrency or (len(eager_sources) if eager else detector.runtime.nireq)
+        concurrency = max(
+            1, concurrency or (len(eager_sources) if eager else detector.runtime.nireq)
+        )
         # At least twice the requests queued in all, so the pool never starves; no more, so
         # memory and latency stay low with many streams.
         self.lane_capacity = options.lane_capacity or math.ceil(
@@ -140,9 +148,10 @@ class Pipeline:
             options=options, frames=self._frames, frame_path=self._frame_path, active=active,
             stop=self._stop, wake=self._wake, analytics=self.analytics,
         )  # fmt: skip
+        # The pipeline's sinks serve the streams of `add_stream` too: the run closes them.
         self._streams.add(
             Feed(iter(eager_sources if eager else sources), eager=eager, concurrency=concurrency,
-                 sinks=self.sinks)
+                 sinks=self.sinks, open_ended=open_ended, owns_sinks=False)
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
@@ -180,6 +189,44 @@ class Pipeline:
             on_stream_end=on_stream_end, on_done=on_done,
         )  # fmt: skip
         return self._streams.add(feed)
+
+    def add_stream(
+        self,
+        source: SourceLike,
+        options: StreamOptions | None = None,
+        *,
+        sinks: Sequence[SinkLike] | None = None,
+        service_class: ServiceClass | None = None,
+    ) -> Feed:
+        """Start one more stream, before or while `run` runs, from any thread: `source` (a
+        spec `NAME=URI`, a path or a ready source) keeps its name and is opened on its own
+        decoder thread (a failure to open is that stream's failure), with its own `options`
+        (default: the pipeline's), at `service_class` (default: its source's), its results to
+        `sinks` (closed when it ends) or else to the pipeline's sinks. Its feed says when it
+        is done. Raises ValueError if a running stream has its name (when it starts:
+        `remove_stream` first), RuntimeError once the run is over."""
+        options = options or self.options
+        started = as_source(source, options.live)
+        if started.name in self._streams.active:
+            raise ValueError(f"a stream named {started.name!r} is already running")
+        feed = Feed(
+            iter([started]), eager=False, concurrency=1,
+            sinks=self.sinks if sinks is None else [_as_sink(s) for s in sinks],
+            owns_sinks=sinks is not None, service_class=service_class, options=options,
+            exact_names=True,
+        )  # fmt: skip
+        return self._streams.add(feed)
+
+    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one stream while the others run on, from any thread but `run`'s, and wait
+        until it has ended: its decoder stopped, the frames it had queued processed, its
+        results delivered and its sinks finished. Returns its summary (also given to
+        `on_stream_end`). Raises KeyError if no running stream has that name."""
+        return self._streams.remove(name, timeout)
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far (status `running`), from any thread."""
+        return self._streams.summaries()
 
     @property
     def runtime(self) -> InferenceRuntime:
@@ -255,9 +302,14 @@ class Pipeline:
             self.cascade.drain()
         self._streams.join_decoders()
         self._streams.end_complete(on_stream_end, all_remaining=failure is None)
+        self._streams.release_waiters()
         if on_tick is not None and failure is None:
             on_tick(self.progress())  # the final figures
-        self._streams.finish_feeds()
+        try:
+            self._streams.finish_feeds()
+        finally:
+            for sink in self.sinks:
+                sink.close()
         if failure is not None:
             raise failure
         if scheduler.error is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A frame ready for inference: the model input made in the decoder thread, and the
-    adapter's metadata for postprocessing."""
+    """A frame ready for inference: the model input made in the decoder thread, the
+    adapter's metadata for postprocessing, and its stream's dispatch counter and service class
+    (the stream's own, so that a stream started again under an earlier one's name counts from
+    0 again and has its own class)."""
 
     frame: Frame
     tensor: np.ndarray
     meta: Any
+    stream_seq: Iterator[int]
+    service_class: ServiceClass
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,6 @@ class Scheduler(threading.Thread):
         self._frames = frames
         self._runtime = runtime
         self.bound = bound or BatchBound(runtime.nireq)
-        self._classes: dict[str, ServiceClass] = {}  # by stream, cached from the queue
-        self._next_seq: dict[str, int] = {}
         self.error: BaseException | None = None
         # Set when dispatching is over. Wait on this rather than `join`: a KeyboardInterrupt
         # inside `Thread.join` can leave the thread looking finished while it still runs.
@@ -75,10 +78,8 @@ class Scheduler(threading.Thread):
                 job = self._frames.get(self._admit_batch if by_class else None)
                 if job is None or self._runtime.failed:
                     break
-                stream = job.frame.stream
-                seq = self._next_seq.get(stream, 0)
-                self._next_seq[stream] = seq + 1
-                service_class = self._service_class(stream)
+                seq = next(job.stream_seq)  # only this thread counts
+                service_class = job.service_class
                 if service_class is ServiceClass.LIVE:
                     self.bound.live_dispatched(time.monotonic())
                 else:
@@ -96,9 +97,3 @@ class Scheduler(threading.Thread):
         """Whether batch may take one more request now (asked by the queue under its lock)."""
         runtime = self._runtime
         return runtime.in_flight(ServiceClass.BATCH) < self.bound.value(runtime.service_seconds)
-
-    def _service_class(self, stream: str) -> ServiceClass:
-        service_class = self._classes.get(stream)
-        if service_class is None:
-            service_class = self._classes[stream] = self._frames.service_class(stream)
-        return service_class

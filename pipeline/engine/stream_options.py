@@ -25,6 +25,9 @@ class StreamOptions:
     round-robin (`fair`); `batch_requests` fixes how many requests batch frames may hold while
     live streams run (default: measured, see `BatchBound`). With `classes`, a batch stream
     started while live streams run decodes at the lowest OS priority.
+
+    `classify` false leaves a stream's detections out of the second stage (if the pipeline
+    has one): a camera added with its own options whose crops need no classifier.
     """
 
     policy: QueuePolicy | None = None
@@ -35,6 +38,7 @@ class StreamOptions:
     classes: Mapping[str, ServiceClass] = field(default_factory=dict)
     scheduling: Scheduling = Scheduling.CLASSES
     batch_requests: int | None = None
+    classify: bool = True
 
     def service_class(self, name: str, live: bool) -> ServiceClass:
         """The class of the stream `name` whose source is `live` or not."""

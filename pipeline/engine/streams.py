@@ -1,9 +1,11 @@
-"""The stream lifecycle: streams start (all at once, or lazily up to a concurrency), run on
-their decoder threads, and end once their last result is delivered and their sinks finish."""
+"""The stream lifecycle: streams start (all at once, lazily up to a concurrency, or one by one
+while the pipeline runs), run on their decoder threads, and end once their last result is
+delivered and their sinks finish (by themselves, or removed while the others run on)."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 from collections import Counter, deque
@@ -46,7 +48,7 @@ def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
     """Counts by class id as counts by label, named as `Detections.label` names them."""
     label = Detections.empty(names).label
     labelled: Counter[str] = Counter()
-    for class_id, count in counts.items():
+    for class_id, count in dict(counts).items():  # a copy: results may arrive meanwhile
         labelled[label(class_id)] += count
     return dict(sorted(labelled.items()))
 
@@ -77,15 +79,36 @@ def _sink_error(sink: Sink, error: Exception) -> str:
     return f"{name} failed: {why}"
 
 
+class StreamStop:
+    """Set when the stream's feed (or the whole pipeline) stops, or when this one stream is
+    removed."""
+
+    def __init__(self, feed_stop: threading.Event) -> None:
+        self._feed = feed_stop
+        self._own = threading.Event()
+
+    def set(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or self._feed.is_set()
+
+
 @dataclass(eq=False)
 class ActiveStream:
     """A started stream: its decoder, its in-order release, its class and sinks, and what its
-    results counted (its latencies also into `class_latencies_ms`, its class's)."""
+    results counted (its latencies also into `class_latencies_ms`, its class's). `ended` is
+    set once its sinks have finished; `final` then holds its summary."""
 
     decoder: DecoderThread[Job]
     release: InOrderRelease[Result]
     service_class: ServiceClass = ServiceClass.LIVE
     sinks: Sequence[Sink] = ()
+    stop: StreamStop | None = None
+    classify: bool = True  # its detections go through the second stage, if any
+    dispatch_seq: itertools.count = field(default_factory=itertools.count)  # scheduler only
+    ended: threading.Event = field(default_factory=threading.Event)
+    final: StreamSummary | None = None
     class_latencies_ms: deque[float] = field(default_factory=deque)
     class_counts: Counter[int] = field(default_factory=Counter)  # by class id
     names: Sequence[str] = ()  # the class names of its detections
@@ -153,7 +176,8 @@ class ActiveStream:
         else:
             status = "stopped"
         live = source.status() if isinstance(source, LiveSource) else None
-        p50, p95 = np.percentile(self.latencies_ms, [50, 95]) if self.latencies_ms else (0, 0)
+        latencies = list(self.latencies_ms)  # a copy: results may arrive meanwhile
+        p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)
         return StreamSummary(
             name=source.name,
             source=mask_credentials(source.uri),
@@ -250,6 +274,8 @@ class StreamLifecycle:
             while not feed.exhausted and len(feed.active) < feed.concurrency:
                 stopped = self._stop.is_set() or feed.stopped
                 spec = None if stopped else next(feed.sources, None)
+                if spec is None and feed.open_ended and not stopped:
+                    break  # more streams may come (`add_stream`)
                 if spec is None:
                     feed.exhausted = True
                     if feed.eager:  # stopped before they started: open sources, none is lost
@@ -258,7 +284,8 @@ class StreamLifecycle:
                             self.ended.append(_never_started(source))
                             feed.ended.append(self.ended[-1])
                     break
-                self._start(feed, spec if feed.eager else as_source(spec, self._options.live))
+                live = (feed.options or self._options).live
+                self._start(feed, spec if feed.eager else as_source(spec, live))
             if feed.exhausted and not feed.active:
                 self._finish(feed)
         with self._lock:
@@ -267,10 +294,22 @@ class StreamLifecycle:
                 self._frames.seal()
 
     def _start(self, feed: Feed, source: VideoSource) -> None:
-        source.name = self._names.claim(source.name)  # eager ones are unique already
+        if feed.exact_names:
+            if source.name in self.active:  # added twice before either started
+                log.error("stream %s: a stream of that name is already running", source.name)
+                summary = dataclasses.replace(
+                    _never_started(source), status="failed",
+                    errors=["a stream of that name is already running"],
+                )  # fmt: skip
+                self.ended.append(summary)
+                feed.ended.append(summary)
+                return
+            self._names.take(source.name)
+        else:
+            source.name = self._names.claim(source.name)  # eager ones are unique already
         feed.started.append(source)
         self.started.append(source)
-        options = self._options
+        options = feed.options or self._options
         service_class = feed.service_class or options.service_class(source.name, source.live)
         policy = options.policy or QueuePolicy.for_source(source.live)
         self._frames.add_lane(source.name, policy, service_class)
@@ -281,20 +320,21 @@ class StreamLifecycle:
             and options.scheduling is Scheduling.CLASSES
             and any(s.service_class is ServiceClass.LIVE for s in self.active.values())
         )
+        stop = StreamStop(feed.stop_event)
         decoder = DecoderThread(
-            source, self._frames, self._frame_path.prepare, feed.stop_event,
+            source, self._frames, self._frame_path.prepare, stop,
             open_source=not feed.eager, on_started=self._open_sinks,
             on_ended=self._wake.set,
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
             low_priority=low_priority,
         )  # fmt: skip
         stream = ActiveStream(
-            decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks,
-            self.class_latencies_ms[service_class],
+            decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks, stop,
+            classify=options.classify, class_latencies_ms=self.class_latencies_ms[service_class],
         )  # fmt: skip
         if self._analytics is not None:
             stream.analytics = StreamAnalytics(source.name, self._analytics, live=source.live)
-            stream.tracked = self._frame_path.tracked_release()
+            stream.tracked = self._frame_path.tracked_release() if stream.classify else None
         self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
 
@@ -340,9 +380,39 @@ class StreamLifecycle:
                     del self.active[name], feed.active[name]
                     self.ended.append(summary)
                     feed.ended.append(summary)
+                    stream.final = summary
+                    stream.ended.set()
                 for callback in (feed.on_stream_end, on_stream_end):
                     if callback is not None:
                         callback(summary)
+
+    def remove(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one running stream and wait until it has ended: decoder stopped, the frames
+        already queued processed, results delivered, sinks finished. Any thread but the run
+        thread. Raises KeyError if no stream of that name runs, TimeoutError after `timeout`."""
+        stream = self.active.get(name)
+        if stream is None or stream.stop is None:
+            raise KeyError(name)
+        stream.stop.set()
+        stream.decoder.source.interrupt()
+        self._wake.set()
+        if not stream.ended.wait(timeout):
+            raise TimeoutError(f"stream {name!r} did not end within {timeout:g} s")
+        assert stream.final is not None
+        return stream.final
+
+    def release_waiters(self) -> None:
+        """After a failed run: whoever waits in `remove` gets the stream's summary so far."""
+        for stream in list(self.active.values()):
+            stream.final = stream.summary()
+            stream.ended.set()
+
+    def summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far (status `running`)."""
+        return {
+            name: dataclasses.replace(stream.summary(), status="running")
+            for name, stream in list(self.active.items())
+        }
 
     def finish_feeds(self) -> None:
         """At the end of the run: finish every feed not done yet (stopped, or failed)."""

@@ -89,6 +89,17 @@ class LiveView:
 
     # -- for displays ------------------------------------------------------------------------
 
+    def latest(self, name: str) -> Result | None:
+        """The stream's latest result (None before its first, or for an unknown stream)."""
+        with self._lock:
+            view = self._streams.get(name)
+            return view.latest if view is not None else None
+
+    def forget(self, name: str) -> None:
+        """Drop a stream from the view (a camera removed from a service)."""
+        with self._lock:
+            self._streams.pop(name, None)
+
     def names(self) -> list[str]:
         with self._lock:
             return list(self._streams)

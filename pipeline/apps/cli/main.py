@@ -215,7 +215,7 @@ def _demo(args: argparse.Namespace, stop: StopController) -> int:
     with stop.stopping(demo.stop):
         summary = demo.run()
     print(summary.format_text())
-    if stop.requested or summary.interrupted:
+    if stop.requested:  # a signal; `q` or Esc in the window is a normal end
         return EXIT_INTERRUPTED
     return EXIT_STREAM_FAILED if summary.failed else EXIT_OK
 
@@ -272,6 +272,12 @@ def _bench(args: argparse.Namespace, stop: StopController) -> int:
     return EXIT_INTERRUPTED if stop.requested else EXIT_OK
 
 
+def _serve(args: argparse.Namespace, stop: StopController) -> int:
+    from pipeline.apps.serve.main import serve
+
+    return serve(args.config, stop, read_only=args.read_only_config, check_only=args.check)
+
+
 def _devices(args: argparse.Namespace, stop: StopController) -> int:
     import openvino as ov
 
@@ -309,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopController()
     stop.install()
     commands = {
-        "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "devices": _devices,
+        "run": _run, "batch": _batch, "demo": _demo, "bench": _bench, "serve": _serve,
+        "devices": _devices,
     }  # fmt: skip
     try:
         _configure_opencv()

@@ -154,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="pace of the paced cascade phase (default 1)",
     )  # fmt: skip
 
+    serve = commands.add_parser(
+        "serve", help="run as a service: cameras from a config file, HTTP API, metrics, MQTT"
+    )
+    serve.add_argument("--config", type=Path, required=True, help="the TOML config file")
+    serve.add_argument(
+        "--read-only-config", action="store_true",
+        help="do not write changes made through the API back to the config file",
+    )  # fmt: skip
+    serve.add_argument("--check", action="store_true", help="check the config and exit")
+
     commands.add_parser("devices", help="list the devices OpenVINO sees")
     return parser
 

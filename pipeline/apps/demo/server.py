@@ -3,6 +3,7 @@
 `/` is a small page showing the mosaic (refreshed from `/mosaic.jpg`) and a table of figures
 (from `/stats.json`); `/stream.mjpg` is the same mosaic as an MJPEG stream for players
 (VLC, ffplay). One rendering is shared by all clients, at most `max_fps` per second.
+`MosaicView` holds these routes, so that another server (the service's API) serves them too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -30,7 +31,7 @@ _PAGE = """<!doctype html>
 </style></head>
 <body><header>vapipe live view — <span id="total">…</span></header>
 <img id="mosaic" src="mosaic.jpg" alt="mosaic of all streams">
-<table><thead><tr><th>stream</th><th>processed</th><th>fps</th><th>latency ms</th>
+<table><thead><tr><th>stream</th><th>state</th><th>processed</th><th>fps</th><th>latency ms</th>
 <th>detections</th></tr></thead><tbody id="rows"></tbody></table>
 <script>
 const img = document.getElementById("mosaic");
@@ -43,7 +44,8 @@ async function stats() {
     document.getElementById("total").textContent =
       `${s.total_fps.toFixed(1)} fps in all, ${s.processed} frames`;
     document.getElementById("rows").innerHTML = s.streams.map(x =>
-      `<tr><td>${x.name}</td><td>${x.processed}</td><td>${x.fps.toFixed(1)}</td>` +
+      `<tr><td>${x.name}</td><td>${x.state ?? x.ended ?? ""}</td>` +
+      `<td>${x.processed}</td><td>${x.fps.toFixed(1)}</td>` +
       `<td>${x.latency_ms ?? ""}</td><td>${x.detections.length}</td></tr>`).join("");
   } catch (e) {}
   setTimeout(stats, 1000);
@@ -53,13 +55,34 @@ stats();
 """
 
 
-class MosaicServer:
-    """Serves `render()` (a BGR image) and `figures()` (a dict) on `host:port` in a thread."""
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    kind: str,
+    body: bytes,
+    headers: Iterable[tuple[str, str]] = (),
+) -> None:
+    """Send a whole response (uncached) from a request handler."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Cache-Control", "no-store")
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
+class MosaicView:
+    """The live view's routes, for any HTTP server to serve: `/` the page, `/mosaic.jpg`,
+    `/stats.json` (from `figures()`) and `/stream.mjpg`, all from `render()` (a BGR image),
+    rendered at most `max_fps` times a second whatever the number of clients."""
+
+    PATHS = ("/", "/index.html", "/mosaic.jpg", "/stats.json", "/stream.mjpg")
 
     def __init__(
         self,
-        host: str,
-        port: int,
         render: Callable[[], np.ndarray],
         figures: Callable[[], dict],
         max_fps: float = 15.0,
@@ -71,6 +94,65 @@ class MosaicServer:
         self._jpeg = b""
         self._rendered_at = 0.0
         self._closing = threading.Event()
+
+    def close(self) -> None:
+        """End the MJPEG streams being served."""
+        self._closing.set()
+
+    def jpeg(self) -> bytes:
+        """The latest mosaic as JPEG, rendered again only when older than the frame period."""
+        with self._lock:
+            if time.monotonic() - self._rendered_at >= self._period or not self._jpeg:
+                ok, data = cv2.imencode(".jpg", self._render(), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    self._jpeg, self._rendered_at = data.tobytes(), time.monotonic()
+            return self._jpeg
+
+    def handle_get(self, handler: BaseHTTPRequestHandler, path: str) -> bool:
+        """Serve `path` if it is one of the view's; False if it is not."""
+        if path in ("/", "/index.html"):
+            send(handler, 200, "text/html; charset=utf-8", _PAGE.encode())
+        elif path == "/mosaic.jpg":
+            send(handler, 200, "image/jpeg", self.jpeg())
+        elif path == "/stats.json":
+            send(handler, 200, "application/json", json.dumps(self._figures()).encode())
+        elif path == "/stream.mjpg":
+            self._stream(handler)
+        else:
+            return False
+        return True
+
+    def _stream(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        try:
+            while not self._closing.is_set():
+                jpeg = self.jpeg()
+                handler.wfile.write(
+                    b"--frame\r\nContent-Type: image/jpeg\r\n"
+                    + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
+                self._closing.wait(self._period)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class MosaicServer:
+    """Serves a `MosaicView` of `render()` and `figures()` on `host:port` in a thread."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        render: Callable[[], np.ndarray],
+        figures: Callable[[], dict],
+        max_fps: float = 15.0,
+    ) -> None:
+        self.view = MosaicView(render, figures, max_fps)
         self._http = ThreadingHTTPServer((host, port), self._handler())
         self._http.daemon_threads = True
         self.address = self._http.server_address[:2]
@@ -85,62 +167,20 @@ class MosaicServer:
         return self
 
     def close(self) -> None:
-        self._closing.set()
+        self.view.close()
         self._http.shutdown()
         self._http.server_close()
 
     def jpeg(self) -> bytes:
-        """The latest mosaic as JPEG, rendered again only when older than the frame period."""
-        with self._lock:
-            if time.monotonic() - self._rendered_at >= self._period or not self._jpeg:
-                ok, data = cv2.imencode(".jpg", self._render(), [cv2.IMWRITE_JPEG_QUALITY, 80])
-                if ok:
-                    self._jpeg, self._rendered_at = data.tobytes(), time.monotonic()
-            return self._jpeg
+        return self.view.jpeg()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+        view = self.view
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path in ("/", "/index.html"):
-                    self._send(200, "text/html; charset=utf-8", _PAGE.encode())
-                elif path == "/mosaic.jpg":
-                    self._send(200, "image/jpeg", server.jpeg())
-                elif path == "/stats.json":
-                    body = json.dumps(server._figures()).encode()
-                    self._send(200, "application/json", body)
-                elif path == "/stream.mjpg":
-                    self._stream()
-                else:
-                    self._send(404, "text/plain", b"not found\n")
-
-            def _send(self, status: int, kind: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _stream(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                try:
-                    while not server._closing.is_set():
-                        jpeg = server.jpeg()
-                        self.wfile.write(
-                            b"--frame\r\nContent-Type: image/jpeg\r\n"
-                            + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
-                            + jpeg
-                            + b"\r\n"
-                        )
-                        server._closing.wait(server._period)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                if not view.handle_get(self, self.path.split("?", 1)[0]):
+                    send(self, 404, "text/plain", b"not found\n")
 
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)

@@ -1,0 +1,625 @@
+"""The service: one open-ended pipeline whose cameras come and go, with its API, metrics,
+MQTT publisher and live page.
+
+`run` (on the main thread) runs the pipeline until `stop`; a change of model, device or
+outputs makes it stop the pipeline and start a new one with every camera. Cameras are started,
+restarted and stopped one by one (API, reload) while the others run on. Changes are serialised
+by one lock, held while a removed stream drains; the pipeline's own threads (which that drain
+waits for) never take it: what they touch is guarded by a second, short-held lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+from pipeline.apps.demo.server import MosaicView
+from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
+from pipeline.apps.serve.config import (
+    CameraConfig,
+    ConfigError,
+    ServiceConfig,
+    diff_configs,
+    load_config,
+)
+from pipeline.apps.serve.config_file import ConfigFile
+from pipeline.apps.serve.controller import StreamExists, StreamNotFound
+from pipeline.apps.serve.jobs import JobRequest, JobTable
+from pipeline.apps.serve.metrics import EngineFigures, ServiceMetrics, StreamFigures
+from pipeline.apps.serve.mqtt import MqttPublisher
+from pipeline.apps.serve.outputs import (
+    SegmentJsonlSink,
+    Segments,
+    SegmentVideoSink,
+    ServiceSink,
+)
+from pipeline.detections import Result
+from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.pipeline import Pipeline
+from pipeline.engine.service_classes import ServiceClass
+from pipeline.engine.stream_options import StreamOptions
+from pipeline.errors import VapipeError
+from pipeline.models.classifiers.spec import (
+    ClassifyOptions,
+    ClassifySpec,
+    parse_classify_spec,
+)
+from pipeline.outputs.draw import draw_detections
+from pipeline.outputs.live_view import LiveView
+from pipeline.outputs.sinks import StreamInfo
+from pipeline.summary import RunSummary, StreamSummary
+from sources import (
+    LiveOptions,
+    StreamState,
+    configure_ffmpeg_capture,
+    mask_credentials,
+    simulate,
+)
+from sources.spec import source_from_spec
+
+log = logging.getLogger(__name__)
+
+STATE_REPUBLISH_SECONDS = 10.0  # retained state is refreshed this often (figures move)
+PAGE_SIZE = (1280, 720)
+
+
+class ConfigWriteError(VapipeError):
+    """The config file could not be updated; the change was not applied."""
+
+
+def check_startable(config: ServiceConfig) -> None:
+    """What can be checked before the pipeline starts: the model and file sources exist, the
+    API is not exposed without a token."""
+    model = config.resolve(config.model.path)
+    if not model.exists():
+        raise ConfigError(f"model.path: no such model file or folder: {model}")
+    for i, spec in enumerate(classify_specs(config)):
+        if not Path(spec.model).exists():
+            raise ConfigError(f"model.classify[{i}]: no such model file or folder: {spec.model}")
+    for camera in config.cameras.values():
+        check_camera_source(config, camera, f"cameras.{camera.name}.source")
+    check_exposure(config.http, effective_token(config.http))
+
+
+def classify_specs(config: ServiceConfig) -> list[ClassifySpec]:
+    """The second-stage models of `[model] classify`, their paths from the config's folder."""
+    specs = []
+    for text in config.model.classify:
+        spec = parse_classify_spec(text, config.model.classify_adapter)
+        specs.append(dataclasses.replace(spec, model=config.resolve(str(spec.model))))
+    return specs
+
+
+def check_camera_source(config: ServiceConfig, camera: CameraConfig, where: str) -> None:
+    if camera.is_file and not config.resolve(camera.source).is_file():
+        raise ConfigError(f"{where}: no such video file: {config.resolve(camera.source)}")
+
+
+class Service:
+    """Implements `StreamController` for the API over a running pipeline."""
+
+    def __init__(self, config: ServiceConfig, *, read_only: bool = False) -> None:
+        check_startable(config)
+        self.config = config
+        self._file = None if read_only or config.path is None else ConfigFile(config.path)
+        self._lock = threading.RLock()  # serialises changes (API, reload, restarts)
+        self._data = threading.Lock()  # guards the dicts below; never held while waiting
+        self._stopping = threading.Event()
+        self._restart_reason: str | None = None
+        self._pipeline: Pipeline | None = None
+        self._ended: dict[str, StreamSummary] = {}  # cameras whose stream ended, and how
+        self._published: dict[str, tuple[str, float]] = {}  # camera -> (state, when)
+        self._counts: dict[str, dict] = {}
+        self._segments = Segments()
+        self.last_summary: RunSummary | None = None
+        self.metrics = ServiceMetrics()
+        self.metrics.read_engine(self._engine_figures)
+        self.view = LiveView(header=self._header)
+        self.page = MosaicView(lambda: self.view.render(PAGE_SIZE), self._page_figures)
+        self.mqtt = self._make_mqtt(config)
+        media_root = config.resolve(config.http.media_root) if config.http.media_root else None
+        output_root = config.resolve(config.output.dir) if config.output.dir else None
+        self.jobs = JobTable()
+        self.api = ApiServer(
+            self, self.metrics, config.http, view=self.page, media_root=media_root,
+            jobs=self, output_root=output_root,
+        )  # fmt: skip
+        for camera in config.cameras.values():
+            self._warn_unsupported(camera)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self) -> RunSummary | None:
+        """Serve until `stop`; returns the last pipeline's summary."""
+        self.api.start()
+        log.info("API and live view at %s", self.api.url)
+        if self.mqtt is not None:
+            self.mqtt.start()
+        try:
+            while not self._stopping.is_set():
+                self._run_pipeline()
+                with self._data:
+                    reason, self._restart_reason = self._restart_reason, None
+                if reason is None or self._stopping.is_set():
+                    break
+                log.info("%s: restarting the pipeline with every camera", reason)
+        finally:
+            self.api.close()
+            mqtt, self.mqtt = self.mqtt, None
+            if mqtt is not None:
+                mqtt.close()
+        return self.last_summary
+
+    def stop(self) -> None:
+        """Stop serving (from any thread): the pipeline drains and its outputs are finished."""
+        self._stopping.set()
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.stop()
+
+    def _run_pipeline(self) -> None:
+        config = self.config
+        pipeline = self._open_pipeline(config)
+        try:
+            with self._lock:
+                self._pipeline = pipeline
+                if self._stopping.is_set():
+                    pipeline.stop()
+                for camera in self.config.cameras.values():
+                    self._start_camera(camera)
+            summary = pipeline.run(on_tick=lambda _: self._tick(), on_stream_end=self._ended_stream)
+        finally:
+            self._pipeline = None
+            pipeline.close()
+        self.last_summary = summary
+        if config.output.dir:
+            folder = config.resolve(config.output.dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            summary.write_json(folder / "summary.json")
+
+    def _open_pipeline(self, config: ServiceConfig) -> Pipeline:
+        model = config.model
+        sinks: list = [ServiceSink(self._segments, self._opened, self._result), self.view]
+        if config.output.dir:
+            folder = config.resolve(config.output.dir)
+            sinks.append(SegmentJsonlSink(folder, self._segments))
+            if config.output.save_video:
+                sinks.append(SegmentVideoSink(folder, self._segments))
+        labels = model.labels
+        if labels and "," not in labels and config.resolve(labels).is_file():
+            labels = str(config.resolve(labels))
+        self._configure_transport(config)
+        options = ClassifyOptions(
+            model.classify_every, model.classify_min_size, model.reclassify_seconds
+        )
+        pipeline = Pipeline(
+            [], config.resolve(model.path), device=model.device, adapter=model.adapter,
+            conf=model.conf, iou=model.iou, nireq=model.nireq, labels=labels, sinks=sinks,
+            concurrency=max(1, len(config.cameras)), open_ended=True,
+            classify=classify_specs(config), classify_options=options,
+        )  # fmt: skip
+        runtime = pipeline.runtime
+        self.metrics.describe_pipeline(
+            str(pipeline.model_path), runtime.plan.device, runtime.execution_devices,
+            pipeline.adapter.name, runtime.nireq,
+        )  # fmt: skip
+        log.info(
+            "model %s (%s adapter), device %s on %s, %d requests, %d cameras",
+            pipeline.model_path, pipeline.adapter.name, runtime.plan.device,
+            ", ".join(runtime.execution_devices), runtime.nireq, len(config.cameras),
+        )  # fmt: skip
+        return pipeline
+
+    # -- cameras -----------------------------------------------------------------------------
+
+    def _start_camera(self, camera: CameraConfig) -> None:
+        """Start a camera's stream on the running pipeline (lock held); when the pipeline is
+        being replaced, the new one starts it."""
+        with self._data:
+            self._ended.pop(camera.name, None)
+            restarting = self._restart_reason is not None
+        pipeline = self._pipeline
+        if pipeline is None or restarting:
+            return
+        live = source_live_options(camera)
+        source = source_from_spec(self.config.source_of(camera), camera.name, live)
+        source = simulate(source, realtime=camera.realtime, loop=camera.loop)
+        options = StreamOptions(
+            policy=QueuePolicy(camera.policy) if camera.policy else None,
+            every=camera.every, max_fps=camera.max_fps, live=live, classify=camera.classify,
+        )  # fmt: skip
+        service_class = ServiceClass(camera.service_class) if camera.service_class else None
+        pipeline.add_stream(source, options, service_class=service_class)
+        log.info("camera %s: started (%s)", camera.name, mask_credentials(camera.source))
+
+    def _stop_camera(self, name: str) -> StreamSummary | None:
+        """Stop a camera's stream and wait for its outputs to be finished (lock held)."""
+        pipeline = self._pipeline
+        summary = None
+        if pipeline is not None:
+            with contextlib.suppress(KeyError):  # it may have ended by itself
+                summary = pipeline.remove_stream(name)
+        with self._data:
+            summary = summary or self._ended.get(name)
+            self._ended.pop(name, None)
+            self._published.pop(name, None)
+            self._counts.pop(name, None)
+        self.view.forget(name)
+        self.metrics.forget_stream(name)
+        if self.mqtt is not None:
+            self.mqtt.forget_camera(name)
+        log.info("camera %s: stopped", name)
+        return summary
+
+    # -- StreamController --------------------------------------------------------------------
+
+    def list_streams(self) -> list[dict]:
+        figures = self._figures()
+        return [self._describe(name, figures) for name in list(self.config.cameras)]
+
+    def get_stream(self, name: str) -> dict:
+        if name not in self.config.cameras:
+            raise StreamNotFound(f"no camera named {name!r}")
+        return self._describe(name, self._figures())
+
+    def add_stream(self, camera: CameraConfig) -> dict:
+        with self._lock:
+            if camera.name in self.config.cameras:
+                raise StreamExists(f"a camera named {camera.name!r} exists; PUT to change it")
+            self._apply_camera(camera)
+        return self.get_stream(camera.name)
+
+    def replace_stream(self, camera: CameraConfig) -> dict:
+        with self._lock:
+            if camera.name not in self.config.cameras:
+                raise StreamNotFound(f"no camera named {camera.name!r}; POST to add it")
+            self._stop_camera(camera.name)
+            self._apply_camera(camera)
+        return self.get_stream(camera.name)
+
+    def remove_stream(self, name: str) -> dict:
+        with self._lock:
+            if name not in self.config.cameras:
+                raise StreamNotFound(f"no camera named {name!r}")
+            self._save(lambda file: file.remove_camera(name))
+            cameras = {k: v for k, v in self.config.cameras.items() if k != name}
+            self.config = dataclasses.replace(self.config, cameras=cameras)
+            summary = self._stop_camera(name)
+        return {"name": name, "summary": dataclasses.asdict(summary) if summary else None}
+
+    def snapshot(self, name: str) -> bytes | None:
+        if name not in self.config.cameras:
+            raise StreamNotFound(f"no camera named {name!r}")
+        latest = self.view.latest(name)
+        if latest is None:
+            return None
+        image = draw_detections(latest.frame.image.copy(), latest.detections)
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return data.tobytes() if ok else None
+
+    def reload(self) -> dict:
+        """Reread the config file and apply only the difference."""
+        with self._lock:
+            if self.config.path is None:
+                raise ConfigError("this service has no config file to reload")
+            new = load_config(self.config.path)
+            check_startable(new)
+            diff = diff_configs(self.config, new)
+            log.info("reload: %s", diff.describe())
+            if diff.http_changed:
+                log.warning("reload: [http] changed; it takes effect when the service restarts")
+                new = dataclasses.replace(new, http=self.config.http)
+            for camera in new.cameras.values():
+                if camera.name in diff.added + diff.changed:
+                    self._warn_unsupported(camera)
+            if diff.restarts_pipeline:
+                reason = "[model] changed" if diff.model_changed else "[output] changed"
+                self.config = new
+                self._restart(reason)
+                if diff.mqtt_changed:
+                    self._replace_mqtt()
+            else:
+                self.config = new
+                for name in diff.removed + diff.changed:
+                    self._stop_camera(name)
+                for name in diff.changed + diff.added:
+                    self._start_camera(new.cameras[name])
+                if diff.mqtt_changed:
+                    self._replace_mqtt()
+        return {
+            "added": list(diff.added), "removed": list(diff.removed),
+            "changed": list(diff.changed), "pipeline_restarted": diff.restarts_pipeline,
+            "http_needs_restart": diff.http_changed,
+        }  # fmt: skip
+
+    # -- JobController -----------------------------------------------------------------------
+
+    def list_jobs(self) -> list[dict]:
+        return [self.jobs.describe(job_id) for job_id in self.jobs.ids()]
+
+    def get_job(self, job_id: str) -> dict:
+        return self.jobs.describe(job_id)
+
+    def start_job(self, request: JobRequest) -> dict:
+        with self._lock:
+            pipeline = self._pipeline
+            if pipeline is None or self._stopping.is_set():
+                raise VapipeError("the pipeline is not running (restarting or stopping)")
+            view = self.jobs.start(pipeline, request)
+        log.info("batch %s: %s into %s", view["id"], ", ".join(view["input"]), view["out"])
+        return view
+
+    def stop_job(self, job_id: str) -> dict:
+        return self.jobs.stop(job_id)
+
+    def health(self) -> dict:
+        with self._data:
+            restarting = self._restart_reason is not None
+        mqtt = self.mqtt
+        return {
+            "ok": self._pipeline is not None and not restarting,
+            "cameras": len(self.config.cameras),
+            "mqtt_connected": mqtt.connected if mqtt is not None else None,
+        }
+
+    # -- helpers (lock held where said) -------------------------------------------------------
+
+    def _apply_camera(self, camera: CameraConfig) -> None:
+        """Save and start a camera (lock held)."""
+        check_camera_source(self.config, camera, "source")
+        self._warn_unsupported(camera)
+        self._save(lambda file: file.put_camera(camera))
+        cameras = dict(self.config.cameras)
+        cameras[camera.name] = camera
+        self.config = dataclasses.replace(self.config, cameras=cameras)
+        self._start_camera(camera)
+
+    def _save(self, change) -> None:
+        if self._file is None:
+            return
+        try:
+            change(self._file)
+        except (OSError, ConfigError) as error:
+            raise ConfigWriteError(
+                f"cannot update {self._file.path}: {error}; the change was not applied "
+                "(start with --read-only-config to keep changes in memory only)"
+            ) from None
+
+    def _restart(self, reason: str) -> None:
+        with self._data:
+            self._restart_reason = reason
+        if self._pipeline is not None:
+            log.info("%s: stopping the pipeline to start it again", reason)
+            self._pipeline.stop()
+
+    def _replace_mqtt(self) -> None:
+        mqtt, self.mqtt = self.mqtt, self._make_mqtt(self.config)
+        if mqtt is not None:
+            mqtt.close()
+        if self.mqtt is not None:
+            self.mqtt.start()
+            with self._data:
+                self._published.clear()  # every state again, on the new connection
+
+    def _make_mqtt(self, config: ServiceConfig) -> MqttPublisher | None:
+        if config.mqtt is None:
+            return None
+        return MqttPublisher(
+            config.mqtt, on_dropped=self.metrics.count_mqtt_dropped, base_dir=config.base_dir
+        )
+
+    def _configure_transport(self, config: ServiceConfig) -> None:
+        transports = {c.rtsp_transport for c in config.cameras.values() if not c.is_file}
+        if len(transports) > 1:
+            log.warning(
+                "cameras ask for different rtsp_transport values; FFmpeg's is process-wide: "
+                "using tcp for all"
+            )
+        configure_ffmpeg_capture(transports.pop() if len(transports) == 1 else "tcp")
+
+    def _warn_unsupported(self, camera: CameraConfig) -> None:
+        if camera.tracked:
+            log.warning(
+                "camera %s: tracking, lines and zones need the tracking layer, not in this "
+                "build; they are ignored", camera.name,
+            )  # fmt: skip
+
+    # -- figures -----------------------------------------------------------------------------
+
+    def _figures(self) -> dict[str, tuple]:
+        """Per camera: (its running summary, its status, its current fps), or (how it ended,
+        None, 0)."""
+        pipeline = self._pipeline
+        with self._data:
+            ended = dict(self._ended)
+        running = pipeline.stream_summaries() if pipeline is not None else {}
+        status = pipeline.stream_status() if pipeline is not None else {}
+        fps = {s["name"]: s["fps"] for s in self.view.figures()["streams"]}
+        figures: dict = {name: (summary, None, 0.0) for name, summary in ended.items()}
+        for name, summary in running.items():
+            figures[name] = (summary, status.get(name), fps.get(name, 0.0))
+        return figures
+
+    def _describe(self, name: str, figures: dict) -> dict:
+        camera = self.config.cameras.get(name)
+        summary, status, fps = figures.get(name, (None, None, 0.0))
+        view = {
+            "name": name,
+            "source": mask_credentials(camera.source) if camera else None,
+            "state": _state(summary, status),
+            "since": status.since if status else None,
+            "last_error": (status.last_error if status else "")
+            or (summary.errors[-1] if summary and summary.errors else ""),
+        }
+        view["fps"] = fps
+        for key in (
+            "frames_decoded", "frames_processed", "frames_dropped", "frames_skipped",
+            "latency_p50_ms", "latency_p95_ms", "reconnects", "down_seconds",
+        ):  # fmt: skip
+            view[key] = getattr(summary, key) if summary else 0
+        with self._data:
+            view["counts"] = self._counts.get(name, {})
+        if camera is not None:
+            settings = camera.to_table()
+            settings["source"] = mask_credentials(camera.source)
+            view["config"] = settings
+        return view
+
+    def _engine_figures(self) -> EngineFigures:
+        pipeline = self._pipeline
+        if pipeline is None:
+            return EngineFigures()
+        status = pipeline.stream_status()
+        streams = []
+        for name, summary in pipeline.stream_summaries().items():
+            state = status.get(name)
+            up = state is not None and state.state is StreamState.STREAMING
+            streams.append(StreamFigures(
+                name, up, summary.frames_decoded, summary.frames_processed,
+                summary.frames_dropped, summary.frames_skipped, summary.reconnects,
+            ))  # fmt: skip
+        runtime = pipeline.runtime
+        in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
+        return EngineFigures(tuple(streams), in_flight, runtime.nireq)
+
+    def _page_figures(self) -> dict:
+        figures = self.view.figures()
+        states = {name: _state(s, status) for name, (s, status, _) in self._figures().items()}
+        for stream in figures["streams"]:
+            stream["state"] = states.get(stream["name"], "stopped")
+        return figures
+
+    def _header(self, total_fps: float, streams: int) -> str:
+        pipeline = self._pipeline
+        if pipeline is None:
+            return f"vapipe serve   {total_fps:.1f} fps   {streams} cameras"
+        runtime = pipeline.runtime
+        return (
+            f"vapipe serve   {total_fps:.1f} fps   {streams} cameras   "
+            f"{runtime.plan.device} on {', '.join(runtime.execution_devices)}"
+        )
+
+    # -- callbacks from the pipeline ---------------------------------------------------------
+
+    def publish_event(self, camera: str, event: dict) -> None:
+        """An event of the tracking layer (line_cross, zone_enter, zone_exit, track_end): to
+        the metrics, the camera's counts (retained) and MQTT (QoS 1, in order). Called in frame
+        order per camera, by the sink that receives events once the tracking layer is on."""
+        self.metrics.observe_event(camera, event)
+        counts = self._count(camera, event)
+        mqtt = self.mqtt
+        if mqtt is not None:
+            mqtt.publish_event(camera, event)
+            if counts is not None:
+                mqtt.publish_counts(camera, counts)
+
+    def _count(self, camera: str, event: dict) -> dict | None:
+        """Update the camera's line and zone counts; a copy of them if they changed."""
+        kind, label = event.get("type"), str(event.get("label", ""))
+        with self._data:
+            counts = self._counts.setdefault(camera, {"lines": {}, "zones": {}})
+            if kind == "line_cross":
+                line = counts["lines"].setdefault(
+                    event["line"], {"in": 0, "out": 0, "by_label": {}}
+                )
+                direction = event["direction"]
+                line[direction] += 1
+                by_label = line["by_label"].setdefault(label, {"in": 0, "out": 0})
+                by_label[direction] += 1
+            elif kind in ("zone_enter", "zone_exit"):
+                zone = counts["zones"].setdefault(event["zone"], {"entered": 0, "occupancy": {}})
+                occupancy = zone["occupancy"]
+                if kind == "zone_enter":
+                    zone["entered"] += 1
+                    occupancy[label] = occupancy.get(label, 0) + 1
+                else:
+                    occupancy[label] = max(0, occupancy.get(label, 0) - 1)
+            else:
+                return None
+            return json.loads(json.dumps(counts))  # a deep copy for the publisher
+
+    def _opened(self, stream: StreamInfo) -> None:
+        self._tick_camera(stream.name, force=True)
+
+    def _result(self, result: Result) -> None:
+        self.metrics.observe_latency(result.stream, result.latency_ms / 1000.0)
+
+    def _ended_stream(self, summary: StreamSummary) -> None:
+        """A stream ended (by itself, removed, or at a stop): keep its summary beside its
+        outputs, and say so over MQTT. (A batch job's files report to the job instead.)"""
+        if summary.name not in self.config.cameras and not self._segments.has(summary.name):
+            return
+        stem = self._segments.end(summary.name)
+        if summary.name in self.config.cameras:
+            with self._data:
+                self._ended[summary.name] = summary
+        if self.config.output.dir:
+            folder = self.config.resolve(self.config.output.dir)
+            if stem == summary.name:  # it never opened: no segment began
+                stem = self._segments.begin(summary.name)
+                self._segments.end(summary.name)
+            path = folder / f"{stem}.summary.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+        mqtt = self.mqtt
+        if mqtt is not None and summary.name in self.config.cameras:
+            mqtt.publish_state(summary.name, {"state": summary.status, "summary": _brief(summary)})
+
+    def _tick(self) -> None:
+        """On the pipeline's run thread, every half second: retained state when it changed
+        (or every 10 s with fresh figures)."""
+        if self.mqtt is None:
+            return
+        figures = self._figures()
+        for name in list(self.config.cameras):
+            self._tick_camera(name, figures)
+
+    def _tick_camera(self, name: str, figures: dict | None = None, force: bool = False) -> None:
+        mqtt = self.mqtt
+        if mqtt is None:
+            return
+        view = self._describe(name, figures if figures is not None else self._figures())
+        state = view["state"]
+        now = time.monotonic()
+        with self._data:
+            last = self._published.get(name)
+            due = force or last is None or last[0] != state
+            due = due or now - last[1] > STATE_REPUBLISH_SECONDS
+            if due:
+                self._published[name] = (state, now)
+        if due:
+            mqtt.publish_state(name, {k: view[k] for k in _STATE_KEYS})
+
+
+_STATE_KEYS = (
+    "state", "since", "fps", "latency_p95_ms", "frames_processed", "frames_dropped",
+    "reconnects", "last_error",
+)  # fmt: skip
+
+
+def _state(summary: StreamSummary | None, status) -> str:
+    if status is not None:
+        if status.state is StreamState.STREAMING and summary and not summary.frames_decoded:
+            return StreamState.CONNECTING.value
+        return status.state.value
+    if summary is not None:
+        return summary.status  # done, failed, stopped
+    return "starting"
+
+
+def _brief(summary: StreamSummary) -> dict:
+    return {
+        "frames_processed": summary.frames_processed, "frames_dropped": summary.frames_dropped,
+        "errors": summary.errors,
+    }  # fmt: skip
+
+
+def source_live_options(camera: CameraConfig) -> LiveOptions:
+    return LiveOptions(camera.open_timeout, camera.read_timeout, camera.max_retries)
