@@ -282,3 +282,31 @@ def test_with_a_second_stage_each_track_is_classified_when_it_appears_then_each_
     assert 2 <= crops <= 2 * 4 + 2  # per track: its first frame, then each second of 3.2 s
     events = read_jsonl(tmp_path / "two_cars.events.jsonl")
     assert [e["track_id"] for e in events if e["type"] == "track_end"] == [1, 2]
+
+
+def test_a_served_camera_with_a_line_publishes_its_events_and_counts(tmp_path):
+    from mosquitto import Mosquitto, Subscriber
+    from rtsp import free_port
+    from test_serve import Service, config_text
+
+    port = free_port()
+    cameras = (
+        f'[cameras.gate]\nsource = "{CAR}"\n\n[cameras.gate.lines]\nmiddle = [0, 0.5, 1, 0.5]\n'
+    )
+    with Mosquitto(tmp_path / "broker") as broker, Subscriber(broker.port) as sub:
+        config = tmp_path / "vapipe.toml"
+        config.write_text(config_text(port, cameras, broker.port))
+        service = Service(config, port)
+        try:
+            service.wait(lambda s: s.streams()["gate"]["state"] == "done", "the clip done",
+                         timeout=180)  # fmt: skip
+            counts = service.streams()["gate"]["counts"]
+            assert sub.wait_for(
+                lambda s: sum(b'"track_end"' in m for m in s.on("vapipe/gate/events")) == 4
+            )
+        finally:
+            service.stop()
+    events = [json.loads(m) for m in sub.on("vapipe/gate/events")]
+    crossings = [(e["track_id"], e["direction"]) for e in events if e["type"] == "line_cross"]
+    assert crossings == [(1, "in"), (2, "out"), (3, "in"), (4, "out")]
+    assert (counts["lines"]["middle"]["in"], counts["lines"]["middle"]["out"]) == (2, 2)

@@ -332,8 +332,9 @@ class StreamLifecycle:
             decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks, stop,
             classify=options.classify, class_latencies_ms=self.class_latencies_ms[service_class],
         )  # fmt: skip
-        if self._analytics is not None:
-            stream.analytics = StreamAnalytics(source.name, self._analytics, live=source.live)
+        tracking = options.analytics or self._analytics
+        if tracking is not None:
+            stream.analytics = StreamAnalytics(source.name, tracking, live=source.live)
             stream.tracked = self._frame_path.tracked_release() if stream.classify else None
         self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
