@@ -286,3 +286,18 @@ def test_a_name_defined_twice_for_a_stream_is_an_error():
 def test_an_unknown_anchor_is_an_error():
     with pytest.raises(AnalyticsError, match=r"^--anchor top: choose one of bottom-center, center"):
         analytics_options(anchor="top")
+
+
+def test_the_distance_to_a_zone_edge_agrees_with_opencv():
+    import cv2
+    import numpy as np
+
+    from pipeline.analytics.geometry import signed_distance
+
+    rng = np.random.default_rng(3)
+    for corners in ([(160, 120), (480, 120), (480, 360), (160, 360)],
+                    [(100, 100), (300, 50), (500, 200), (350, 400), (120, 300), (200, 200)]):  # fmt: skip
+        contour = np.array(corners, np.float32).reshape(-1, 1, 2)
+        for x, y in rng.uniform(0, 640, (500, 2)).tolist():
+            expected = cv2.pointPolygonTest(contour, (x, y), True)
+            assert signed_distance((x, y), corners) == pytest.approx(expected, abs=1e-3)

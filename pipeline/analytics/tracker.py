@@ -167,21 +167,22 @@ class ByteTracker:
             r, c = linear_sum_assignment(1.0 - iou)
             good = iou[r, c] >= min_iou
             r, c = r[good], c[good]
-            left_rows = np.ones(rows.size, bool)
-            left_rows[r] = False
-            left_dets = np.ones(dets.size, bool)
-            left_dets[c] = False
-            return list(zip(rows[r], dets[c], strict=True)), rows[left_rows], dets[left_dets]
+            taken_rows = np.zeros(rows.size, bool)  # (np.zeros is C; np.ones is Python)
+            taken_rows[r] = True
+            taken_dets = np.zeros(dets.size, bool)
+            taken_dets[c] = True
+            pairs = list(zip(rows[r].tolist(), dets[c].tolist(), strict=True))
+            return pairs, rows[~taken_rows], dets[~taken_dets]
 
-        high = np.flatnonzero(scores >= o.high_score)
-        low = np.flatnonzero((scores >= o.low_score) & (scores < o.high_score))
+        high = (scores >= o.high_score).nonzero()[0]
+        low = ((scores >= o.low_score) & (scores < o.high_score)).nonzero()[0]
         # 1. confirmed tracks (tracked and lost) with high-score detections
         tentative = states == _TENTATIVE_CODE
-        first, rest, high_left = assign(np.flatnonzero(~tentative), high, o.min_iou)
+        first, rest, high_left = assign((~tentative).nonzero()[0], high, o.min_iou)
         # 2. tracked (not lost) leftovers with low-score detections
         second, _, _ = assign(rest[states[rest] == _TRACKED_CODE], low, o.low_min_iou)
         # 3. tentative tracks with the high-score detections left
-        third, _, high_left = assign(np.flatnonzero(tentative), high_left, o.tentative_min_iou)
+        third, _, high_left = assign(tentative.nonzero()[0], high_left, o.tentative_min_iou)
 
         pairs = first + second + third
         joined: list[Track | None] = [None] * len(scores)
@@ -233,7 +234,7 @@ class ByteTracker:
     def _age(self, matched: set[int]) -> tuple[tuple[Track, ...], tuple[Track, ...]]:
         """Drop missed tentative tracks, mark missed confirmed ones lost, end the lost ones
         unseen for longer than `lost_seconds`: (ended, dropped)."""
-        keep = np.ones(len(self.tracks), bool)
+        keep = ~np.zeros(len(self.tracks), bool)
         ended, dropped = [], []
         for row, track in enumerate(self.tracks):
             if row in matched:

@@ -12,10 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
-import numpy as np
-
-from pipeline.analytics.geometry import Point
+from pipeline.analytics.geometry import Point, signed_distance
 from pipeline.analytics.options import ZoneSpec
 
 Change = Literal["enter", "exit"]
@@ -35,7 +32,6 @@ class ZoneMonitor:
         width, height = frame_size
         self.name = spec.name
         self.points: tuple[Point, ...] = tuple((x * width, y * height) for x, y in spec.points)
-        self._contour = np.array(self.points, np.float32).reshape(-1, 1, 2)
         self.occupancy: Counter[int] = Counter()  # confirmed tracks inside, by class id
         self.entered: Counter[int] = Counter()  # entries, by class id
         self.max_occupancy = 0
@@ -50,7 +46,7 @@ class ZoneMonitor:
     ) -> tuple[Change, float | None] | None:
         """Take a confirmed track's anchor of this frame at `now` seconds: ("enter", None),
         ("exit", dwell seconds) or None."""
-        distance = cv2.pointPolygonTest(self._contour, anchor, True)  # > 0 inside
+        distance = signed_distance(anchor, self.points)  # > 0 inside
         presence = self._presence.get(key)
         if presence is None:
             inside = distance >= 0
