@@ -295,8 +295,9 @@ def test_the_distance_to_a_zone_edge_agrees_with_opencv():
     from pipeline.analytics.geometry import signed_distance
 
     rng = np.random.default_rng(3)
-    for corners in ([(160, 120), (480, 120), (480, 360), (160, 360)],
-                    [(100, 100), (300, 50), (500, 200), (350, 400), (120, 300), (200, 200)]):  # fmt: skip
+    square = [(160, 120), (480, 120), (480, 360), (160, 360)]
+    concave = [(100, 100), (300, 50), (500, 200), (350, 400), (120, 300), (200, 200)]
+    for corners in (square, concave):
         contour = np.array(corners, np.float32).reshape(-1, 1, 2)
         for x, y in rng.uniform(0, 640, (500, 2)).tolist():
             expected = cv2.pointPolygonTest(contour, (x, y), True)
