@@ -1,9 +1,9 @@
 """Sampled streams decode every frame but convert only the frames they analyse (issue 16).
 
-Files and a real RTSP stream on loopback, with `every` and `max_fps`: the counts stay exact
-(decoded = processed + dropped + skipped), only the analysed frames are retrieved (converted
-to BGR), and their results are identical to those of a reference that reads every frame in
-full, as the decoder did before.
+Files, a looping simulated camera and a real RTSP stream on loopback, with `every` and
+`max_fps`: the counts stay exact (decoded = processed + dropped + skipped), only the analysed
+frames are retrieved (converted to BGR), and their results are identical to those of a
+reference that reads every frame in full, as the decoder did before.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from conftest import CAR, SSD_LABELS, SSD_XML, count_frames
 from rtsp import RtspServer
 
 from pipeline import Pipeline, Result, StreamOptions
-from sources import Backoff, FileSource, LiveOptions, LiveSource
+from sources import Backoff, FileSource, LiveOptions, LiveSource, SimulatedCamera
 
 FAST = LiveOptions(open_timeout=3.0, read_timeout=2.0, backoff=Backoff(initial=0.5, cap=2.0))
 
@@ -170,3 +170,14 @@ def test_a_sampled_rtsp_stream_converts_only_what_it_queues_with_results_as_the_
     assert max(got) < len(reference), "the reference covers the run"
     for index, result in got.items():
         _assert_same_detections(result, reference[index])
+
+
+def test_a_looping_simulated_camera_converts_only_what_it_analyses_across_passes(media):
+    clip = CountingFile(media["car30"], "cam")
+    camera = SimulatedCamera(clip, loop=True)  # as fast as it decodes, over and over
+    summary, results = _run([camera], StreamOptions(every=5), duration=4)
+    s = summary.streams[0]
+    assert camera.loops >= 1 and s.frames_decoded > 30, "more than one pass of 30 frames"
+    assert _accounted(s) and s.frames_dropped == 0, s
+    assert clip.retrieved == s.frames_processed == len(results.by_stream["cam"])
+    assert sorted(results.by_stream["cam"]) == list(range(0, s.frames_decoded, 5))
