@@ -49,6 +49,8 @@ class GrabbingSource(VideoSource, Protocol):
         normally; raise SourceError as `read` does."""
         ...
 
-    def retrieve(self) -> np.ndarray:
-        """The BGR image of the frame last grabbed; SourceError if it cannot be converted."""
+    def retrieve(self) -> np.ndarray | None:
+        """The BGR image of the frame last grabbed, or None if that one frame could not be
+        converted and the stream goes on (a live source reconnects); raise SourceError if the
+        stream cannot go on."""
         ...

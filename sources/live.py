@@ -106,8 +106,11 @@ class LiveSource:
                 raise SourceError(f"{self._shown}: not a stream address; expected rtsp://HOST/PATH")
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        pts_ms = self.grab()
-        return None if pts_ms is None else (self.retrieve(), pts_ms)
+        while (pts_ms := self.grab()) is not None:
+            image = self.retrieve()
+            if image is not None:
+                return image, pts_ms
+        return None
 
     def grab(self) -> float | None:
         while not self._interrupted.is_set():
@@ -128,11 +131,15 @@ class LiveSource:
                 self._lose("the stream ended or broke off")
         return None
 
-    def retrieve(self) -> np.ndarray:
+    def retrieve(self) -> np.ndarray | None:
+        """The frame last grabbed; None if it could not be converted (a corrupt camera frame):
+        the stream then counts as lost and the next `grab` reconnects."""
         ok, image = (False, None) if self._capture is None else self._capture.retrieve()
-        if not ok or image is None:
-            raise SourceError(f"{self._shown}: the frame last grabbed could not be converted")
-        return image
+        if ok and image is not None:
+            return image
+        if self._capture is not None:
+            self._lose("a frame could not be converted")
+        return None
 
     def release(self) -> None:
         self._close_capture()

@@ -47,10 +47,11 @@ class DecoderThread(threading.Thread, Generic[T]):
     called with the first frame in hand (a live source's size is known only then), before it
     is queued. `sampler`, if any, picks the frames to analyse; the others count as skipped.
     The decision is made before the frame is converted: a `GrabbingSource` is grabbed for every
-    frame and retrieved only for those analysed (other sources are `read` in full). Each
-    analysed frame is turned into a queue item by `prepare` (preprocessing runs here, off the
-    scheduler thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
-    always learns that the stream ended; `on_ended` is called last, when `done` is true.
+    frame and retrieved only for those analysed (other sources are `read` in full); a frame it
+    cannot retrieve counts as dropped. Each analysed frame is turned into a queue item by
+    `prepare` (preprocessing runs here, off the scheduler thread) and put on the stream's
+    lane. The lane is closed in `finally`, so the consumer always learns that the stream ended;
+    `on_ended` is called last, when `done` is true.
     Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
     With `low_priority` the thread runs at the lowest OS priority (nice 19; on Linux nice is
     per thread, and FFmpeg threads it starts inherit it): decoding and preprocessing a batch
@@ -126,6 +127,9 @@ class DecoderThread(threading.Thread, Generic[T]):
                 if image is None:
                     image = self.source.retrieve()  # type: ignore[attr-defined]
                 self.decoded += 1
+                if image is None:  # that frame could not be converted; the source goes on
+                    self.dropped += 1
+                    continue
                 frame = Frame(name, index, pts_ms, captured_at, image)
                 if self._frames.put(name, self._prepare(frame)) is not None:
                     self.dropped += 1
