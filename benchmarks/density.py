@@ -14,11 +14,17 @@ each N of each system runs at nearly the same time on this shared machine:
 - `handwritten`: decoder threads with `read()` for every frame, every 5th resized and put on
   a queue feeding an `AsyncInferQueue` (as benchmarks/handwritten_loop.py).
 
+The realtime search needs the machine to itself. `--mode cost` measures what a shared machine
+hardly changes: each system decodes 4 cameras x 250 frames as fast as it goes (vapipe with
+`--every 5`, lossless), and the process's CPU time per second of video is what one camera
+costs; the cores divided by it bound the cameras (median of interleaved rounds).
+
 The clips are made here with ffmpeg from the shared car clip, scaled up (15 s, 25 fps,
 H.264 Main, no B-frames, GOP 50, 4 Mbit/s at 1080p and 2 Mbit/s at 720p: a camera's main
 stream), and cached in the temp folder.
 
     python benchmarks/density.py --model MODEL.xml [--heights 1080 720] [--seconds 8]
+    python benchmarks/density.py --model MODEL.xml --mode cost [--rounds 3]
 """
 
 from __future__ import annotations
@@ -184,8 +190,9 @@ class RealtimeCamera:
     """A vapipe source (a `GrabbingSource`) that sends the looping clip in real time.
 
     pts_ms is the send time since the camera's start, so a result's send time is
-    `schedule.start + pts_ms / 1000`. (The `realtime`/`loop` simulated cameras of `vapipe
-    serve` do the same for users; this one stays here so the benchmark stands alone.)
+    `schedule.start + pts_ms / 1000`. (`sources.SimulatedCamera` does the same for users, but
+    restarts its clock when it falls 1 s behind, as a camera drops a backlog; that would hide a
+    decoder that cannot keep up, which this benchmark must see.)
     """
 
     live = True
