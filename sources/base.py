@@ -32,3 +32,25 @@ class VideoSource(Protocol):
     def interrupt(self) -> None:
         """Called from another thread to stop: a `read` waiting (to reconnect) returns None."""
         ...
+
+
+@runtime_checkable
+class GrabbingSource(VideoSource, Protocol):
+    """A source that can step past a frame without converting it to BGR.
+
+    Decoding a compressed stream has to touch every frame, but the colour conversion (and
+    the copy into a new array) is needed only for the frames that are analysed: the decoder
+    thread grabs every frame, decides whether to analyse it, and only then retrieves it.
+    `read` stays the same as `grab` followed by `retrieve`.
+    """
+
+    def grab(self) -> float | None:
+        """Step to the next frame and return its pts in ms, or None when the stream has ended
+        normally; raise SourceError as `read` does."""
+        ...
+
+    def retrieve(self) -> np.ndarray | None:
+        """The BGR image of the frame last grabbed, or None if that one frame could not be
+        converted and the stream goes on (a live source reconnects); raise SourceError if the
+        stream cannot go on."""
+        ...

@@ -21,7 +21,11 @@ _SHORTFALL_TOLERANCE = 0.02
 
 
 class FileSource:
-    """A video file. Opening checks that it exists and that a first frame decodes."""
+    """A video file. Opening checks that it exists and that a first frame decodes.
+
+    `grab` decodes the next frame; `retrieve` converts it to BGR (a `GrabbingSource`), so a
+    frame that is not analysed costs only its decoding.
+    """
 
     live = False
 
@@ -30,7 +34,7 @@ class FileSource:
         self.uri = str(path)
         self.name = name or self.path.stem
         self._capture: cv2.VideoCapture | None = None
-        self._first: tuple[np.ndarray, float] | None = None
+        self._first_pending = False  # open decoded the first frame; the first grab returns it
         self._decoded = 0
         self.declared_frames = 0
         self.fps = 0.0
@@ -44,34 +48,46 @@ class FileSource:
         capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, DECODE_PARAMS)
         if not capture.isOpened():
             raise SourceError(f"{self.uri}: cannot open as a video (not a video, or corrupt)")
-        ok, image = capture.read()
-        if not ok or image is None:
+        if not capture.grab():
             capture.release()
             raise SourceError(f"{self.uri}: no frame could be decoded (empty or corrupt video)")
         self._capture = capture
-        self._first = (image, capture.get(cv2.CAP_PROP_POS_MSEC))
+        self._first_pending = True
         self.declared_frames = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.size = (image.shape[1], image.shape[0])
+        self.size = frame_size(capture)
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        if self._first is not None:
-            first, self._first = self._first, None
-            self._decoded = 1
-            return first
+        pts_ms = self.grab()
+        return None if pts_ms is None else (self.retrieve(), pts_ms)
+
+    def grab(self) -> float | None:
         if self._capture is None:
             raise SourceError(f"{self.uri}: read before open")
-        ok, image = self._capture.read()
-        if ok and image is not None:
-            self._decoded += 1
-            return image, self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        if self._first_pending:
+            self._first_pending = False
+        elif not self._capture.grab():
+            self._check_complete()
+            return None
+        self._decoded += 1
+        return self._capture.get(cv2.CAP_PROP_POS_MSEC)
+
+    def retrieve(self) -> np.ndarray:
+        if self._capture is None:
+            raise SourceError(f"{self.uri}: read before open")
+        ok, image = self._capture.retrieve()
+        if not ok or image is None:
+            raise SourceError(f"{self.uri}: frame {self._decoded - 1} could not be converted")
+        return image
+
+    def _check_complete(self) -> None:
+        """At the end: raise if the file stopped well short of the frames it declares."""
         expected = self.declared_frames
         if expected and self._decoded < expected * (1 - _SHORTFALL_TOLERANCE) - 1:
             raise SourceError(
                 f"{self.uri}: decoding stopped at frame {self._decoded} of {expected} "
                 "(file truncated or corrupt)"
             )
-        return None
 
     def interrupt(self) -> None:
         pass  # reads never wait long
@@ -80,3 +96,11 @@ class FileSource:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+def frame_size(capture: cv2.VideoCapture) -> tuple[int, int]:
+    """(width, height) of the frames `capture` gives, as rotated by OpenCV."""
+    return (
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )

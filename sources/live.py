@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from sources.errors import SourceError, mask_credentials
-from sources.file import DECODE_PARAMS
+from sources.file import DECODE_PARAMS, frame_size
 from sources.live_options import LiveOptions
 from sources.state import StreamState, StreamStateMachine, StreamStatus
 
@@ -70,8 +70,10 @@ def _parse_options(text: str) -> dict[str, str]:
 class LiveSource:
     """A camera or network stream that reconnects with back-off whenever it is lost.
 
-    `open` only checks the address: connecting happens in `read`, on the decoder thread, so an
-    unreachable camera does not hold up the others. `read` returns frames while connected;
+    `open` only checks the address: connecting happens in `grab` (or `read`), on the decoder
+    thread, so an unreachable camera does not hold up the others. `grab` steps to the next
+    frame without converting it and `retrieve` converts it (a `GrabbingSource`); `read` does
+    both. They return frames while connected;
     when the stream ends, errors or stalls, it reconnects (state `reconnecting`) and carries
     on, until `interrupt` (then it returns None) or `max_retries` failed attempts in a row
     (then it raises SourceError). Frames are numbered by the decoder across reconnections;
@@ -104,23 +106,39 @@ class LiveSource:
                 raise SourceError(f"{self._shown}: not a stream address; expected rtsp://HOST/PATH")
 
     def read(self) -> tuple[np.ndarray, float] | None:
+        while (pts_ms := self.grab()) is not None:
+            image = self.retrieve()
+            if image is not None:
+                return image, pts_ms
+        return None
+
+    def grab(self) -> float | None:
         while not self._interrupted.is_set():
             if self._capture is None:
-                first = self._connect()
-                if first is not None:
-                    return first
+                if self._connect():
+                    return self._capture.get(cv2.CAP_PROP_POS_MSEC)
                 continue
-            if self._stalled:  # the last read ran into the read timeout
+            if self._stalled:  # the last grab ran into the read timeout
                 self._lose(f"no frame for {self.options.read_timeout:g} s (stalled)")
                 continue
             started = time.monotonic()
-            ok, image = self._capture.read()
+            ok = self._capture.grab()
             took = time.monotonic() - started
             self._stalled = took >= _STALL_SHARE * self.options.read_timeout
-            if ok and image is not None:
-                return image, self._capture.get(cv2.CAP_PROP_POS_MSEC)
+            if ok:
+                return self._capture.get(cv2.CAP_PROP_POS_MSEC)
             if not self._stalled:
                 self._lose("the stream ended or broke off")
+        return None
+
+    def retrieve(self) -> np.ndarray | None:
+        """The frame last grabbed; None if it could not be converted (a corrupt camera frame):
+        the stream then counts as lost and the next `grab` reconnects."""
+        ok, image = (False, None) if self._capture is None else self._capture.retrieve()
+        if ok and image is not None:
+            return image
+        if self._capture is not None:
+            self._lose("a frame could not be converted")
         return None
 
     def release(self) -> None:
@@ -142,22 +160,21 @@ class LiveSource:
 
     # -- connecting --------------------------------------------------------------------------
 
-    def _connect(self) -> tuple[np.ndarray, float] | None:
-        """One connection attempt: its first frame, or None after waiting the back-off (or an
-        error once `max_retries` attempts in a row have failed)."""
+    def _connect(self) -> bool:
+        """One connection attempt: True with its first frame grabbed, or False after waiting
+        the back-off (or an error once `max_retries` attempts in a row have failed)."""
         # OpenCV opens one FFmpeg capture at a time, process-wide (a global lock), so a host
         # that does not answer would hold up every other stream's (re)connection for the whole
         # open timeout. A plain TCP connection first, outside that lock, fails fast instead.
         error = self._unreachable()
         capture = None if error else _open_capture(self.uri, self.options)
         if capture is not None:
-            ok, image = capture.read()
-            if ok and image is not None:
+            if capture.grab():
                 self._capture, self._failures, self._stalled = capture, 0, False
-                self.size = (image.shape[1], image.shape[0])
+                self.size = frame_size(capture)
                 self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
                 self._state.to(StreamState.STREAMING)
-                return image, capture.get(cv2.CAP_PROP_POS_MSEC)
+                return True
             capture.release()
         self._failures += 1
         error = error or self._no_stream(opened=capture is not None)
@@ -170,7 +187,7 @@ class LiveSource:
         delay = self.options.backoff.delay(self._failures)
         log.warning("stream %s: %s; retrying in %.1f s", self.name, error, delay)
         self._interrupted.wait(delay)
-        return None
+        return False
 
     def _lose(self, reason: str) -> None:
         self._close_capture()

@@ -18,8 +18,8 @@ _RESYNC_SECONDS = 1.0
 
 
 class SimulatedCamera:
-    """Wraps a `FileSource`: with `realtime`, `read` returns each frame no sooner than its
-    presentation time after the first (as a camera delivers them), and the stream is live
+    """Wraps a `FileSource`: with `realtime`, `grab` (or `read`) returns each frame no sooner
+    than its presentation time after the first (as a camera delivers them), and the stream is live
     (drop-oldest: the queue never holds stale frames); with `loop`, the file starts again at
     its end, its timestamps carrying on. `interrupt` ends a wait at once.
 
@@ -81,19 +81,26 @@ class SimulatedCamera:
         self._file.open()
 
     def read(self) -> tuple[np.ndarray, float] | None:
+        pts_ms = self.grab()
+        return None if pts_ms is None else (self.retrieve(), pts_ms)
+
+    def grab(self) -> float | None:
+        """The next frame, decoded but not converted (a `GrabbingSource`, as the file is)."""
         if self._interrupted.is_set():
             return None
-        packet = self._file.read()
-        if packet is None and self.loop:
-            packet = self._restart()
-        if packet is None:
+        pts_ms = self._file.grab()
+        if pts_ms is None and self.loop:
+            pts_ms = self._restart()
+        if pts_ms is None:
             return None
-        image, pts_ms = packet
         pts_ms += self._offset_ms
         self._last_pts_ms = pts_ms
         if self.realtime and not self._wait_until(pts_ms):
             return None
-        return image, pts_ms
+        return pts_ms
+
+    def retrieve(self) -> np.ndarray:
+        return self._file.retrieve()
 
     def release(self) -> None:
         self._file.release()
@@ -103,17 +110,18 @@ class SimulatedCamera:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _restart(self) -> tuple[np.ndarray, float] | None:
-        """Open the file again from its start; the next pass's pts follow the last frame's."""
+    def _restart(self) -> float:
+        """Open the file again from its start and grab its first frame; the next pass's pts
+        follow the last frame's."""
         period_ms = 1000.0 / self.fps if self.fps > 0 else 40.0
         self._file.release()
         self._file.open()
         self._offset_ms = self._last_pts_ms + period_ms
         self.loops += 1
-        packet = self._file.read()
-        if packet is None:
+        pts_ms = self._file.grab()
+        if pts_ms is None:
             raise SourceError(f"{self.uri}: no frame on reopening to loop")
-        return packet
+        return pts_ms
 
     def _wait_until(self, pts_ms: float) -> bool:
         """Sleep until the frame's time on this source's clock; False if interrupted."""

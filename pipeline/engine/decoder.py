@@ -9,8 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+import numpy as np
+
 from pipeline.engine.frame_queue import QueueClosed
 from sources import Frame, FrameSampler, VideoSource
+from sources.base import GrabbingSource
 from sources.errors import VapipeError, mask_credentials
 
 log = logging.getLogger(__name__)
@@ -42,10 +45,13 @@ class DecoderThread(threading.Thread, Generic[T]):
     With `open_source` the thread opens the source itself (a failure to open is then this
     stream's failure, not the caller's); otherwise it must already be open. `on_started` is
     called with the first frame in hand (a live source's size is known only then), before it
-    is queued. `sampler`, if any, picks the frames to analyse; the others count as skipped. Each
-    frame is turned into a queue item by `prepare` (preprocessing runs here, off the scheduler
-    thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
-    always learns that the stream ended; `on_ended` is called last, when `done` is true.
+    is queued. `sampler`, if any, picks the frames to analyse; the others count as skipped.
+    The decision is made before the frame is converted: a `GrabbingSource` is grabbed for every
+    frame and retrieved only for those analysed (other sources are `read` in full); a frame it
+    cannot retrieve counts as dropped. Each analysed frame is turned into a queue item by
+    `prepare` (preprocessing runs here, off the scheduler thread) and put on the stream's
+    lane. The lane is closed in `finally`, so the consumer always learns that the stream ended;
+    `on_ended` is called last, when `done` is true.
     Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
     With `low_priority` the thread runs at the lowest OS priority (nice 19; on Linux nice is
     per thread, and FFmpeg threads it starts inherit it): decoding and preprocessing a batch
@@ -88,6 +94,14 @@ class DecoderThread(threading.Thread, Generic[T]):
         """Frames that were queued and not dropped: each gives one result once `done`."""
         return self.decoded - self.dropped - self.skipped
 
+    def _grab(self) -> tuple[float | None, None]:
+        """The next frame's pts, its image left unconverted until it is chosen."""
+        return self.source.grab(), None  # type: ignore[attr-defined]
+
+    def _read(self) -> tuple[float | None, np.ndarray | None]:
+        packet = self.source.read()
+        return (None, None) if packet is None else (packet[1], packet[0])
+
     def run(self) -> None:
         name = self.source.name
         self.started_at = time.time()
@@ -96,19 +110,27 @@ class DecoderThread(threading.Thread, Generic[T]):
         try:
             if self._open_source:
                 self.source.open()
+            grabbing = isinstance(self.source, GrabbingSource)
             while not self._stop_requested.is_set():
-                packet = self.source.read()
-                if packet is None:
+                pts_ms, image = self._grab() if grabbing else self._read()
+                if pts_ms is None:
                     self.reached_end = not self._stop_requested.is_set()
                     break
-                image, pts_ms = packet
+                captured_at, now = time.time(), time.monotonic()
                 if not self.decoded:
                     self._on_started(self.source)
-                frame = Frame(name, self.decoded, pts_ms, time.time(), image)
-                self.decoded += 1
-                if self._sampler is not None and not self._sampler.accept(time.monotonic()):
+                index = self.decoded
+                if self._sampler is not None and not self._sampler.accept(now):
+                    self.decoded += 1
                     self.skipped += 1
                     continue
+                if image is None:
+                    image = self.source.retrieve()  # type: ignore[attr-defined]
+                self.decoded += 1
+                if image is None:  # that frame could not be converted; the source goes on
+                    self.dropped += 1
+                    continue
+                frame = Frame(name, index, pts_ms, captured_at, image)
                 if self._frames.put(name, self._prepare(frame)) is not None:
                     self.dropped += 1
         except QueueClosed:
