@@ -234,7 +234,7 @@ def verdicts(
 ) -> list[Verdict]:  # fmt: skip
     """RSS growth from `warmup` to the end; fds, threads and p95 flat (the last quarter of the
     run after warm-up against the first); every event followed by results again."""
-    after = [s for s in samples if s.t_s >= warmup]
+    after = [s for s in samples if warmup <= s.t_s < duration]  # not the shutdown
     window = min(60.0, (duration - warmup) / 4)  # minute 5 and the last minute, for an hour
     start = [s for s in after if s.t_s < warmup + window] or after[:1]
     end = [s for s in after if s.t_s >= duration - window] or after[-1:]

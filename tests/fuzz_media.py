@@ -13,8 +13,10 @@ import subprocess
 from pathlib import Path
 
 TRUNCATIONS = 20  # offsets at which the valid clip is cut
-BIT_FLIP_FILES = 8
-BIT_FLIPS = 16  # per file, in its first 64 KB
+BIT_FLIP_FILES = 6
+BIT_FLIPS = 16  # per file, anywhere in its first 64 KB (mostly in frames)
+HEADER_FLIP_FILES = 8
+HEADER_FLIPS = 4  # per file, in the index before the frames (1.2 KB here)
 CLIP_FRAMES = 40
 
 
@@ -49,12 +51,20 @@ def make_fuzz_folder(src: Path, folder: Path, work: Path) -> dict[str, str]:
     for i in range(TRUNCATIONS):  # from just past the header to just short of the end
         cut = round(len(data) * (i + 1) / (TRUNCATIONS + 1))
         add(f"truncated-{i:02d}.mp4", "valid clip truncated").write_bytes(data[:cut])
+    header = data.find(b"mdat")  # the MP4 index (moov) comes first: +faststart
     for i in range(BIT_FLIP_FILES):
         damaged = bytearray(data)
         for _ in range(BIT_FLIPS):
             bit = rng.randrange(min(len(data), 65536) * 8)
             damaged[bit // 8] ^= 1 << (bit % 8)
         add(f"bitflips-{i}.mp4", "bit flips in the first 64 KB").write_bytes(bytes(damaged))
+    for i in range(HEADER_FLIP_FILES):
+        damaged = bytearray(data)
+        for _ in range(HEADER_FLIPS):
+            bit = rng.randrange(header * 8)
+            damaged[bit // 8] ^= 1 << (bit % 8)
+        kind = "bit flips in the first 64 KB, all in the MP4 index"
+        add(f"header-bitflips-{i}.mp4", kind).write_bytes(bytes(damaged))
     add("random-bytes.mp4", "random bytes, video extension").write_bytes(rng.randbytes(200_000))
     add("zero-length.mp4", "zero-length file").write_bytes(b"")
 
