@@ -102,9 +102,7 @@ class Cameras:
 
     def stop(self) -> None:
         for server in self.servers.values():
-            if server._process is not None:
-                server.resume()
-            server.kill()
+            server.stop()
 
 
 class Schedule:
@@ -127,7 +125,10 @@ class Schedule:
             kind, camera, at = self._current
             server = self.cameras.servers[camera]
             if now - at >= (self.down if kind == "restart" else self.pause):
-                server.start() if kind == "restart" else server.resume()
+                if kind == "restart":
+                    server.start()
+                else:
+                    server.resume()
                 self.done.append(Event(kind, camera, at, time.time()))
                 self._current = None
             return
@@ -138,7 +139,10 @@ class Schedule:
         kind = "restart" if self._n % 2 == 0 else "pause"
         camera = names[(self._n + self._n // len(names)) % len(names)]
         server = self.cameras.servers[camera]
-        server.kill() if kind == "restart" else server.pause()
+        if kind == "restart":
+            server.kill()
+        else:
+            server.pause()
         self._current = (kind, camera, now)
         self._n += 1
 
