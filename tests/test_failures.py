@@ -55,6 +55,9 @@ class ScriptJob:
         self.pid = int(self.shell.stdout.readline())
 
     def sigint_ignored(self) -> bool:
+        """Whether the job runs with SIGINT ignored, read once vapipe's own handlers are in
+        (before that, /proc may still show the shell's child between fork and exec)."""
+        self.wait_for_handler()
         ignored = int(_proc_status(self.pid)["SigIgn"], 16)
         return bool(ignored & (1 << (signal.SIGINT - 1)))
 
