@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -45,9 +46,10 @@ class Detections:
     def with_attributes(self, attributes: Sequence[Attributes | None]) -> Detections:
         return replace(self, attributes=tuple(attributes))
 
-    def to_list(self) -> list[dict]:
-        """JSON-ready detections: label, class_id, score, box, and `attributes` when
-        second-stage models ran (`{}` for a detection they did not classify)."""
+    def to_list(self, track_ids: Sequence[int | None] | None = None) -> list[dict]:
+        """JSON-ready detections: label, class_id, score, box, `track_id` given the track ids
+        (tracking on), and `attributes` when second-stage models ran (`{}` for a detection
+        they did not classify)."""
         items = [
             {
                 "label": self.label(int(class_id)),
@@ -57,18 +59,40 @@ class Detections:
             }
             for box, score, class_id in zip(self.boxes, self.scores, self.class_ids, strict=True)
         ]
+        if track_ids is not None:
+            for item, track_id in zip(items, track_ids, strict=True):
+                item["track_id"] = track_id
         for item, attributes in zip(items, self.attributes, strict=False):
             item["attributes"] = attributes.to_dict() if attributes is not None else {}
         return items
 
 
+class TrackEvent(Protocol):
+    """What a result's events are (`pipeline.analytics.Event`; the data layer names only
+    what it needs of them)."""
+
+    type: str
+    track_id: int
+
+    def to_dict(self) -> dict: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
-    """The outcome for one frame, delivered to a stream's sinks in frame order."""
+    """The outcome for one frame, delivered to a stream's sinks in frame order.
+
+    With tracking on, `track_ids[i]` is detection i's confirmed track id (None while its
+    track is not confirmed), `events` what tracked objects did at this frame, and `overlay`
+    what to draw of the tracking (a `pipeline.analytics.Overlay`: lines, zones, trails);
+    without it, `track_ids` and `overlay` are None.
+    """
 
     frame: Frame
     detections: Detections
     completed_at: float = field(default=0.0)
+    track_ids: tuple[int | None, ...] | None = None
+    events: tuple[TrackEvent, ...] = ()
+    overlay: object | None = None
 
     @property
     def stream(self) -> str:
@@ -86,5 +110,5 @@ class Result:
             "pts_ms": round(self.frame.pts_ms, 3),
             "captured_at": round(self.frame.captured_at, 3),
             "latency_ms": round(self.latency_ms, 2),
-            "detections": self.detections.to_list(),
+            "detections": self.detections.to_list(self.track_ids),
         }

@@ -19,7 +19,11 @@ class StreamSummary:
     detections per class label; `service_class` is `live` or `batch` (the scheduler's);
     `attributes` counts classified detections per class label by what their second-stage
     models said: `{"vehicle": {"color": {"red": 3}}}` for a softmax head, `{"person":
-    {"has_bag": 2}}` for multi-label attributes (present ones only)."""
+    {"has_bag": 2}}` for multi-label attributes (present ones only). With tracking on,
+    `tracks` counts the confirmed tracks, `lines` the crossings per line (`{"in", "out",
+    "by_label": {label: {"in", "out"}}}`) and `zones` the entries per zone (`{"entered",
+    "max_occupancy", "by_label"}`); without it `tracks` is None and the three are left out
+    of `summary.json`."""
 
     name: str
     source: str
@@ -39,6 +43,21 @@ class StreamSummary:
     errors: list[str] = field(default_factory=list)
     service_class: str = ""
     attributes: dict[str, dict] = field(default_factory=dict)
+    tracks: int | None = None
+    lines: dict[str, dict] = field(default_factory=dict)
+    zones: dict[str, dict] = field(default_factory=dict)
+
+    def counts_text(self) -> str:
+        """`4 tracks; line gate: in 2, out 2; zone desk: entered 6, max 1` ("" untracked)."""
+        if self.tracks is None:
+            return ""
+        parts = [f"{self.tracks} tracks"]
+        parts += [f"line {n}: in {c['in']}, out {c['out']}" for n, c in self.lines.items()]
+        parts += [
+            f"zone {n}: entered {c['entered']}, max {c['max_occupancy']}"
+            for n, c in self.zones.items()
+        ]
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -76,7 +95,12 @@ class RunSummary:
         return [s for s in self.streams if s.status == "failed"]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for stream in data["streams"]:
+            if stream["tracks"] is None:  # not tracked: no tracking figures
+                for key in ("tracks", "lines", "zones"):
+                    del stream[key]
+        return data
 
     def write_json(self, path: str | Path) -> None:
         """Replace `path` atomically (OutputError naming it if it cannot be written)."""
@@ -98,6 +122,8 @@ class RunSummary:
                 + (f" {s.reconnects:>10} {s.down_seconds:>7.1f}" if live else "")
             )
             lines += [f"{'':<{width}}  error: {e}" for e in s.errors]
+            if s.tracks is not None:
+                lines.append(f"{'':<{width}}  {s.counts_text()}")
         lines.append(
             f"total: {self.total_frames} frames in {self.wall_seconds:.1f} s = "
             f"{self.total_fps:.1f} fps on {self.device} "

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.analytics import AnalyticsOptions, LineSpec, ZoneSpec
 from pipeline.apps.stopping import StopController
 from pipeline.engine.pipeline import Pipeline
 from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
-from pipeline.outputs.sinks import JsonlSink
+from pipeline.outputs.sinks import EventsJsonlSink, JsonlSink
 from pipeline.summary import RunSummary
 from sources import VideoSource, sources_from_specs
 from sources.synthetic import SyntheticSource
@@ -101,6 +102,14 @@ class BenchReport:
     rounds: list[dict] = field(default_factory=list)  # each round's inference and e2e fps
     classes: dict[str, dict] = field(default_factory=dict)  # e2e per service class, last round
     cascade: CascadeFigures | None = None
+    tracked_fps: float | None = None  # end to end with tracking, a line and a zone (`track`)
+    tracked_cpu_ratio: float | None = None  # CPU per frame with tracking / without (median)
+
+    @property
+    def tracked_over_e2e(self) -> float | None:
+        if self.tracked_fps is None or not self.e2e_fps:
+            return None
+        return self.tracked_fps / self.e2e_fps
 
     @property
     def e2e_over_inference(self) -> float:
@@ -116,6 +125,9 @@ class BenchReport:
             "ratio_e2e_over_inference": round(self.e2e_over_inference, 3),
             "ratio_e2e_over_combined_limit": round(self.e2e_over_combined, 3),
         }
+        if self.tracked_over_e2e is not None:
+            out["ratio_tracked_over_e2e"] = round(self.tracked_over_e2e, 3)
+            out["ratio_tracked_over_e2e_cpu_per_frame"] = self.tracked_cpu_ratio
         if self.cascade is not None:
             for name in ("cascade", "paced"):
                 by_fps, by_cpu = getattr(self.cascade, f"{name}_cost")
@@ -135,6 +147,11 @@ class BenchReport:
             ("ratio e2e / inference only", f"{self.e2e_over_inference:.3f}"),
             ("ratio e2e / combined limit", f"{self.e2e_over_combined:.3f}"),
         ]
+        if self.tracked_over_e2e is not None:
+            rows.insert(4, ("end to end with tracking, a line and a zone",
+                            f"{self.tracked_fps:.1f} fps"))  # fmt: skip
+            rows.append(("ratio e2e with tracking / without", f"{self.tracked_over_e2e:.3f}"))
+            rows.append(("CPU per frame with tracking / without", f"{self.tracked_cpu_ratio:.3f}"))
         for name, c in self.classes.items():
             rows.append((
                 f"{name} class: frames, fps, latency p50 / p95",
@@ -145,6 +162,9 @@ class BenchReport:
             per_round = ", ".join(f"{r['e2e_over_combined']:.3f}" for r in self.rounds)
             rows.insert(0, (f"medians of {len(self.rounds)} interleaved rounds", ""))
             rows.append(("e2e / combined limit per round", per_round))
+            if self.tracked_over_e2e is not None:
+                per_round = ", ".join(f"{r['tracked_over_e2e']:.3f}" for r in self.rounds)
+                rows.append(("tracking / without per round (fps)", per_round))
         if self.cascade is not None:
             rows += self.cascade.rows()
         head = (
@@ -212,6 +232,7 @@ def run_bench(
     classify: Sequence[str | ClassifySpec] = (),
     classify_options: ClassifyOptions | None = None,
     stop: StopController | None = None,
+    track: bool = False,
 ) -> BenchReport | None:
     """Measure the three throughputs on one compiled model, in this process.
 
@@ -220,6 +241,10 @@ def run_bench(
     steadier than one of phases minutes apart. A `stop` request ends the bench: a round cut
     short is left out, and with no round complete there is no report (None). With `classify`,
     the cascade's figures are measured after, in rounds of their own (see `CascadeFigures`).
+    With `track`, each round also runs the end-to-end phase with tracking, a counting line and
+    a zone (events written too), after the one without (before it every other round), and
+    both phases' CPU time per frame is measured: on a machine shared with other work the CPU
+    ratio is steadier than the throughput ratio.
     """
     with closing(Detector.load(model, device=device, nireq=nireq, labels=labels)) as detector:
         stopped = lambda: stop is not None and stop.requested  # noqa: E731
@@ -232,13 +257,30 @@ def run_bench(
             if round_index:
                 inference_fps = measure_inference(detector, seconds, stop)
             round_latencies: list[float] = []
+            cpu: list[float] = []
+
+            def tracked_phase() -> tuple[RunSummary, float] | None:
+                if not track or stopped():
+                    return None
+                seconds_used: list[float] = []
+                summary = _measure_e2e(
+                    detector, _streams(sources, streams, synthetic_frames), seconds, [], stop,
+                    cpu_seconds=seconds_used, analytics=BENCH_ANALYTICS,
+                )  # fmt: skip
+                return summary, 1000 * seconds_used[0] / max(1, summary.total_frames)
+
+            tracked = tracked_phase() if round_index % 2 else None  # every other round first
             summary = _measure_e2e(detector, _streams(sources, streams, synthetic_frames),
-                                   seconds, round_latencies, stop)  # fmt: skip
-            if stopped() or summary.interrupted:
+                                   seconds, round_latencies, stop, cpu_seconds=cpu)  # fmt: skip
+            if not round_index % 2:
+                tracked = tracked_phase()
+            interrupted = tracked is not None and tracked[0].interrupted
+            if stopped() or summary.interrupted or interrupted or (track and tracked is None):
                 break
             latencies += round_latencies
             combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
-            measured.append((inference_fps, summary, combined))
+            cpu_ms = 1000 * cpu[0] / max(1, summary.total_frames)
+            measured.append((inference_fps, summary, combined, tracked, cpu_ms))
         if not measured:
             return None
         inference_fps = statistics.median(m[0] for m in measured)
@@ -271,12 +313,37 @@ def run_bench(
                     "inference_fps": round(inf, 2),
                     "e2e_fps": summary.total_fps,
                     "e2e_over_combined": round(summary.total_fps / comb, 3),
+                    **(
+                        {
+                            "tracked_fps": tracked[0].total_fps,
+                            "tracked_over_e2e": round(tracked[0].total_fps / summary.total_fps, 3),
+                            "cpu_ms_per_frame": round(cpu_ms, 3),
+                            "tracked_cpu_ms_per_frame": round(tracked[1], 3),
+                        }
+                        if tracked is not None and summary.total_fps
+                        else {}
+                    ),
                 }
-                for inf, summary, comb in measured
+                for inf, summary, comb, tracked, cpu_ms in measured
             ],
             classes={name: asdict(c) for name, c in measured[-1][1].classes.items()},
             cascade=cascade,
+            tracked_fps=(
+                round(statistics.median(m[3][0].total_fps for m in measured), 2) if track else None
+            ),
+            tracked_cpu_ratio=(
+                round(statistics.median(m[3][1] / m[4] for m in measured if m[4] > 0), 3)
+                if track
+                else None
+            ),
         )
+
+
+# what `--track` adds: tracking, a line across the middle and a zone over the left half
+BENCH_ANALYTICS = AnalyticsOptions(
+    lines=(LineSpec("middle", (0.0, 0.5), (1.0, 0.5)),),
+    zones=(ZoneSpec("left", ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))),),
+)
 
 
 def _measure_cascade(
@@ -359,15 +426,19 @@ def _measure_e2e(
     classify_options: ClassifyOptions | None = None,
     device: str = "AUTO",
     cpu_seconds: list[float] | None = None,
+    analytics: AnalyticsOptions | None = None,
 ) -> RunSummary:
-    """The whole pipeline with a JSONL sink for `seconds`; latencies are appended, and the
-    process CPU time of the run (not of loading) to `cpu_seconds`. A `stop` request ends it
-    early, and its summary then says `interrupted`."""
+    """The whole pipeline with a JSONL sink (and an events sink, with `analytics`) for
+    `seconds`; latencies are appended, and the process CPU time of the run (not of loading)
+    to `cpu_seconds`. A `stop` request ends it early, and its summary then says
+    `interrupted`."""
     with tempfile.TemporaryDirectory(prefix="vapipe-bench-") as out:
         sinks = [JsonlSink(out), lambda result: latencies.append(result.latency_ms)]
+        if analytics is not None:
+            sinks.append(EventsJsonlSink(out))
         with Pipeline(
             sources, detector, sinks=sinks, classify=classify, classify_options=classify_options,
-            device=device,
+            device=device, analytics=analytics,
         ) as pipeline:  # fmt: skip
             cpu_started = _cpu_seconds()
             if stop is None:

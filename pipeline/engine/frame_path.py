@@ -9,9 +9,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.detections import Result
-from pipeline.engine.cascade import Cascade
+from pipeline.engine.cascade import Cascade, TrackedRelease
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
+from pipeline.models.classifiers.votes import NO_TRACK
+from pipeline.outputs.sinks import EventSink
 from sources import Frame
 
 if TYPE_CHECKING:
@@ -28,6 +30,11 @@ class FramePath:
     stream's last result may have been delivered. With a `cascade`, a result goes to the
     release only once its second-stage classifications are in (other frames and streams go on
     meanwhile).
+
+    A tracked stream's results are tracked in `deliver`, in frame order; with a cascade too,
+    their tracks are classified after that (the tracks due only, `TrackedRelease`) and the
+    results reach the sinks from there, still in frame order. Events go to the stream's sinks
+    that take them (`write_events`).
     """
 
     def __init__(
@@ -52,8 +59,9 @@ class FramePath:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
             result = Result(job.frame, detections, time.time())
-            if self.cascade is None or not self._streams[job.frame.stream].classify:
-                self._release(dispatched.seq, result)
+            stream = self._streams[job.frame.stream]
+            if self.cascade is None or not stream.classify or stream.tracked is not None:
+                self._release(dispatched.seq, result)  # a tracked one: classified after it
             else:
                 release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
                 self.cascade.process(result, dispatched.seq, release)
@@ -68,8 +76,27 @@ class FramePath:
             self._wake.set()  # this may have been the stream's last result
 
     def deliver(self, result: Result) -> None:
-        """Hand `result` to each of its stream's sinks; a sink that raises fails for this stream
-        only (it gets nothing more of it) and the other sinks and streams go on."""
+        """In frame order: track the result (tracking on), classify its tracks due (with a
+        cascade too), hand it to the sinks."""
+        stream = self._streams[result.stream]
+        if stream.analytics is None:
+            self.write(result)
+            return
+        result = stream.analytics.track(result)
+        if stream.tracked is None:
+            self.write(result)
+        else:  # `released` is this result's number: the release counts it once emitted
+            ids = [NO_TRACK if i is None else i for i in result.track_ids or ()]
+            stream.tracked.push(stream.release.released, result, ids)
+
+    def tracked_release(self) -> TrackedRelease | None:
+        """A tracked stream's second stage, if there is a cascade (None otherwise)."""
+        return None if self.cascade is None else TrackedRelease(self.cascade, self.write)
+
+    def write(self, result: Result) -> None:
+        """Hand `result` to each of its stream's sinks (its events to those that take them);
+        a sink that raises fails for this stream only (it gets nothing more of it) and the
+        other sinks and streams go on."""
         stream = self._streams[result.stream]
         for index, sink in enumerate(stream.sinks):
             if index in stream.sink_errors:
@@ -78,4 +105,19 @@ class FramePath:
                 sink.write(result)
             except Exception as error:
                 stream.sink_failed(index, sink, error)
+        if result.events:
+            self.write_events(result.stream, result.events)
         stream.record(result)
+        if stream.tracked is not None and stream.decoder.done:
+            self._wake.set()  # this may have been the stream's last result
+
+    def write_events(self, name: str, events: Sequence) -> None:
+        """Hand tracking events, in order, to the stream's sinks that take them."""
+        stream = self._streams[name]
+        for index, sink in enumerate(stream.sinks):
+            if index in stream.sink_errors or not isinstance(sink, EventSink):
+                continue
+            try:
+                sink.write_events(name, events)
+            except Exception as error:
+                stream.sink_failed(index, sink, error)

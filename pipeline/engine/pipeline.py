@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openvino as ov
 
+from pipeline.analytics import AnalyticsOptions
 from pipeline.detections import Result
 from pipeline.engine.cascade import Cascade
 from pipeline.engine.feeds import Feed
@@ -57,6 +58,11 @@ class Pipeline:
     the sinks in frame order, and returns a RunSummary. Use it as a context manager so that
     the request pools and compiled models are released in a safe order.
 
+    With `analytics` (`AnalyticsOptions`, or True for tracking with no lines or zones), every
+    stream is tracked: results carry track ids and events, sinks with `write_events` get the
+    events, and the summary the counts; with `classify` too, a track is classified when it
+    appears and then every `reclassify_seconds` (`ClassifyOptions`), not every frame.
+
     More streams may join in other feeds (`add_feed`), with their own sinks, before or while
     it runs: recordings at batch class beside live cameras. Live frames are dispatched first
     unless `streams.scheduling` says otherwise (see `StreamOptions`).
@@ -86,6 +92,7 @@ class Pipeline:
         streams: StreamOptions | None = None,
         classify: Sequence[str | ClassifySpec] = (),
         classify_options: ClassifyOptions | None = None,
+        analytics: AnalyticsOptions | bool | None = None,
         core: ov.Core | None = None,
         open_ended: bool = False,
     ) -> None:
@@ -94,6 +101,11 @@ class Pipeline:
         eager_sources = sources_from_specs(sources, options.live) if eager else []
         if eager and not eager_sources and not open_ended:
             raise ValueError("no sources given")
+        if analytics is True:
+            analytics = AnalyticsOptions()
+        self.analytics = analytics or None
+        if self.analytics is not None and eager:
+            self.analytics.check_streams(s.name for s in eager_sources)
         self.sinks = [_as_sink(s) for s in sinks]
         self._owns_detector = not isinstance(model, Detector)
         detector = model if isinstance(model, Detector) else None
@@ -134,7 +146,7 @@ class Pipeline:
         self._frame_path = FramePath(self.adapter, active, self._wake, self.cascade)
         self._streams = StreamLifecycle(
             options=options, frames=self._frames, frame_path=self._frame_path, active=active,
-            stop=self._stop, wake=self._wake,
+            stop=self._stop, wake=self._wake, analytics=self.analytics,
         )  # fmt: skip
         # The pipeline's sinks serve the streams of `add_stream` too: the run closes them.
         self._streams.add(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 from sources.live_options import LiveOptions
+
+if TYPE_CHECKING:  # not at run time: the command line's parser loads this, and must stay light
+    from pipeline.analytics import AnalyticsOptions
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class StreamOptions:
 
     `classify` false leaves a stream's detections out of the second stage (if the pipeline
     has one): a camera added with its own options whose crops need no classifier.
+    `analytics`, if set, is the streams' own tracking, lines and zones (a camera added with its
+    own options); None leaves them to the pipeline's `analytics`.
     """
 
     policy: QueuePolicy | None = None
@@ -39,6 +45,7 @@ class StreamOptions:
     scheduling: Scheduling = Scheduling.CLASSES
     batch_requests: int | None = None
     classify: bool = True
+    analytics: AnalyticsOptions | None = None
 
     def service_class(self, name: str, live: bool) -> ServiceClass:
         """The class of the stream `name` whose source is `live` or not."""

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.analytics import AnalyticsOptions, StreamAnalytics
 from pipeline.detections import Detections, Result
+from pipeline.engine.cascade import TrackedRelease
 from pipeline.engine.decoder import DecoderThread
 from pipeline.engine.feeds import Feed, progress_of
 from pipeline.engine.frame_path import FramePath
@@ -69,7 +71,10 @@ def _attribute_table(
 
 def _sink_error(sink: Sink, error: Exception) -> str:
     """One line for a sink's failure: our own errors say what to do; a bug names its type."""
-    name = f"callback {sink.on_result!r}" if isinstance(sink, CallbackSink) else type(sink).__name__
+    if isinstance(sink, CallbackSink):
+        name = f"callback {sink.on_result or sink.on_event!r}"
+    else:
+        name = type(sink).__name__
     why = str(error) if isinstance(error, VapipeError) else f"{type(error).__name__}: {error}"
     return f"{name} failed: {why}"
 
@@ -112,6 +117,8 @@ class ActiveStream:
     # by (class id, head or attribute, label or None for a multi-label attribute)
     attribute_counts: Counter[tuple[int, str, str | None]] = field(default_factory=Counter)
     sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
+    analytics: StreamAnalytics | None = None  # tracking, lines and zones, when on
+    tracked: TrackedRelease | None = None  # the second stage after the tracker, when both on
 
     def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
         """Sink `index` failed for this stream: it gets nothing more of it; the stream fails."""
@@ -125,8 +132,14 @@ class ActiveStream:
 
     @property
     def complete(self) -> bool:
-        """Decoding is over and every queued frame's result has been delivered."""
-        return self.decoder.done and self.release.released >= self.decoder.dispatchable
+        """Decoding is over and every queued frame's result has been delivered (through the
+        second stage after the tracker too, when there is one)."""
+        released = self.release.released
+        return (
+            self.decoder.done
+            and released >= self.decoder.dispatchable
+            and (self.tracked is None or self.tracked.released >= released)
+        )
 
     def record(self, result: Result) -> None:
         """Count a delivered result (called in frame order, under the release's lock)."""
@@ -184,6 +197,7 @@ class ActiveStream:
             errors=([decoder.error] if decoder.error else []) + list(self.sink_errors.values()),
             attributes=_attribute_table(self.attribute_counts, self.names),
             service_class=self.service_class.value,
+            **(self.analytics.summary() if self.analytics is not None else {}),
         )
 
 
@@ -195,6 +209,7 @@ class StreamLifecycle:
     `concurrency` streams at once. Feeds may be added from any thread until the run is over
     (every feed exhausted and no stream running); then the frame queue is sealed. `active`
     (the running streams by name) is shared with the frame path, which delivers their results.
+    With `analytics`, every stream is tracked (its tracks classified, with a cascade too).
     """
 
     def __init__(
@@ -206,7 +221,9 @@ class StreamLifecycle:
         active: dict[str, ActiveStream],
         stop: threading.Event,
         wake: threading.Event,
+        analytics: AnalyticsOptions | None = None,
     ) -> None:
+        self._analytics = analytics
         self._options = options
         self._frames = frames
         self._stop = stop
@@ -315,6 +332,10 @@ class StreamLifecycle:
             decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks, stop,
             classify=options.classify, class_latencies_ms=self.class_latencies_ms[service_class],
         )  # fmt: skip
+        tracking = options.analytics or self._analytics
+        if tracking is not None:
+            stream.analytics = StreamAnalytics(source.name, tracking, live=source.live)
+            stream.tracked = self._frame_path.tracked_release() if stream.classify else None
         self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
 
@@ -352,6 +373,9 @@ class StreamLifecycle:
                     self._frames.remove_lane(name)
                 summary = stream.summary()
                 try:  # whatever interrupts the sinks (Ctrl-C), the stream stays in the summary
+                    if stream.analytics is not None:  # its tracks still open end with it
+                        self._frame_path.write_events(name, stream.analytics.finish())
+                        summary = stream.summary()  # a sink may have failed on them
                     summary = self._finish_sinks(stream, summary)
                 finally:
                     del self.active[name], feed.active[name]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
+from pipeline.analytics.stream import Overlay
 from pipeline.detections import Detections
 
 # Distinct, saturated BGR colours; class i uses _PALETTE[i % len(_PALETTE)].
@@ -19,6 +22,11 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def class_color(class_id: int) -> tuple[int, int, int]:
     return _PALETTE[class_id % len(_PALETTE)]
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """Neighbouring ids get distant colours."""
+    return _PALETTE[(track_id * 7) % len(_PALETTE)]
 
 
 def _scale(image: np.ndarray) -> float:
@@ -57,30 +65,94 @@ def draw_detections(
     scale: float = 1.0,
     offset: tuple[int, int] = (0, 0),
     thickness: int | None = None,
+    track_ids: Sequence[int | None] | None = None,
 ) -> np.ndarray:
     """Boxes, class labels and scores drawn onto `image` in place; returns `image`.
 
     Boxes are in source pixels: `scale` and `offset` place them where the frame was drawn at
     that scale (a tile of a mosaic), so lines stay crisp in their class colour. A detection's
     second-stage attributes ("red car") go on a line under its label. (OpenCV's Hershey
-    fonts draw ASCII only, hence two lines rather than "vehicle 0.97 · red car".)
+    fonts draw ASCII only, hence two lines rather than "vehicle 0.97 · red car".) With
+    `track_ids`, a tracked box is labelled `#id` first and drawn in its track's colour.
     """
     thickness = thickness or max(1, round(2 * _scale(image)))
     attributes = detections.attributes or (None,) * len(detections)
-    for box, score, class_id, attrs in zip(
-        detections.boxes, detections.scores, detections.class_ids, attributes, strict=True
+    ids = track_ids if track_ids is not None else (None,) * len(detections)
+    for box, score, class_id, attrs, track_id in zip(
+        detections.boxes, detections.scores, detections.class_ids, attributes, ids, strict=True
     ):
-        color = class_color(int(class_id))
+        color = class_color(int(class_id)) if track_id is None else track_color(track_id)
         x1, x2 = (round(float(box[i]) * scale) + offset[0] for i in (0, 2))
         y1, y2 = (round(float(box[i]) * scale) + offset[1] for i in (1, 3))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, thickness)
-        bottom = draw_label(
-            image, f"{detections.label(int(class_id))} {score:.2f}", (x1, y1), color
-        )
+        text = f"{detections.label(int(class_id))} {score:.2f}"
+        text = text if track_id is None else f"#{track_id} {text}"
+        bottom = draw_label(image, text, (x1, y1), color)
         caption = attrs.caption() if attrs is not None else ""
         if caption:
             draw_label(image, caption, (x1, bottom + _line_height(image)), color)
     return image
+
+
+_LINE_COLOR = (0, 215, 255)  # amber
+_ZONE_COLOR = (255, 200, 0)  # sky blue
+
+
+def draw_overlay(
+    image: np.ndarray,
+    overlay: Overlay,
+    scale: float = 1.0,
+    offset: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """Zones with their occupancy, lines with their in/out counts and an arrow on the side
+    `in` goes to, and each track's trail, drawn onto `image` in place; returns `image`.
+    Coordinates are source pixels, placed by `scale` and `offset` as in `draw_detections`."""
+
+    def at(point: tuple[float, float]) -> tuple[int, int]:
+        return round(point[0] * scale) + offset[0], round(point[1] * scale) + offset[1]
+
+    thickness = max(1, round(2 * _scale(image)))
+    for zone in overlay.zones:
+        corners = np.array([at(p) for p in zone.points], np.int32)
+        cv2.polylines(image, [corners], True, _ZONE_COLOR, thickness, cv2.LINE_AA)
+        detail = ", ".join(f"{n} {label}" for label, n in zone.by_label)
+        text = f"{zone.name}: {zone.occupants}" + (f" ({detail})" if detail else "")
+        top = min(zone.points, key=lambda p: (p[1], p[0]))
+        draw_label(image, text, at((top[0], top[1] + 1)), _ZONE_COLOR)
+    for line in overlay.lines:
+        start, end = at(line.start), at(line.end)
+        cv2.line(image, start, end, _LINE_COLOR, thickness + 1, cv2.LINE_AA)
+        middle = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+        dx, dy = end[0] - start[0], end[1] - start[1]
+        length = max(1.0, float(np.hypot(dx, dy)))
+        reach = 30 * _scale(image)  # `in` goes to the left of start→end: (dy, -dx) on images
+        tip = (round(middle[0] + dy / length * reach), round(middle[1] - dx / length * reach))
+        base = (round(middle[0] - dy / length * reach), round(middle[1] + dx / length * reach))
+        cv2.arrowedLine(image, base, tip, _LINE_COLOR, thickness, cv2.LINE_AA, tipLength=0.4)
+        label_at = (round(middle[0]) + 6, round(middle[1]) - 6)
+        draw_label(image, f"{line.name} in {line.count_in} out {line.count_out}", label_at,
+                   _LINE_COLOR)  # fmt: skip
+    for trail in overlay.trails:
+        if len(trail.points) > 1:
+            points = np.array([at(p) for p in trail.points], np.int32)
+            cv2.polylines(image, [points], False, track_color(trail.track_id), thickness,
+                          cv2.LINE_AA)  # fmt: skip
+    return image
+
+
+def draw_result(
+    image: np.ndarray,
+    detections: Detections,
+    track_ids: Sequence[int | None] | None = None,
+    overlay: object | None = None,
+    scale: float = 1.0,
+    offset: tuple[int, int] = (0, 0),
+    thickness: int | None = None,
+) -> np.ndarray:
+    """A result's tracking overlay (if any) under its boxes, drawn in place."""
+    if isinstance(overlay, Overlay):
+        draw_overlay(image, overlay, scale, offset)
+    return draw_detections(image, detections, scale, offset, thickness, track_ids)
 
 
 def annotated(image: np.ndarray, detections: Detections) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.analytics.stream import Overlay
 from pipeline.detections import Result
 from pipeline.outputs.mosaic import Rect, Tile, compose
 from pipeline.outputs.sinks.base import StreamInfo
@@ -34,6 +35,17 @@ class _StreamView:
         while self.arrivals and self.arrivals[0] < now - RATE_WINDOW_SECONDS:
             self.arrivals.popleft()
         return len(self.arrivals) / RATE_WINDOW_SECONDS
+
+
+def _tracking_figures(latest: Result | None) -> dict:
+    """A tracked stream's line counts and zone occupancy so far ({} if not tracked)."""
+    overlay = latest.overlay if latest is not None else None
+    if not isinstance(overlay, Overlay):
+        return {}
+    return {
+        "lines": {v.name: {"in": v.count_in, "out": v.count_out} for v in overlay.lines},
+        "zones": {v.name: {"occupants": v.occupants} for v in overlay.zones},
+    }
 
 
 def _plain_header(total_fps: float, streams: int) -> str:
@@ -120,7 +132,10 @@ class LiveView:
                     "fps": round(view.fps(now), 2),
                     "latency_ms": round(latest.latency_ms, 1) if latest else None,
                     "frame": latest.frame.index if latest else None,
-                    "detections": latest.detections.to_list() if latest else [],
+                    "detections": (
+                        latest.detections.to_list(latest.track_ids) if latest else []
+                    ),
+                    **_tracking_figures(latest),
                     "ended": view.ended or None,
                 })  # fmt: skip
             layout = {
@@ -143,4 +158,7 @@ class LiveView:
         caption = f"{view.fps(now):.1f} fps  {latest.latency_ms:.0f} ms"
         if view.ended:
             caption += f"  ({view.ended})"
-        return Tile(name, latest.frame.image, latest.detections, caption)
+        return Tile(
+            name, latest.frame.image, latest.detections, caption, latest.track_ids,
+            latest.overlay,
+        )  # fmt: skip

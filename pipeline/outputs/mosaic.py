@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.detections import Detections
-from pipeline.outputs.draw import draw_detections, draw_label
+from pipeline.outputs.draw import draw_label, draw_result
 
 HEADER_HEIGHT = 28
 _BACKGROUND = (24, 24, 24)
@@ -19,12 +19,15 @@ _CAPTION = (32, 32, 32)
 
 @dataclass(frozen=True)
 class Tile:
-    """One stream's latest frame, its detections and the figures for its caption."""
+    """One stream's latest frame, its detections (with their track ids and the tracking
+    overlay, when tracked) and the figures for its caption."""
 
     name: str
     image: np.ndarray | None  # None until the stream's first result
     detections: Detections | None
     caption: str
+    track_ids: tuple[int | None, ...] | None = None
+    overlay: object | None = None
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,10 @@ def compose(tiles: list[Tile], header: str, size: tuple[int, int]) -> tuple[np.n
             canvas[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = cv2.resize(
                 tile.image, (rect.width, rect.height), interpolation=cv2.INTER_LINEAR
             )
-            if tile.detections is not None and len(tile.detections):
-                draw_detections(
-                    canvas, tile.detections, scale=rect.width / src_w, offset=(rect.x, rect.y),
-                    thickness=2,
+            if tile.detections is not None and (len(tile.detections) or tile.overlay):
+                draw_result(
+                    canvas, tile.detections, tile.track_ids, tile.overlay,
+                    scale=rect.width / src_w, offset=(rect.x, rect.y), thickness=2,
                 )  # fmt: skip
         draw_label(canvas, f"{tile.name}  {tile.caption}", (rect.x, rect.y + 20), _CAPTION)
         placed.append(rect)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.outputs.sinks.events import events_path
 from pipeline.outputs.sinks.jsonl import jsonl_path
 from pipeline.outputs.sinks.video import video_path
 from sources import SourceError, unique_names
@@ -85,10 +86,12 @@ def _output_keys(relatives: Sequence[Path]) -> list[str]:
 
 @dataclass(frozen=True)
 class OutputLayout:
-    """Where a batch job writes: `OUT/<key>.jsonl`, the annotated video beside it, reports."""
+    """Where a batch job writes: `OUT/<key>.jsonl`, the annotated video and (with tracking)
+    `<key>.events.jsonl` beside it, reports."""
 
     root: Path
     save_video: bool = False
+    events: bool = False
 
     def jsonl(self, file: BatchFile) -> Path:
         return jsonl_path(self.root, file.key)
@@ -96,10 +99,14 @@ class OutputLayout:
     def video(self, file: BatchFile) -> Path:
         return video_path(self.root, file.key, str(file.path))
 
+    def events_jsonl(self, file: BatchFile) -> Path:
+        return events_path(self.root, file.key)
+
     def is_complete(self, file: BatchFile) -> bool:
         """Its outputs exist under their final names (only a finished file is renamed there)
         and are newer than the video (a replaced recording is processed again)."""
         outputs = [self.jsonl(file)] + ([self.video(file)] if self.save_video else [])
+        outputs += [self.events_jsonl(file)] if self.events else []
         try:
             source_mtime = file.path.stat().st_mtime
             return all(path.stat().st_mtime >= source_mtime for path in outputs)

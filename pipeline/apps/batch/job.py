@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.batch.files import BatchFile, OutputLayout, find_videos
 from pipeline.apps.batch.report import BatchReport, FileReport, previous_reports
 from pipeline.engine.feeds import Feed
 from pipeline.engine.pipeline import Pipeline, Progress
 from pipeline.engine.service_classes import ServiceClass
-from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink, Sink
+from pipeline.outputs.sinks import AnnotatedVideoSink, EventsJsonlSink, JsonlSink, Sink
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import StreamSummary
 from sources import FileSource, SourceError
@@ -52,7 +53,8 @@ class BatchJob:
     file is complete, so a file is skipped on the next run exactly when its results are
     complete (`force` processes everything again). A file that fails is reported and the
     others go on. `concurrency` defaults to the request-pool size: each request can then
-    serve a different file, and a file opening does not leave the device idle.
+    serve a different file, and a file opening does not leave the device idle. With
+    `analytics`, each file is tracked and its events written to `<stem>.events.jsonl`.
 
         job = BatchJob(["recordings"], "yolo11n_openvino_model", "out")
         report = job.run(on_file=lambda f: print(f.file, f.status))
@@ -73,9 +75,11 @@ class BatchJob:
         concurrency: int | None = None,
         force: bool = False,
         save_video: bool = False,
+        analytics: AnalyticsOptions | None = None,
         **detector_options: Any,
     ) -> None:
-        self.layout = OutputLayout(Path(out), save_video)
+        self.layout = OutputLayout(Path(out), save_video, events=analytics is not None)
+        self.analytics = analytics
         self.files = find_videos(inputs, patterns, exclude=self.layout.root)
         if not self.files:
             where = ", ".join(map(str, inputs))
@@ -277,7 +281,7 @@ class BatchJob:
         # A generator, so each file becomes a source only when its turn comes.
         return Pipeline(
             file_sources(todo), self._model, sinks=batch_sinks(self.layout),
-            concurrency=self.concurrency, **self._detector_options,
+            concurrency=self.concurrency, analytics=self.analytics, **self._detector_options,
         )  # fmt: skip
 
 
@@ -286,6 +290,8 @@ def batch_sinks(layout: OutputLayout) -> list[Sink]:
     sinks: list[Sink] = [JsonlSink(layout.root, keep_incomplete=False)]
     if layout.save_video:
         sinks.append(AnnotatedVideoSink(layout.root, keep_incomplete=False))
+    if layout.events:  # tracking on
+        sinks.append(EventsJsonlSink(layout.root, keep_incomplete=False))
     return sinks
 
 

@@ -43,6 +43,19 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
     )
 
 
+def _analytics(args: argparse.Namespace):
+    """AnalyticsOptions from `--track`, `--line`, `--zone`, `--anchor`, or None (no
+    tracking); a malformed line or zone raises AnalyticsError, naming the option."""
+    if not (args.track or args.line or args.zone):
+        return None
+    from pipeline.analytics import analytics_options
+
+    tracking = analytics_options(args.line, args.zone, args.anchor)
+    if getattr(args, "ray", None):
+        raise VapipeError("--track, --line and --zone are not available with --ray yet")
+    return tracking
+
+
 def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
     unknown = sorted({name for name, _ in args.classes} - set(names))
     if unknown:
@@ -100,20 +113,25 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
     from pipeline.engine.pipeline import Pipeline
-    from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink
+    from pipeline.outputs.sinks import AnnotatedVideoSink, EventsJsonlSink, JsonlSink
 
     if args.save_video and not args.out:
         raise VapipeError("--save-video needs --out DIR to write the videos to")
+    analytics = _analytics(args)
     if args.batch and not args.out:
         raise VapipeError("--batch needs --out DIR (the batch results go to DIR/batch/)")
     if args.out:
         check_writable_folder(args.out)
     job = (
-        BatchJob(args.batch, None, args.out / "batch", save_video=args.save_video)
+        BatchJob(
+            args.batch, None, args.out / "batch", save_video=args.save_video, analytics=analytics
+        )
         if args.batch
         else None
     )
     sinks = [JsonlSink(args.out)] if args.out else []
+    if args.out and analytics is not None:
+        sinks.append(EventsJsonlSink(args.out))
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
     options = _stream_options(args)
@@ -126,7 +144,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     with (
         Pipeline(
             _sources(args, options), args.model, sinks=sinks, streams=options,
-            **_model_options(args),
+            analytics=analytics, **_model_options(args),
         ) as pipeline,
         stop.stopping(pipeline.stop),
     ):  # fmt: skip
@@ -190,7 +208,10 @@ def _demo(args: argparse.Namespace, stop: StopController) -> int:
         size=args.size, window=not args.headless, serve=args.serve, duration=args.duration
     )
     streams = _stream_options(args)
-    demo = Demo(_sources(args, streams), model, options, streams=streams, **_model_options(args))
+    demo = Demo(
+        _sources(args, streams), model, options, streams=streams, analytics=_analytics(args),
+        **_model_options(args),
+    )  # fmt: skip
     with stop.stopping(demo.stop):
         summary = demo.run()
     print(summary.format_text())
@@ -203,6 +224,7 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
     from pipeline.apps.batch.job import BatchJob
     from pipeline.apps.cli.progress import ProgressReporter
 
+    analytics = _analytics(args)
     options = dict(
         patterns=args.glob, concurrency=args.concurrency, force=args.force,
         save_video=args.save_video, **_model_options(args),
@@ -218,7 +240,7 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
             args.inputs, args.model, args.out, address=address, workers=args.workers, **options
         )
     else:
-        job = BatchJob(args.inputs, args.model, args.out, **options)
+        job = BatchJob(args.inputs, args.model, args.out, analytics=analytics, **options)
     with stop.stopping(job.stop), ProgressReporter(enabled=not args.no_progress) as progress:
         try:
             report = job.run(
@@ -241,7 +263,7 @@ def _bench(args: argparse.Namespace, stop: StopController) -> int:
     report = run_bench(
         args.model, args.sources, streams=args.streams, device=args.device,
         seconds=args.seconds, nireq=args.nireq, rounds=args.rounds, stop=stop,
-        labels=args.labels, **_classify_options(args),
+        labels=args.labels, track=args.track, **_classify_options(args),
     )  # fmt: skip
     if report is None:
         print("vapipe: interrupted before a round completed: nothing to report", file=sys.stderr)

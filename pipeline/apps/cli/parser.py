@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/batch/ (resumable, report); repeatable",
     )  # fmt: skip
     _add_stream_options(run)
+    _add_tracking_options(run)
     _add_cluster_options(run)
 
     demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
     demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
     _add_stream_options(demo)
+    _add_tracking_options(demo)
 
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
     batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="reprocess files already complete")
     batch.add_argument("--save-video", action="store_true", help="annotated video beside each")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    _add_tracking_options(batch)
     _add_cluster_options(batch)
 
     bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
@@ -131,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--rounds", type=_positive_int, default=1,
         help="alternate inference-only and e2e phases N times; report medians (default 1)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--track", action="store_true",
+        help="also measure end to end with tracking, a line and a zone, and the ratio",
     )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
@@ -247,6 +254,27 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     live.add_argument(
         "--max-retries", type=_non_negative_int,
         help="failed connection attempts in a row before a live stream fails (default: forever)",
+    )  # fmt: skip
+
+
+def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    tracking = parser.add_argument_group("tracking and counting")
+    tracking.add_argument(
+        "--track", action="store_true",
+        help="follow objects over time: track ids, events (DIR/<stream>.events.jsonl), counts",
+    )  # fmt: skip
+    tracking.add_argument(
+        "--line", action="append", default=[], metavar="[STREAM:]NAME=x1,y1,x2,y2",
+        help="count tracks crossing this segment (fractions 0..1 of width and height; "
+        "repeatable; implies --track)",
+    )  # fmt: skip
+    tracking.add_argument(
+        "--zone", action="append", default=[], metavar="[STREAM:]NAME=x1,y1,x2,y2,x3,y3,...",
+        help="report tracks entering and leaving this polygon (repeatable; implies --track)",
+    )  # fmt: skip
+    tracking.add_argument(
+        "--anchor", choices=["bottom-center", "center"], default="bottom-center",
+        help="the point of a box that crosses lines and stands in zones (default bottom-center)",
     )  # fmt: skip
 
 

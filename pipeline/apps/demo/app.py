@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 
+from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.demo.server import MosaicServer
 from pipeline.engine.pipeline import Pipeline
 from pipeline.engine.stream_options import StreamOptions
@@ -74,6 +75,7 @@ class Demo:
         options: DemoOptions,
         *,
         streams: StreamOptions | None = None,
+        analytics: AnalyticsOptions | None = None,
         **detector_options: object,
     ) -> None:
         if options.window and (problem := window_problem()):
@@ -88,7 +90,12 @@ class Demo:
         resolved = sources_from_specs(sources, (streams or StreamOptions()).live)
         self.view = LiveView([s.name for s in resolved], header=self._header)
         self.pipeline = Pipeline(
-            resolved, model, sinks=[self.view], streams=streams, **detector_options
+            resolved,
+            model,
+            sinks=[self.view],
+            streams=streams,
+            analytics=analytics,
+            **detector_options,
         )
         self._summary: RunSummary | None = None
         self._error: BaseException | None = None

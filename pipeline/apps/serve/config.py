@@ -27,6 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.analytics.options import (
+    AnalyticsError,
+    AnalyticsOptions,
+    LineSpec,
+    ZoneSpec,
+)
 from pipeline.errors import VapipeError
 from pipeline.models.adapters import ADAPTER_NAMES
 from sources import is_live_uri
@@ -159,6 +165,10 @@ class Line:
     name: str
     points: tuple[float, float, float, float]
 
+    def spec(self) -> LineSpec:
+        x1, y1, x2, y2 = self.points
+        return LineSpec(self.name, (x1, y1), (x2, y2))
+
 
 @dataclass(frozen=True)
 class Zone:
@@ -166,6 +176,10 @@ class Zone:
 
     name: str
     points: tuple[float, ...]  # x1, y1, x2, y2, ... (at least 3 corners)
+
+    def spec(self) -> ZoneSpec:
+        corners = zip(self.points[::2], self.points[1::2], strict=True)
+        return ZoneSpec(self.name, tuple(corners))
 
 
 def _named(path: str, value: Any) -> list[tuple[str, str, Any]]:
@@ -188,6 +202,7 @@ def _lines(path: str, value: Any) -> tuple[Line, ...]:
         if numbers[:2] == numbers[2:]:
             raise ConfigError(f"{where}: the two ends are the same point")
         lines.append(Line(name, numbers))
+        _checked(where, lines[-1].spec)
     return tuple(lines)
 
 
@@ -200,7 +215,16 @@ def _zones(path: str, value: Any) -> tuple[Zone, ...]:
                 f"got {len(numbers)} numbers"
             )
         zones.append(Zone(name, numbers))
+        _checked(where, zones[-1].spec)  # crossing edges, no area
     return tuple(zones)
+
+
+def _checked(where: str, make: Callable[[], object]) -> None:
+    """Run the tracking layer's own checks of a line or zone, as a ConfigError at `where`."""
+    try:
+        make()
+    except AnalyticsError as error:
+        raise ConfigError(f"{where}: {str(error).split(': ', 1)[-1]}") from None
 
 
 def _key(parse: Parser, key: str | None = None) -> dict:
@@ -290,6 +314,14 @@ class CameraConfig:
     def tracked(self) -> bool:
         """Tracking is on: asked for, or implied by lines and zones."""
         return self.track or bool(self.lines or self.zones)
+
+    def analytics(self) -> AnalyticsOptions | None:
+        """The camera's tracking, lines and zones for the engine (None: not tracked)."""
+        if not self.tracked:
+            return None
+        return AnalyticsOptions(
+            tuple(line.spec() for line in self.lines), tuple(zone.spec() for zone in self.zones)
+        )
 
     def to_table(self) -> dict[str, Any]:
         """The camera as a TOML/JSON table: its source and the keys that differ from the

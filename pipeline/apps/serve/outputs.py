@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline.analytics.events import Event
 from pipeline.detections import Result
 from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink, StreamInfo
 from pipeline.summary import StreamSummary
@@ -75,17 +76,20 @@ class SegmentVideoSink(AnnotatedVideoSink):
 
 class ServiceSink:
     """The service's view of every result: a segment begins when a stream opens (this sink
-    comes before the file sinks), and each result's latency goes to `on_result`."""
+    comes before the file sinks), each result's latency goes to `on_result`, and a tracked
+    camera's events to `on_events(camera, events)`, in order."""
 
     def __init__(
         self,
         segments: Segments,
         on_open: Callable[[StreamInfo], None],
         on_result: Callable[[Result], None],
+        on_events: Callable[[str, Sequence[Event]], None] | None = None,
     ) -> None:
         self._segments = segments
         self._on_open = on_open
         self._on_result = on_result
+        self._on_events = on_events
 
     def open(self, stream: StreamInfo) -> None:
         self._segments.begin(stream.name)
@@ -93,6 +97,10 @@ class ServiceSink:
 
     def write(self, result: Result) -> None:
         self._on_result(result)
+
+    def write_events(self, stream: str, events: Sequence[Event]) -> None:
+        if self._on_events is not None:
+            self._on_events(stream, events)
 
     def finish(self, stream: StreamSummary) -> None:
         pass  # the service ends the segment once every sink has finished

@@ -16,10 +16,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 
+from pipeline.analytics.events import Event
 from pipeline.apps.demo.server import MosaicView
 from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
 from pipeline.apps.serve.config import (
@@ -131,8 +133,6 @@ class Service:
             self, self.metrics, config.http, view=self.page, media_root=media_root,
             jobs=self, output_root=output_root,
         )  # fmt: skip
-        for camera in config.cameras.values():
-            self._warn_unsupported(camera)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -186,7 +186,10 @@ class Service:
 
     def _open_pipeline(self, config: ServiceConfig) -> Pipeline:
         model = config.model
-        sinks: list = [ServiceSink(self._segments, self._opened, self._result), self.view]
+        sinks: list = [
+            ServiceSink(self._segments, self._opened, self._result, self._events),
+            self.view,
+        ]
         if config.output.dir:
             folder = config.resolve(config.output.dir)
             sinks.append(SegmentJsonlSink(folder, self._segments))
@@ -234,6 +237,7 @@ class Service:
         options = StreamOptions(
             policy=QueuePolicy(camera.policy) if camera.policy else None,
             every=camera.every, max_fps=camera.max_fps, live=live, classify=camera.classify,
+            analytics=camera.analytics(),
         )  # fmt: skip
         service_class = ServiceClass(camera.service_class) if camera.service_class else None
         pipeline.add_stream(source, options, service_class=service_class)
@@ -316,9 +320,6 @@ class Service:
             if diff.http_changed:
                 log.warning("reload: [http] changed; it takes effect when the service restarts")
                 new = dataclasses.replace(new, http=self.config.http)
-            for camera in new.cameras.values():
-                if camera.name in diff.added + diff.changed:
-                    self._warn_unsupported(camera)
             if diff.restarts_pipeline:
                 reason = "[model] changed" if diff.model_changed else "[output] changed"
                 self.config = new
@@ -374,7 +375,6 @@ class Service:
     def _apply_camera(self, camera: CameraConfig) -> None:
         """Save and start a camera (lock held)."""
         check_camera_source(self.config, camera, "source")
-        self._warn_unsupported(camera)
         self._save(lambda file: file.put_camera(camera))
         cameras = dict(self.config.cameras)
         cameras[camera.name] = camera
@@ -423,13 +423,6 @@ class Service:
                 "using tcp for all"
             )
         configure_ffmpeg_capture(transports.pop() if len(transports) == 1 else "tcp")
-
-    def _warn_unsupported(self, camera: CameraConfig) -> None:
-        if camera.tracked:
-            log.warning(
-                "camera %s: tracking, lines and zones need the tracking layer, not in this "
-                "build; they are ignored", camera.name,
-            )  # fmt: skip
 
     # -- figures -----------------------------------------------------------------------------
 
@@ -511,7 +504,7 @@ class Service:
     def publish_event(self, camera: str, event: dict) -> None:
         """An event of the tracking layer (line_cross, zone_enter, zone_exit, track_end): to
         the metrics, the camera's counts (retained) and MQTT (QoS 1, in order). Called in frame
-        order per camera, by the sink that receives events once the tracking layer is on."""
+        order per camera, by the service's sink (`ServiceSink.write_events`)."""
         self.metrics.observe_event(camera, event)
         counts = self._count(camera, event)
         mqtt = self.mqtt
@@ -550,6 +543,10 @@ class Service:
 
     def _result(self, result: Result) -> None:
         self.metrics.observe_latency(result.stream, result.latency_ms / 1000.0)
+
+    def _events(self, stream: str, events: Sequence[Event]) -> None:
+        for event in events:
+            self.publish_event(stream, event.to_dict())
 
     def _ended_stream(self, summary: StreamSummary) -> None:
         """A stream ended (by itself, removed, or at a stop): keep its summary beside its

@@ -1,8 +1,17 @@
 """Result sinks."""
 
-from pipeline.outputs.sinks.base import Sink, StreamInfo
+from pipeline.outputs.sinks.base import EventSink, Sink, StreamInfo
 from pipeline.outputs.sinks.callback import CallbackSink
+from pipeline.outputs.sinks.events import EventsJsonlSink
 from pipeline.outputs.sinks.jsonl import JsonlSink
 from pipeline.outputs.sinks.video import AnnotatedVideoSink
 
-__all__ = ["AnnotatedVideoSink", "CallbackSink", "JsonlSink", "Sink", "StreamInfo"]
+__all__ = [
+    "AnnotatedVideoSink",
+    "CallbackSink",
+    "EventSink",
+    "EventsJsonlSink",
+    "JsonlSink",
+    "Sink",
+    "StreamInfo",
+]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from pipeline.analytics.events import Event
 from pipeline.detections import Result
 from pipeline.summary import StreamSummary
 
@@ -29,6 +31,9 @@ class Sink(Protocol):
     `write` in frame order for each stream, from OpenVINO's callback threads (calls for
     different streams may come at once); `finish` after the stream's last result; `close`
     once the run is over. A slow `write` slows inference: buffer if you are slow.
+
+    With tracking on, a sink that also has `write_events` (see `EventSink`) gets the events;
+    a sink without it ignores them (they are also on each `Result`).
     """
 
     def open(self, stream: StreamInfo) -> None: ...
@@ -38,3 +43,13 @@ class Sink(Protocol):
     def finish(self, stream: StreamSummary) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """The optional part of a sink that wants tracking events: `write_events` is called for
+    each frame that has some (right after `write` of that frame's result) and once more with
+    the stream's last events (tracks that end with it) just before `finish`, in order, on the
+    same threads as `write`."""
+
+    def write_events(self, stream: str, events: Sequence[Event]) -> None: ...

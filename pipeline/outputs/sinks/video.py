@@ -1,4 +1,5 @@
-"""Annotated videos, one per stream: the frames with boxes, labels and scores drawn."""
+"""Annotated videos, one per stream: the frames with boxes, labels and scores drawn (and, with
+tracking, track ids, trails, lines and zones)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from pipeline.atomic import OutputError, publish
 from pipeline.detections import Detections, Result
-from pipeline.outputs.draw import draw_detections
+from pipeline.outputs.draw import draw_result
 from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.summary import StreamSummary
 
@@ -58,6 +59,8 @@ class _FrameItem:
     index: int  # the frame's number in its stream: frames not analysed leave gaps
     image: np.ndarray
     detections: Detections
+    track_ids: tuple[int | None, ...] | None = None
+    overlay: object | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,12 @@ class AnnotatedVideoSink:
 
     def write(self, result: Result) -> None:
         frame = result.frame
-        self._queue.put(_FrameItem(result.stream, frame.index, frame.image, result.detections))
+        self._queue.put(
+            _FrameItem(
+                result.stream, frame.index, frame.image, result.detections, result.track_ids,
+                result.overlay,
+            )
+        )  # fmt: skip
 
     def finish(self, stream: StreamSummary) -> None:
         """Returns once the stream's video is complete on disk; raises if writing it failed."""
@@ -165,7 +173,7 @@ class AnnotatedVideoSink:
             image = cv2.resize(image, output.size)
         else:
             image = image.copy()
-        output.last = draw_detections(image, item.detections)
+        output.last = draw_result(image, item.detections, item.track_ids, item.overlay)
         output.writer.write(output.last)
         output.written += 1
 
