@@ -19,6 +19,16 @@ DECODE_PARAMS = [cv2.CAP_PROP_N_THREADS, 1]
 # truncated or corrupt. Some containers (MKV, WebM) only estimate the count, hence the slack.
 _SHORTFALL_TOLERANCE = 0.02
 
+# Frame rates outside this range are damaged headers, not cameras: an MP4 whose time scale is 0
+# reads as 0.001 fps, and OpenCV's video writer refuses such rates (and hangs on an infinite one).
+_PLAUSIBLE_FPS = (0.01, 1000.0)
+
+
+def plausible_fps(fps: float) -> float:
+    """`fps` as a container reports it, or 0.0 (unknown) when it cannot be a real frame rate."""
+    low, high = _PLAUSIBLE_FPS
+    return fps if low <= fps <= high else 0.0  # also 0.0 for NaN
+
 
 class FileSource:
     """A video file. Opening checks that it exists and that a first frame decodes.
@@ -54,7 +64,7 @@ class FileSource:
         self._capture = capture
         self._first_pending = True
         self.declared_frames = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = plausible_fps(float(capture.get(cv2.CAP_PROP_FPS) or 0.0))
         self.size = frame_size(capture)
 
     def read(self) -> tuple[np.ndarray, float] | None:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from sources.errors import SourceError, mask_credentials
-from sources.file import DECODE_PARAMS, frame_size
+from sources.file import DECODE_PARAMS, frame_size, plausible_fps
 from sources.live_options import LiveOptions
 from sources.state import StreamState, StreamStateMachine, StreamStatus
 
@@ -172,7 +172,7 @@ class LiveSource:
             if capture.grab():
                 self._capture, self._failures, self._stalled = capture, 0, False
                 self.size = frame_size(capture)
-                self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+                self.fps = plausible_fps(float(capture.get(cv2.CAP_PROP_FPS) or 0.0))
                 self._state.to(StreamState.STREAMING)
                 return True
             capture.release()

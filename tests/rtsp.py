@@ -74,10 +74,14 @@ class RtspServer:
     def resume(self) -> None:
         os.kill(self._process.pid, signal.SIGCONT)
 
+    def stop(self) -> None:
+        """Kills the server, paused or not."""
+        if self._process is not None:
+            self.resume()
+        self.kill()
+
     def __enter__(self) -> RtspServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None:
-            self.resume()
-        self.kill()
+        self.stop()

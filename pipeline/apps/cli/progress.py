@@ -59,7 +59,11 @@ class ProgressReporter:
             if total and count:
                 eta = f", ETA {_duration((total - count) * (now - self._started) / count)}"
             frames = f", {progress.processed} frames" if files is not None else ""
-            log.info("progress: %s%s, %.1f fps%s", done, frames, fps, eta)
+            # decoded and dropped too: a long live run's health (the soak benchmark reads them)
+            log.info(
+                "progress: %s%s, %.1f fps%s, %d decoded, %d dropped",
+                done, frames, fps, eta, progress.decoded, progress.dropped,
+            )  # fmt: skip
 
     def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:
