@@ -90,14 +90,14 @@ def _classify_options(args: argparse.Namespace) -> dict:
 
     from pipeline.models.classifiers import ClassifyOptions, parse_class_names, parse_classify_spec
 
-    names = parse_class_names(getattr(args, "classify_labels", []))
-    adapter = getattr(args, "classify_adapter", "auto")
+    names = parse_class_names(args.classify_labels)
+    adapter = args.classify_adapter
     specs = [
         dataclasses.replace(parse_classify_spec(text, adapter), class_names=names)
         for text in args.classify
     ]
     options = ClassifyOptions(
-        every=getattr(args, "classify_every", 1), min_size=args.classify_min_size,
+        every=args.classify_every, min_size=args.classify_min_size,
         reclassify_seconds=args.reclassify_seconds,
     )  # fmt: skip
     return {"classify": specs, "classify_options": options}

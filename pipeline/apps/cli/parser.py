@@ -141,18 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
-    bench.add_argument(
-        "--classify", action="append", default=[], metavar="[LABELS:]MODEL",
-        help="also measure the cascade with this second-stage model (repeatable)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--classify-min-size", type=_non_negative_int, default=0, metavar="PIXELS",
-        help="skip crops narrower than PIXELS (default 0)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--reclassify-seconds", type=_positive_float, default=1.0, metavar="S",
-        help="pace of the paced cascade phase (default 1)",
-    )  # fmt: skip
+    _add_classify_options(bench)  # with --classify, the cascade is measured too
 
     serve = commands.add_parser(
         "serve", help="run as a service: cameras from a config file, HTTP API, metrics, MQTT"

@@ -220,3 +220,32 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 def sigmoid(scores: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-scores))
+
+
+class HeadsAdapter:
+    """What the classifier families share once their heads are chosen: the crop input, and
+    scores turned into probabilities unless the model's own `ACTIVATION` already made them.
+    A family's `__init__` sets `_outputs`, `heads` and `_input`."""
+
+    ACTIVATION: Activation
+    _outputs: tuple[Output, ...]
+    heads: tuple[Head, ...]
+    _input: CropInput
+
+    @staticmethod
+    def _probabilities(scores: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def prepare_model(self, model: ov.Model) -> ov.Model:
+        return self._input.prepare_model(model)
+
+    def preprocess(self, crop: np.ndarray) -> np.ndarray:
+        return self._input.preprocess(crop)
+
+    def postprocess(self, outputs: Sequence[np.ndarray]) -> Attributes:
+        scores = []
+        for output in self._outputs:
+            values = outputs[output.index].reshape(-1).astype(np.float32)
+            own = output.activation == self.ACTIVATION
+            scores.append(values if own else self._probabilities(values))
+        return Attributes(self.heads, tuple(scores))

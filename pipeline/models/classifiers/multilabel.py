@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import openvino as ov
 
-from pipeline.attributes import Attributes, Head
+from pipeline.attributes import Head
 from pipeline.models.classifiers.base import (
     ClassifierError,
     CropInput,
+    HeadsAdapter,
     Output,
     classification_outputs,
     resolve_labels,
@@ -51,10 +51,12 @@ def sigmoid_outputs(model: ov.Model, forced: bool = False) -> list[Output]:
     return [o for o in outputs if o.activation == "sigmoid"]
 
 
-class MultiLabelAdapter:
+class MultiLabelAdapter(HeadsAdapter):
     """Sigmoid attributes; the heads are the outputs whose attribute names are known."""
 
     name = "multilabel"
+    ACTIVATION = "sigmoid"
+    _probabilities = staticmethod(sigmoid)
 
     def __init__(
         self,
@@ -86,16 +88,3 @@ class MultiLabelAdapter:
         self._outputs = tuple(o for o in outputs if o.name in names)
         self.heads = tuple(Head(o.name, names[o.name], True, threshold) for o in self._outputs)
         self._input = CropInput(model, model_label)
-
-    def prepare_model(self, model: ov.Model) -> ov.Model:
-        return self._input.prepare_model(model)
-
-    def preprocess(self, crop: np.ndarray) -> np.ndarray:
-        return self._input.preprocess(crop)
-
-    def postprocess(self, outputs: Sequence[np.ndarray]) -> Attributes:
-        scores = []
-        for output in self._outputs:
-            values = outputs[output.index].reshape(-1).astype(np.float32)
-            scores.append(values if output.activation == "sigmoid" else sigmoid(values))
-        return Attributes(self.heads, tuple(scores))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import openvino as ov
 
-from pipeline.attributes import Attributes, Head
+from pipeline.attributes import Head
 from pipeline.models.classifiers.base import (
     ClassifierError,
     CropInput,
+    HeadsAdapter,
     Output,
     classification_outputs,
     resolve_labels,
@@ -42,10 +42,12 @@ def softmax_outputs(model: ov.Model, forced: bool = False) -> list[Output]:
     return [o for o in outputs if o.activation in ("softmax", "log_softmax")]
 
 
-class SoftmaxAdapter:
+class SoftmaxAdapter(HeadsAdapter):
     """Named softmax heads; each detection gets each head's most probable class."""
 
     name = "softmax"
+    ACTIVATION = "softmax"
+    _probabilities = staticmethod(softmax)
 
     def __init__(
         self,
@@ -73,16 +75,3 @@ class SoftmaxAdapter:
         self._outputs = tuple(outputs)
         self.heads = tuple(Head(o.name, names[o.name]) for o in outputs)
         self._input = CropInput(model, model_label)
-
-    def prepare_model(self, model: ov.Model) -> ov.Model:
-        return self._input.prepare_model(model)
-
-    def preprocess(self, crop: np.ndarray) -> np.ndarray:
-        return self._input.preprocess(crop)
-
-    def postprocess(self, outputs: Sequence[np.ndarray]) -> Attributes:
-        scores = []
-        for output in self._outputs:
-            values = outputs[output.index].reshape(-1).astype(np.float32)
-            scores.append(values if output.activation == "softmax" else softmax(values))
-        return Attributes(self.heads, tuple(scores))
