@@ -22,9 +22,9 @@ WAIT = 10.0  # seconds: only ever reached if the scheduler is broken
 class FakeRuntime:
     """A request pool of `nireq` requests that finish only when the test says so."""
 
-    def __init__(self, nireq: int, bound: int | None = None) -> None:
+    def __init__(self, nireq: int, optimal_nireq: int | None = None) -> None:
         self.nireq = nireq
-        self.bound = bound
+        self.optimal_nireq = optimal_nireq or nireq  # requests the device runs at once
         self.failed = False
         self.service_seconds = 0.01
         self.on_released = lambda: None
@@ -36,6 +36,9 @@ class FakeRuntime:
 
     def in_flight(self, kind: ServiceClass) -> int:
         return self._counts[kind]
+
+    def in_flight_total(self) -> int:
+        return self._counts.total()
 
     def wait_for_idle_request(self) -> None:
         with self._changed:
@@ -137,6 +140,27 @@ def test_batch_never_holds_more_requests_than_its_bound_while_live_streams_run()
     finally:
         stop(queue, runtime, scheduler)
     assert runtime.most_batch_in_flight == 3
+
+
+def test_batch_is_dispatched_only_while_the_device_has_an_idle_slot():
+    """A batch request submitted to a busy device would wait in the device's own first-come
+    queue, ahead of any live frame submitted after it."""
+    queue = classes_queue()
+    for i in range(6):
+        queue.put("rec", job("rec", i))
+    queue.put("cam", job("cam", 0))
+    runtime = FakeRuntime(nireq=4, optimal_nireq=2)
+    scheduler = start(queue, runtime, bound=3)
+    try:
+        assert runtime.settled(2) == ["cam", "rec"]  # the device is busy: batch waits
+        queue.put("cam", job("cam", 1))
+        assert runtime.settled(3)[2] == "cam"  # a live frame still gets an idle request
+        runtime.finish("cam")
+        runtime.finish("cam")
+        assert runtime.settled(4)[3] == "rec"  # one slot idle again: batch fills it
+    finally:
+        stop(queue, runtime, scheduler)
+    assert runtime.most_batch_in_flight == 2
 
 
 def test_without_live_streams_batch_frames_use_every_request():

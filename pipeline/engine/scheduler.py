@@ -94,6 +94,13 @@ class Scheduler(threading.Thread):
             self.finished.set()
 
     def _admit_batch(self) -> bool:
-        """Whether batch may take one more request now (asked by the queue under its lock)."""
+        """Whether batch may take one more request now (asked by the queue under its lock).
+
+        Within the bound, and only while the device has an idle execution slot (fewer requests
+        in flight than its optimal number): a request submitted to a busy device waits in the
+        device's own first-come queue, where a live frame submitted after it cannot overtake it.
+        """
         runtime = self._runtime
+        if runtime.in_flight_total() >= runtime.optimal_nireq:
+            return False
         return runtime.in_flight(ServiceClass.BATCH) < self.bound.value(runtime.service_seconds)

@@ -104,6 +104,10 @@ class InferenceRuntime:
         """Requests of `kind` submitted and not yet released."""
         return self._in_flight[kind]
 
+    def in_flight_total(self) -> int:
+        """Requests of every kind submitted and not yet released."""
+        return self._in_flight.total()
+
     def wait_for_idle_request(self) -> None:
         """Wait until fewer than `nireq` requests are in flight: `submit` will not block."""
         with self._lock:
