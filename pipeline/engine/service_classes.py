@@ -38,8 +38,10 @@ class BatchBound:
     Live frames need, on average, their rate times the service time of a request (Little's
     law) requests; the bound keeps those plus one spare for a frame arriving between two, so a
     live frame finds a request idle or waits for the first one to finish: never behind more
-    than one round of batch inferences. Batch always keeps at least one request. `fixed`
-    overrides the measured bound. Used by the scheduler thread only.
+    than one round of batch inferences. The bound is at least one request (but a batch frame
+    is only dispatched when no live frame waits: live streams that overload the device hold
+    batch back entirely). `fixed` overrides the measured bound. Used by the scheduler thread
+    only.
     """
 
     def __init__(self, nireq: int, fixed: int | None = None) -> None:
