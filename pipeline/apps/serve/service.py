@@ -37,6 +37,7 @@ from pipeline.apps.serve.jobs import JobRequest, JobTable
 from pipeline.apps.serve.metrics import EngineFigures, ServiceMetrics, StreamFigures
 from pipeline.apps.serve.mqtt import MqttPublisher
 from pipeline.apps.serve.outputs import (
+    SegmentEventsSink,
     SegmentJsonlSink,
     Segments,
     SegmentVideoSink,
@@ -193,6 +194,7 @@ class Service:
         if config.output.dir:
             folder = config.resolve(config.output.dir)
             sinks.append(SegmentJsonlSink(folder, self._segments))
+            sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
         labels = model.labels
@@ -537,6 +539,10 @@ class Service:
             else:
                 return None
             return json.loads(json.dumps(counts))  # a deep copy for the publisher
+
+    def _tracked(self, name: str) -> bool:
+        camera = self.config.cameras.get(name)
+        return camera is not None and camera.tracked
 
     def _opened(self, stream: StreamInfo) -> None:
         self._tick_camera(stream.name, force=True)
