@@ -61,7 +61,6 @@ from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     LiveOptions,
     StreamState,
-    configure_ffmpeg_capture,
     mask_credentials,
     simulate,
 )
@@ -200,7 +199,6 @@ class Service:
         labels = model.labels
         if labels and "," not in labels and config.resolve(labels).is_file():
             labels = str(config.resolve(labels))
-        self._configure_transport(config)
         options = ClassifyOptions(
             model.classify_every, model.classify_min_size, model.reclassify_seconds
         )
@@ -417,15 +415,6 @@ class Service:
             config.mqtt, on_dropped=self.metrics.count_mqtt_dropped, base_dir=config.base_dir
         )
 
-    def _configure_transport(self, config: ServiceConfig) -> None:
-        transports = {c.rtsp_transport for c in config.cameras.values() if not c.is_file}
-        if len(transports) > 1:
-            log.warning(
-                "cameras ask for different rtsp_transport values; FFmpeg's is process-wide: "
-                "using tcp for all"
-            )
-        configure_ffmpeg_capture(transports.pop() if len(transports) == 1 else "tcp")
-
     # -- figures -----------------------------------------------------------------------------
 
     def _figures(self) -> dict[str, tuple]:
@@ -625,4 +614,7 @@ def _brief(summary: StreamSummary) -> dict:
 
 
 def source_live_options(camera: CameraConfig) -> LiveOptions:
-    return LiveOptions(camera.open_timeout, camera.read_timeout, camera.max_retries)
+    return LiveOptions(
+        camera.open_timeout, camera.read_timeout, camera.max_retries,
+        rtsp_transport=camera.rtsp_transport,
+    )  # fmt: skip
