@@ -56,6 +56,8 @@ def test_each_camera_shows_its_class_and_each_class_its_frames_fps_and_latency(t
     finally:
         code, _ = service.stop()
     assert code == 130, service.log.read_text()
+    assert list((tmp_path / "results" / "front").glob("front-*.jsonl")), "results are written"
+    assert not list((tmp_path / "results").rglob("*.events.*")), "untracked: no events file"
     views = {v["name"]: v for v in before["streams"]}
     assert {name: v["class"] for name, v in views.items()} == {
         "front": "live", "archive": "batch", "extra": "batch"}  # fmt: skip
