@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rtsp import free_port
 from test_serve import Service, config_text
 
+from pipeline.apps.serve.rates import ClassRates
+
 CAMERA_FPS = 12.5  # both clips' frame rate: a realtime camera delivers no more
 
 
@@ -93,3 +95,23 @@ def test_each_camera_shows_its_class_and_each_class_its_frames_fps_and_latency(t
             for n, c in before["classes"].items()
         )
     )
+
+
+def test_a_class_rate_is_its_frames_over_the_last_window_and_restarts_with_a_new_pipeline():
+    now = [0.0]
+    rates = ClassRates(window=5.0, clock=lambda: now[0])
+    assert rates.fps("live") == 0.0
+    for t in range(11):  # 10 frames a second for 10 s
+        now[0] = t
+        rates.sample({"live": 10 * t})
+    assert rates.fps("live") == 10.0
+    for t in range(11, 14):  # then none for 3 s: over t = 8..13, 20 frames in 5 s
+        now[0] = t
+        rates.sample({"live": 100})
+    assert rates.fps("live") == 4.0
+    now[0] = 14
+    rates.sample({"live": 3})  # a new pipeline counts from zero
+    assert rates.fps("live") == 0.0
+    now[0] = 15
+    rates.sample({"live": 13})
+    assert rates.fps("live") == 10.0
