@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import cv2
@@ -59,6 +61,46 @@ def configure_ffmpeg_capture(transport: str = "tcp", probe_seconds: float = 1.0)
     theirs = _parse_options(os.environ.get(_FFMPEG_OPTIONS, ""))
     merged = {**ours, **theirs}
     os.environ[_FFMPEG_OPTIONS] = "|".join(f"{key};{value}" for key, value in merged.items())
+
+
+# OpenCV's FFmpeg backend reads OPENCV_FFMPEG_CAPTURE_OPTIONS each time a capture opens; it
+# has no per-capture way to pass FFmpeg options. A stream with its own RTSP transport sets
+# the variable for its open and puts it back after, and every stream's open holds this lock
+# meanwhile, so no other stream's open reads it then. This costs no parallelism: OpenCV opens
+# one FFmpeg capture at a time, process-wide, anyway (its own lock). A file opened meanwhile
+# may read the stream's value: only `rtsp_transport` differs, which FFmpeg's file demuxers do
+# not take. Python's os.environ updates the C environment (setenv), read by OpenCV's getenv.
+_OPEN_LOCK = threading.Lock()
+
+
+def capture_options(transport: str | None) -> str | None:
+    """The FFmpeg options a stream opens with: the process-wide ones with `transport` as the
+    RTSP transport (None: the process-wide ones as they are)."""
+    current = os.environ.get(_FFMPEG_OPTIONS)
+    if transport is None:
+        return current
+    options = _parse_options(current or "")
+    options["rtsp_transport"] = transport
+    return "|".join(f"{key};{value}" for key, value in options.items())
+
+
+@contextlib.contextmanager
+def _capture_options(transport: str | None) -> Iterator[None]:
+    """Hold the open lock, with the stream's own options in the environment meanwhile."""
+    with _OPEN_LOCK:
+        before = os.environ.get(_FFMPEG_OPTIONS)
+        wanted = capture_options(transport)
+        if wanted == before or wanted is None:
+            yield
+            return
+        os.environ[_FFMPEG_OPTIONS] = wanted
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[_FFMPEG_OPTIONS]
+            else:
+                os.environ[_FFMPEG_OPTIONS] = before
 
 
 def _parse_options(text: str) -> dict[str, str]:
@@ -255,7 +297,8 @@ def _open_capture(uri: str, options: LiveOptions) -> cv2.VideoCapture | None:
         target: str | int = int(uri) if uri.isdigit() else uri
         capture = cv2.VideoCapture(target, cv2.CAP_V4L2)
     else:
-        capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
+        with _capture_options(options.rtsp_transport):
+            capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
     if capture.isOpened():
         return capture
     capture.release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -85,6 +86,18 @@ class Mosquitto:
                 if time.monotonic() > deadline or self._process.poll() is not None:
                     raise RuntimeError(f"mosquitto did not start on {self.port}") from None
                 time.sleep(0.05)
+
+    def save(self, timeout: float = 10.0) -> None:
+        """Write the persistence database now (SIGUSR1), so that a SIGKILL after it keeps
+        what was saved: subscribers' sessions, retained messages, queued messages."""
+        database = self.folder / "mosquitto.db"
+        before = database.stat().st_mtime_ns if database.exists() else None
+        self._process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not database.exists() or database.stat().st_mtime_ns == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not save its database")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """Dies at once (SIGKILL): nothing saved, connections reset."""

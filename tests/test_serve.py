@@ -335,3 +335,82 @@ def test_the_second_stage_runs_on_the_cameras_that_ask_for_it(tmp_path):
     assert with_vehicles and without_vehicles, "the clip's cars are detected on both"
     assert all("color" in d["attributes"] for d in with_vehicles)
     assert not any(d.get("attributes") for d in without_vehicles)
+
+
+def test_a_broker_killed_and_restarted_mid_run_gets_every_event_of_events_jsonl_in_order(
+    tmp_path,
+):
+    """Every event the service writes to the camera's `events.jsonl` arrives over MQTT on
+    PREFIX/CAMERA/events, in the same order, none missing and none twice, although the broker
+    was killed (SIGKILL) mid-run and the camera went on producing events until it was back.
+
+    An event's identity is its whole JSON object (stream, frame, pts_ms, captured_at, type,
+    track_id, label, line/direction, zone ...): the file holds no two equal lines, checked
+    below. The broker is persistent and its database is saved (SIGUSR1) once the subscriber
+    has subscribed, so after the kill it still holds the subscriber's session and queues what
+    vapipe publishes before the subscriber is back. The kill comes when every event written so
+    far has reached the subscriber (the next one is seconds away on this clip), so no event is
+    in flight then: QoS 1 may re-send an in-flight message, and a duplicate here would be
+    vapipe's own. Without the service's queue (a publisher that drops events while the broker
+    is away, tried by hand) the events written during the outage are missing and this test
+    fails ("3 of 11 events arrived")."""
+    broker = Mosquitto(tmp_path / "broker", persistent=True).start()
+    port = free_port()
+    cameras = (
+        f'[cameras.gate]\nsource = "{CAR}"\nrealtime = true\nloop = true\ntrack = true\n'
+        "lines = { middle = [0.0, 0.5, 1.0, 0.5] }\n"
+        "zones = { lower = [0.0, 0.5, 1.0, 0.5, 1.0, 1.0, 0.0, 1.0] }\n"
+    )
+    config = tmp_path / "vapipe.toml"
+    config.write_text(config_text(port, cameras, broker.port))
+    topic = "vapipe/gate/events"
+
+    def written() -> list[dict]:  # the camera's events so far (its segment's .part file)
+        [part] = (tmp_path / "results" / "gate").glob("gate-*.events.jsonl.part")
+        return read_jsonl(part)
+
+    try:
+        with Subscriber(broker.port, topic, persistent=True) as sub:
+            broker.save()
+            service = Service(config, port)
+            try:
+                service.wait(lambda s: len(sub.on(topic)) >= 2, "events over MQTT", 120)
+                service.wait(
+                    lambda s: len(sub.on(topic)) == len(written()), "no event in flight", 30
+                )
+                time.sleep(0.2)  # the broker's acknowledgements reach the service
+                delivered_before = len(sub.on(topic))
+                broker.kill()
+                service.wait(
+                    lambda s: len(written()) >= delivered_before + 2,
+                    "events while the broker is down", 120,
+                )  # fmt: skip
+                during_outage = len(written()) - delivered_before
+                broker.start()  # same port, same database
+                after_restart = len(written())
+                service.wait(
+                    lambda s: len(written()) >= after_restart + 1, "an event after the restart", 120
+                )  # fmt: skip
+                status, removed = service.call("DELETE", "/api/streams/gate")
+                assert status == 200, removed
+                [final] = (tmp_path / "results" / "gate").glob("gate-*.events.jsonl")
+                expected = read_jsonl(final)
+                assert sub.wait_for(lambda s: len(s.on(topic)) >= len(expected), 60), (
+                    f"{len(sub.on(topic))} of {len(expected)} events arrived"
+                )
+                time.sleep(1.0)  # a duplicate would come now
+            finally:
+                code, _ = service.stop()
+    finally:
+        broker.kill()
+    assert code == 130, service.log.read_text()
+    received = [json.loads(payload) for payload in sub.on(topic)]
+    keys = [json.dumps(event, sort_keys=True) for event in expected]
+    assert len(set(keys)) == len(keys), "an event's JSON object identifies it"
+    assert during_outage >= 2 and delivered_before >= 2
+    assert "MQTT: connection lost" in service.log.read_text(), "the service saw the broker go"
+    assert received == expected, f"{len(received)} received, {len(expected)} in events.jsonl"
+    print(
+        f"events: {len(expected)} in events.jsonl, {len(received)} over MQTT; "
+        f"{delivered_before} before the kill, {during_outage} written while the broker was down"
+    )

@@ -33,6 +33,9 @@ class MemoryController:
     def list_streams(self) -> list[dict]:
         return [self._view(c) for c in self.cameras.values()]
 
+    def service_classes(self) -> dict[str, dict]:
+        return {}
+
     def get_stream(self, name: str) -> dict:
         if name not in self.cameras:
             raise StreamNotFound(f"no camera named {name!r}")
@@ -76,7 +79,9 @@ def api(tmp_path):
     (tmp_path / "secret.mp4").write_bytes(b"x")
     (media / "escape.mp4").symlink_to(tmp_path / "secret.mp4")
     metrics = ServiceMetrics()
-    metrics.read_engine(lambda: EngineFigures((StreamFigures("gate", True, 10, 7, 2, 1, 3),), 2, 4))
+    metrics.read_engine(
+        lambda: EngineFigures((StreamFigures("gate", True, 10, 7, 2, 1, 3, "live"),), 2, 4)
+    )
     http = HttpConfig(bind=("127.0.0.1", 0), token=TOKEN)
     server = ApiServer(MemoryController(), metrics, http, media_root=media).start()
     yield server
@@ -218,7 +223,7 @@ def test_unknown_paths_and_methods_get_404_and_405(api):
 
 def test_metrics_are_prometheus_text_without_credentials(api):
     call(api, "POST", "/api/streams", {"name": "gate", "source": "rtsp://u:pw@10.0.0.5/s"})
-    api.metrics.observe_latency("gate", 0.2)
+    api.metrics.observe_latency("gate", "live", 0.2)
     api.metrics.observe_event("gate", {"type": "line_cross", "line": "entry", "direction": "in",
                                        "label": "vehicle"})  # fmt: skip
     api.metrics.describe_pipeline("m.xml", "AUTO", ["CPU"], "ssd", 4)
@@ -231,7 +236,7 @@ def test_metrics_are_prometheus_text_without_credentials(api):
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    gate = (("stream", "gate"),)
+    gate = (("class", "live"), ("stream", "gate"))
     assert samples[("vapipe_frames_decoded_total", gate)] == 10
     assert samples[("vapipe_frames_processed_total", gate)] == 7
     assert samples[("vapipe_frames_dropped_total", gate)] == 2
@@ -240,8 +245,11 @@ def test_metrics_are_prometheus_text_without_credentials(api):
     assert samples[("vapipe_stream_up", gate)] == 1
     assert samples[("vapipe_infer_requests_in_flight", ())] == 2
     assert samples[("vapipe_latency_seconds_count", gate)] == 1
-    assert samples[("vapipe_latency_seconds_bucket", (("le", "0.25"), *gate))] == 1
-    crossing = (("direction", "in"), ("label", "vehicle"), ("line", "entry"), *gate)
+    assert (
+        samples[("vapipe_latency_seconds_bucket", (("class", "live"), ("le", "0.25"), gate[1]))]
+        == 1
+    )
+    crossing = (("direction", "in"), ("label", "vehicle"), ("line", "entry"), gate[1])
     assert samples[("vapipe_line_crossings_total", crossing)] == 1
     assert samples[("vapipe_mqtt_events_dropped_total", ())] == 0
     assert samples[("vapipe_http_requests_in_flight", ())] == 1  # this request

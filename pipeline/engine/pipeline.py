@@ -26,7 +26,7 @@ from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
 from pipeline.models.runtime import InferenceRuntime
 from pipeline.outputs.sinks import CallbackSink, Sink
-from pipeline.summary import Progress, RunSummary, StreamSummary
+from pipeline.summary import ClassSummary, Progress, RunSummary, StreamSummary
 from sources import StreamStatus, VideoSource, as_source, sources_from_specs
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ class Pipeline:
         )  # fmt: skip
         self._interrupted = False  # `stop` was called
         self._ran = False
+        self._run_started: float | None = None  # time.time() when `run` began
 
     @property
     def sources(self) -> list[VideoSource]:
@@ -257,7 +258,7 @@ class Pipeline:
         runtime.set_callback(self._frame_path.complete, on_released=self._frames.wake)
         bound = BatchBound(runtime.nireq, self.options.batch_requests)
         scheduler = Scheduler(self._frames, runtime, bound)
-        started = time.time()
+        started = self._run_started = time.time()
         interrupted = False
         failure: BaseException | None = None
         scheduler.start()
@@ -340,6 +341,13 @@ class Pipeline:
 
     def progress(self) -> Progress:
         return self._streams.progress()
+
+    def class_summaries(self) -> dict[str, ClassSummary]:
+        """Per service class so far, from any thread (as in the run's summary): frames and
+        drops of its streams (ended ones included), fps since `run` began, latency p50/p95
+        over the class's last 4096 results."""
+        started = self._run_started
+        return self._streams.class_summaries(time.time() - started if started else 0.0)
 
     def close(self) -> None:
         """Release the request pools and compiled models (after draining), and unused sources."""

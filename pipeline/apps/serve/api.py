@@ -1,6 +1,6 @@
 """The service's HTTP API (JSON), its metrics and its live page, on one port.
 
-    GET    /api/streams                    every camera's view
+    GET    /api/streams                    every camera's view; figures per service class
     POST   /api/streams                    a camera table as JSON plus "name": start it (201)
     GET    /api/streams/NAME               one camera's view
     PUT    /api/streams/NAME               restart that camera alone with new settings
@@ -205,7 +205,8 @@ class ApiServer:
     # -- routes ------------------------------------------------------------------------------
 
     def _list(self, request: Request) -> Reply:
-        return json_reply({"streams": self.controller.list_streams()})
+        streams = self.controller.list_streams()
+        return json_reply({"streams": streams, "classes": self.controller.service_classes()})
 
     def _get(self, request: Request) -> Reply:
         return json_reply(self.controller.get_stream(request.groups[0]))

@@ -27,6 +27,11 @@ class StreamController(Protocol):
 
     def list_streams(self) -> list[dict]: ...
 
+    def service_classes(self) -> dict[str, dict]:
+        """Per service class (`live`, `batch`) with streams: streams running, frames, dropped,
+        fps now, latency p50/p95."""
+        ...
+
     def get_stream(self, name: str) -> dict:
         """Raises StreamNotFound."""
         ...

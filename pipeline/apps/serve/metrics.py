@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+LABELS = ["stream", "class"]  # every per-stream series: the camera and its service class
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -31,6 +32,7 @@ class StreamFigures:
     dropped: int
     skipped: int
     reconnects: int
+    service_class: str = ""  # live or batch
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class _EngineCollector:
     def collect(self) -> Iterator[Metric]:
         figures = self.figures()
         counters = {
-            field: CounterMetricFamily(f"vapipe_frames_{field}", text, labels=["stream"])
+            field: CounterMetricFamily(f"vapipe_frames_{field}", text, labels=LABELS)
             for field, text in (
                 ("decoded", "Frames decoded per stream"),
                 ("processed", "Frames analysed (result delivered) per stream"),
@@ -65,16 +67,17 @@ class _EngineCollector:
             )
         }  # fmt: skip
         reconnects = CounterMetricFamily(
-            "vapipe_stream_reconnects", "Reconnections of a live stream", labels=["stream"]
+            "vapipe_stream_reconnects", "Reconnections of a live stream", labels=LABELS
         )
         up = GaugeMetricFamily(
-            "vapipe_stream_up", "1 while a stream delivers frames", labels=["stream"]
+            "vapipe_stream_up", "1 while a stream delivers frames", labels=LABELS
         )
         for stream in figures.streams:
+            labels = [stream.name, stream.service_class]
             for field, family in counters.items():
-                family.add_metric([stream.name], getattr(stream, field))
-            reconnects.add_metric([stream.name], stream.reconnects)
-            up.add_metric([stream.name], 1.0 if stream.up else 0.0)
+                family.add_metric(labels, getattr(stream, field))
+            reconnects.add_metric(labels, stream.reconnects)
+            up.add_metric(labels, 1.0 if stream.up else 0.0)
         yield from counters.values()
         yield reconnects
         yield up
@@ -97,7 +100,7 @@ class ServiceMetrics:
         self._engine = _EngineCollector()
         self.registry.register(self._engine)
         self.latency = Histogram(
-            "vapipe_latency_seconds", "Capture to result, per stream", ["stream"],
+            "vapipe_latency_seconds", "Capture to result, per stream", LABELS,
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.line_crossings = Counter(
@@ -134,8 +137,8 @@ class ServiceMetrics:
             "adapter": adapter, "requests": str(nireq),
         })  # fmt: skip
 
-    def observe_latency(self, stream: str, seconds: float) -> None:
-        self._child(self.latency, stream).observe(seconds)
+    def observe_latency(self, stream: str, service_class: str, seconds: float) -> None:
+        self._child(self.latency, stream, service_class).observe(seconds)
 
     def observe_event(self, stream: str, event: Mapping) -> None:
         """Count what an event of the tracking layer says: a line crossing, a zone entered or

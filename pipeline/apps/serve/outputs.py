@@ -2,8 +2,9 @@
 
 A camera runs for months and may be restarted (changed, removed, added again), so its outputs
 are written per run of the stream, a segment, named after the camera and the time it started:
-`DIR/gate/gate-20261129-101500.jsonl` (and `.mp4`, `.summary.json`), each renamed from its
-`.part` name when the segment ends, as `vapipe run` does.
+`DIR/gate/gate-20261129-101500.jsonl` (and `.events.jsonl` for a tracked camera, `.mp4`,
+`.summary.json`), each renamed from its `.part` name when the segment ends, as `vapipe run`
+does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from pipeline.analytics.events import Event
 from pipeline.detections import Result
-from pipeline.outputs.sinks import AnnotatedVideoSink, JsonlSink, StreamInfo
+from pipeline.outputs.sinks import AnnotatedVideoSink, EventsJsonlSink, JsonlSink, StreamInfo
 from pipeline.summary import StreamSummary
 
 
@@ -61,6 +62,32 @@ class SegmentJsonlSink(JsonlSink):
 
     def path_for(self, stream: str) -> Path:
         return super().path_for(self.segments.stem(stream))
+
+
+class SegmentEventsSink(EventsJsonlSink):
+    """`EventsJsonlSink` writing each tracked camera's segment to its own file
+    (`DIR/gate/gate-20261129-101500.events.jsonl`); `tracked(camera)` says which cameras have
+    tracking on (the others get no file: they have no events). Each frame's events are
+    flushed: a camera has a few a minute, and a service's file is followed as it grows
+    (`tail -f`), not only read once the segment ends."""
+
+    def __init__(
+        self, directory: str | Path, segments: Segments, tracked: Callable[[str], bool]
+    ) -> None:
+        super().__init__(directory)
+        self.segments = segments
+        self.tracked = tracked
+
+    def path_for(self, stream: str) -> Path:
+        return super().path_for(self.segments.stem(stream))
+
+    def open(self, stream: StreamInfo) -> None:
+        if self.tracked(stream.name):
+            super().open(stream)
+
+    def write_events(self, stream: str, events: Sequence[Event]) -> None:
+        super().write_events(stream, events)
+        self._files[stream].flush()
 
 
 class SegmentVideoSink(AnnotatedVideoSink):

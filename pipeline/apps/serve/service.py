@@ -37,11 +37,13 @@ from pipeline.apps.serve.jobs import JobRequest, JobTable
 from pipeline.apps.serve.metrics import EngineFigures, ServiceMetrics, StreamFigures
 from pipeline.apps.serve.mqtt import MqttPublisher
 from pipeline.apps.serve.outputs import (
+    SegmentEventsSink,
     SegmentJsonlSink,
     Segments,
     SegmentVideoSink,
     ServiceSink,
 )
+from pipeline.apps.serve.rates import ClassRates
 from pipeline.detections import Result
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.pipeline import Pipeline
@@ -60,7 +62,6 @@ from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     LiveOptions,
     StreamState,
-    configure_ffmpeg_capture,
     mask_credentials,
     simulate,
 )
@@ -119,6 +120,8 @@ class Service:
         self._ended: dict[str, StreamSummary] = {}  # cameras whose stream ended, and how
         self._published: dict[str, tuple[str, float]] = {}  # camera -> (state, when)
         self._counts: dict[str, dict] = {}
+        self._classes: dict[str, str] = {}  # camera -> its service class, as the engine runs it
+        self._class_rates = ClassRates()
         self._segments = Segments()
         self.last_summary: RunSummary | None = None
         self.metrics = ServiceMetrics()
@@ -167,6 +170,7 @@ class Service:
     def _run_pipeline(self) -> None:
         config = self.config
         pipeline = self._open_pipeline(config)
+        self._class_rates.clear()
         try:
             with self._lock:
                 self._pipeline = pipeline
@@ -193,12 +197,12 @@ class Service:
         if config.output.dir:
             folder = config.resolve(config.output.dir)
             sinks.append(SegmentJsonlSink(folder, self._segments))
+            sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
         labels = model.labels
         if labels and "," not in labels and config.resolve(labels).is_file():
             labels = str(config.resolve(labels))
-        self._configure_transport(config)
         options = ClassifyOptions(
             model.classify_every, model.classify_min_size, model.reclassify_seconds
         )
@@ -255,6 +259,7 @@ class Service:
             self._ended.pop(name, None)
             self._published.pop(name, None)
             self._counts.pop(name, None)
+            self._classes.pop(name, None)
         self.view.forget(name)
         self.metrics.forget_stream(name)
         if self.mqtt is not None:
@@ -267,6 +272,21 @@ class Service:
     def list_streams(self) -> list[dict]:
         figures = self._figures()
         return [self._describe(name, figures) for name in list(self.config.cameras)]
+
+    def service_classes(self) -> dict[str, dict]:
+        pipeline = self._pipeline
+        if pipeline is None:
+            return {}
+        running = [s.service_class for s in pipeline.stream_summaries().values()]
+        views = {}
+        for name, figures in pipeline.class_summaries().items():
+            views[name] = {
+                "streams": running.count(name), "frames": figures.frames,
+                "dropped": figures.dropped, "fps": self._class_rates.fps(name),
+                "latency_p50_ms": figures.latency_p50_ms,
+                "latency_p95_ms": figures.latency_p95_ms,
+            }  # fmt: skip
+        return views
 
     def get_stream(self, name: str) -> dict:
         if name not in self.config.cameras:
@@ -415,15 +435,6 @@ class Service:
             config.mqtt, on_dropped=self.metrics.count_mqtt_dropped, base_dir=config.base_dir
         )
 
-    def _configure_transport(self, config: ServiceConfig) -> None:
-        transports = {c.rtsp_transport for c in config.cameras.values() if not c.is_file}
-        if len(transports) > 1:
-            log.warning(
-                "cameras ask for different rtsp_transport values; FFmpeg's is process-wide: "
-                "using tcp for all"
-            )
-        configure_ffmpeg_capture(transports.pop() if len(transports) == 1 else "tcp")
-
     # -- figures -----------------------------------------------------------------------------
 
     def _figures(self) -> dict[str, tuple]:
@@ -447,6 +458,7 @@ class Service:
             "name": name,
             "source": mask_credentials(camera.source) if camera else None,
             "state": _state(summary, status),
+            "class": (summary.service_class if summary else "") or _class_of(camera),
             "since": status.since if status else None,
             "last_error": (status.last_error if status else "")
             or (summary.errors[-1] if summary and summary.errors else ""),
@@ -477,6 +489,7 @@ class Service:
             streams.append(StreamFigures(
                 name, up, summary.frames_decoded, summary.frames_processed,
                 summary.frames_dropped, summary.frames_skipped, summary.reconnects,
+                summary.service_class,
             ))  # fmt: skip
         runtime = pipeline.runtime
         in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
@@ -538,11 +551,25 @@ class Service:
                 return None
             return json.loads(json.dumps(counts))  # a deep copy for the publisher
 
+    def _tracked(self, name: str) -> bool:
+        camera = self.config.cameras.get(name)
+        return camera is not None and camera.tracked
+
     def _opened(self, stream: StreamInfo) -> None:
+        pipeline = self._pipeline
+        summary = pipeline.stream_summaries().get(stream.name) if pipeline else None
+        with self._data:
+            self._classes[stream.name] = (
+                summary.service_class
+                if summary
+                else _class_of(self.config.cameras.get(stream.name))
+            )
         self._tick_camera(stream.name, force=True)
 
     def _result(self, result: Result) -> None:
-        self.metrics.observe_latency(result.stream, result.latency_ms / 1000.0)
+        with self._data:
+            service_class = self._classes.get(result.stream, "")
+        self.metrics.observe_latency(result.stream, service_class, result.latency_ms / 1000.0)
 
     def _events(self, stream: str, events: Sequence[Event]) -> None:
         for event in events:
@@ -570,8 +597,12 @@ class Service:
             mqtt.publish_state(summary.name, {"state": summary.status, "summary": _brief(summary)})
 
     def _tick(self) -> None:
-        """On the pipeline's run thread, every half second: retained state when it changed
-        (or every 10 s with fresh figures)."""
+        """On the pipeline's run thread, every half second: each class's frame count for its
+        rate; retained state when it changed (or every 10 s with fresh figures)."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            classes = pipeline.class_summaries()
+            self._class_rates.sample({name: c.frames for name, c in classes.items()})
         if self.mqtt is None:
             return
         figures = self._figures()
@@ -618,5 +649,18 @@ def _brief(summary: StreamSummary) -> dict:
     }  # fmt: skip
 
 
+def _class_of(camera: CameraConfig | None) -> str:
+    """A camera's service class before it runs: its `class`, else its source's (a live
+    stream or a realtime file is live, a recorded file batch), as the engine decides it."""
+    if camera is None:
+        return ""
+    if camera.service_class:
+        return camera.service_class
+    return ServiceClass.for_source(not camera.is_file or camera.realtime).value
+
+
 def source_live_options(camera: CameraConfig) -> LiveOptions:
-    return LiveOptions(camera.open_timeout, camera.read_timeout, camera.max_retries)
+    return LiveOptions(
+        camera.open_timeout, camera.read_timeout, camera.max_retries,
+        rtsp_transport=camera.rtsp_transport,
+    )  # fmt: skip
