@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/batch/ (resumable, report); repeatable",
     )  # fmt: skip
     _add_stream_options(run)
+    _add_decoder_options(run)
     _add_tracking_options(run)
     _add_cluster_options(run)
 
@@ -243,6 +244,20 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     live.add_argument(
         "--max-retries", type=_non_negative_int,
         help="failed connection attempts in a row before a live stream fails (default: forever)",
+    )  # fmt: skip
+
+
+def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
+    decoding = parser.add_argument_group("decoding video files")
+    decoding.add_argument(
+        "--decoder", choices=["opencv", "pyav"], default="opencv",
+        help="decode files with OpenCV (default) or PyAV (pip install 'vapipe[pyav]'); "
+        "live streams use OpenCV",
+    )  # fmt: skip
+    decoding.add_argument(
+        "--no-deblocking", action="store_true",
+        help="with --decoder pyav: skip H.264's deblocking filter (about a fifth less decoding "
+        "CPU; blockier pictures, see the README's Camera density)",
     )  # fmt: skip
 
 

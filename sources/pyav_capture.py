@@ -1,0 +1,116 @@
+"""A video decoded with PyAV (FFmpeg's libraries), offered as OpenCV's capture is."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+from sources.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+_ROTATIONS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE}
+_ROTATIONS |= {270: cv2.ROTATE_90_CLOCKWISE, -270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+_ROTATIONS |= {180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
+
+
+def import_av():
+    """The `av` module, or a SourceError that says how to install it."""
+    try:
+        import av
+    except ImportError:
+        raise SourceError(
+            "the PyAV decoder needs the av package: pip install 'vapipe[pyav]' "
+            "(or use the default OpenCV decoder)"
+        ) from None
+    return av
+
+
+class PyAVCapture:
+    """The first video stream of `uri`, decoded on one thread with `codec_options` passed to
+    FFmpeg's decoder (what OpenCV's capture cannot do, e.g. `skip_loop_filter`).
+
+    The `grab` / `retrieve` / `get` / `release` / `isOpened` subset of `cv2.VideoCapture`:
+    `grab` decodes the next frame (kept in YUV), `retrieve` converts it to BGR in one libswscale
+    call and turns it upright as OpenCV does (the stream's display rotation). `get` answers
+    position (ms from the stream's start), frame rate, frame count and size. A packet the decoder
+    rejects is skipped, as OpenCV's capture does; the frames it would have held are not counted.
+    """
+
+    def __init__(self, uri: str, codec_options: dict[str, str] | None = None) -> None:
+        av = import_av()
+        self._container = None
+        self._frame = None
+        try:
+            self._container = av.open(uri)
+            stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError, OSError) as error:
+            log.debug("%s: PyAV cannot open it: %s", uri, error)
+            self.release()
+            return
+        context = stream.codec_context
+        context.thread_count = 1  # as OpenCV's capture here: streams decode in parallel already
+        context.options = dict(codec_options or {})
+        self._stream = stream
+        self._time_base = stream.time_base or Fraction(1, 1000)
+        self._start = stream.start_time or 0
+        self._frames = self._decode(av.FFmpegError)
+        self._rotation = 0
+
+    def _decode(self, errors: type[Exception]) -> Iterator:
+        assert self._container is not None
+        for packet in self._container.demux(self._stream):
+            try:
+                yield from packet.decode()
+            except errors as error:
+                log.debug("%s: packet skipped: %s", self._container.name, error)
+
+    def isOpened(self) -> bool:  # OpenCV's name
+        return self._container is not None
+
+    def grab(self) -> bool:
+        if self._container is None:
+            return False
+        self._frame = next(self._frames, None)
+        if self._frame is not None:
+            self._rotation = int(self._frame.rotation or 0)
+        return self._frame is not None
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        if self._frame is None:
+            return False, None
+        image = self._frame.to_ndarray(format="bgr24")
+        if self._rotation in _ROTATIONS:
+            image = cv2.rotate(image, _ROTATIONS[self._rotation])
+        return True, image
+
+    def get(self, prop: int) -> float:
+        if self._container is None:
+            return 0.0
+        stream, frame = self._stream, self._frame
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            if frame is None or frame.pts is None:
+                return 0.0
+            return float((frame.pts - self._start) * self._time_base * 1000)
+        if prop == cv2.CAP_PROP_FPS:
+            return float(stream.average_rate or stream.guessed_rate or 0.0)
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(stream.frames)
+        turned = abs(self._rotation) in (90, 270)
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            context = stream.codec_context
+            return float(context.height if turned else context.width)
+        if prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            context = stream.codec_context
+            return float(context.width if turned else context.height)
+        return 0.0
+
+    def release(self) -> None:
+        self._frame = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
