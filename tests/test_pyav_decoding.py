@@ -1,0 +1,184 @@
+"""PyAV as the file decoder (`--decoder pyav`), with and without H.264's deblocking filter.
+
+Real H.264 clips made with ffmpeg from the shared person clip. With the filter on, PyAV's frames
+are OpenCV's, bit for bit (both convert with libswscale), so results must be identical; with
+it off the pictures change, so results are checked against a direct OpenVINO run on frames
+decoded the same way by PyAV itself. Counts stay exact either way.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import PERSON, SSD_LABELS, SSD_XML, read_jsonl, run_cli
+from reference import ssd_reference
+
+from pipeline import Pipeline, Result, StreamOptions
+from sources import DecoderOptions, FileSource, SimulatedCamera, SourceError
+
+FRAMES = 100
+PYAV = DecoderOptions("pyav")
+NO_DEBLOCKING = DecoderOptions("pyav", deblock=False)
+
+
+def _ffmpeg(*args: str | Path) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+                   check=True)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """`h264`: 100 frames of the person clip (a person in most) as a camera sends them
+    (H.264, no B-frames, a keyframe every 50 frames, a low bit rate, so that deblocking
+    matters); `rotated`: the same with a 90° display rotation in its metadata."""
+    folder = tmp_path_factory.mktemp("pyav")
+    h264, rotated = folder / "car.mp4", folder / "car-rotated.mp4"
+    _ffmpeg("-ss", "10", "-i", PERSON, "-an", "-frames:v", FRAMES, "-vf", "format=yuv420p",
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50", "-b:v", "400k",
+            h264)  # fmt: skip
+    _ffmpeg("-i", h264, "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated)
+    return {"h264": h264, "rotated": rotated}
+
+
+def _decode(
+    path: Path, decoder: DecoderOptions
+) -> tuple[FileSource, list[tuple[float, np.ndarray]]]:
+    source = FileSource(path, decoder=decoder)
+    source.open()
+    frames = []
+    while (pts_ms := source.grab()) is not None:
+        frames.append((pts_ms, source.retrieve()))
+    source.release()
+    return source, frames
+
+
+class Results:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_index: dict[int, Result] = {}
+
+    def __call__(self, result: Result) -> None:
+        with self.lock:
+            self.by_index[result.frame.index] = result
+
+
+def _run(source, options: StreamOptions, duration: float | None = None):
+    results = Results()
+    with Pipeline([source], SSD_XML, labels=SSD_LABELS, streams=options, sinks=[results]) as p:
+        summary = p.run(duration=duration)
+    return summary.streams[0], results.by_index
+
+
+def _accounted(s) -> bool:
+    return s.frames_decoded == s.frames_processed + s.frames_dropped + s.frames_skipped
+
+
+@pytest.mark.parametrize("clip", ["h264", "rotated"])
+def test_pyav_gives_opencvs_frames_bit_for_bit_with_the_same_timestamps_and_properties(clips, clip):
+    opencv, want = _decode(clips[clip], DecoderOptions())
+    pyav, got = _decode(clips[clip], PYAV)
+    assert len(got) == len(want) == FRAMES
+    assert (pyav.size, pyav.fps, pyav.declared_frames) == (
+        opencv.size, opencv.fps, opencv.declared_frames,
+    )  # fmt: skip
+    if clip == "rotated":
+        assert pyav.size == (432, 768) and got[0][1].shape == (768, 432, 3), "turned upright"
+    for (got_pts, got_image), (want_pts, want_image) in zip(got, want, strict=True):
+        assert got_pts == pytest.approx(want_pts, abs=1e-6)
+        np.testing.assert_array_equal(got_image, want_image)
+
+
+def test_a_pyav_file_sampled_every_5th_frame_counts_exactly_and_detects_as_opencv(clips):
+    _, want = _run(FileSource(clips["h264"], "car"), StreamOptions(every=5))
+    s, got = _run(FileSource(clips["h264"], "car", PYAV), StreamOptions(every=5))
+    assert (s.frames_decoded, s.frames_processed, s.frames_skipped) == (FRAMES, 20, 80)
+    assert s.frames_dropped == 0 and _accounted(s)
+    assert sorted(got) == sorted(want) == list(range(0, FRAMES, 5))
+    assert sum(len(r.detections.scores) for r in got.values()) >= 10, "a person in most frames"
+    for index, result in got.items():
+        np.testing.assert_array_equal(result.detections.class_ids, want[index].detections.class_ids)
+        np.testing.assert_array_equal(result.detections.scores, want[index].detections.scores)
+        np.testing.assert_array_equal(result.detections.boxes, want[index].detections.boxes)
+
+
+def _frames_without_deblocking(path: Path) -> list[np.ndarray]:
+    """Every frame, decoded by PyAV directly with `skip_loop_filter=all` (the reference)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"skip_loop_filter": "all"}
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(stream)]
+
+
+def test_without_deblocking_every_frame_is_counted_and_results_match_openvino_on_those_frames(
+    clips,
+):
+    s, got = _run(FileSource(clips["h264"], "car", NO_DEBLOCKING), StreamOptions(every=5))
+    assert (s.frames_decoded, s.frames_processed, s.frames_skipped) == (FRAMES, 20, 80)
+    assert s.frames_dropped == 0 and _accounted(s)
+    frames = _frames_without_deblocking(clips["h264"])
+    _, deblocked = _decode(clips["h264"], PYAV)
+    changed = [np.abs(frames[i].astype(int) - deblocked[i][1]).mean() for i in got]
+    assert max(changed) > 0.1, "the option changes the pictures"
+    assert max(changed) < 5, "only a little: blocking, not a different picture"
+    assert sum(len(r.detections.scores) for r in got.values()) >= 10, "a person in most frames"
+    for index, result in got.items():
+        np.testing.assert_array_equal(result.frame.image, frames[index])
+        want = sorted(ssd_reference(SSD_XML, frames[index], conf=0.5), key=lambda d: -d[1])
+        order = np.argsort(-result.detections.scores)
+        assert len(order) == len(want), f"frame {index}"
+        for i, (class_id, score, *box) in zip(order, want, strict=True):
+            assert result.detections.class_ids[i] == class_id
+            assert abs(result.detections.scores[i] - score) < 1e-3
+            assert np.allclose(result.detections.boxes[i], box, atol=1.0)
+
+
+def test_a_looping_simulated_camera_decoded_by_pyav_counts_exactly_across_passes(clips):
+    camera = SimulatedCamera(FileSource(clips["h264"], "cam", NO_DEBLOCKING), loop=True)
+    s, got = _run(camera, StreamOptions(every=5), duration=4)
+    assert camera.loops >= 1 and s.frames_decoded > FRAMES, "more than one pass"
+    assert _accounted(s) and s.frames_dropped == 0, s
+    assert sorted(got) == list(range(0, s.frames_decoded, 5))
+
+
+def test_a_truncated_file_fails_under_pyav_as_under_opencv(media):
+    for decoder in (DecoderOptions(), PYAV):
+        source = FileSource(media["truncated"], decoder=decoder)
+        source.open()
+        with pytest.raises(SourceError, match="truncated or corrupt"):
+            while source.grab() is not None:
+                pass
+        source.release()
+
+
+def test_a_file_pyav_cannot_open_is_a_source_error(media):
+    with pytest.raises(SourceError, match="cannot open as a video"):
+        FileSource(media["not_video"], decoder=PYAV).open()
+
+
+def test_skipping_the_deblocking_filter_without_pyav_is_refused():
+    with pytest.raises(SourceError, match="needs the PyAV decoder"):
+        DecoderOptions("opencv", deblock=False)
+
+
+def test_the_cli_decodes_with_pyav_without_deblocking_and_writes_every_analysed_frame(
+    clips, tmp_path
+):
+    done = run_cli(
+        "run", f"car={clips['h264']}", "--model", SSD_XML, "--labels", SSD_LABELS,
+        "--every", "5", "--decoder", "pyav", "--no-deblocking", "--out", tmp_path,
+        "--no-progress",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = read_jsonl(tmp_path / "car.jsonl")
+    assert [line["frame"] for line in lines] == list(range(0, FRAMES, 5))
+
+
+def test_the_cli_refuses_no_deblocking_with_the_opencv_decoder(clips, tmp_path):
+    done = run_cli("run", clips["h264"], "--model", SSD_XML, "--no-deblocking", "--out", tmp_path)
+    assert done.returncode == 2 and "needs the PyAV decoder" in done.stderr
+    assert "Traceback" not in done.stderr
