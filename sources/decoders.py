@@ -45,16 +45,24 @@ class DecoderOptions:
     from each keyframe to the next (every frame is still decoded and counted). Detections on a
     4 Mbit/s 1080p camera clip barely change (see the README's Camera density); at low bit
     rates the blocks are larger. For sampled streams whose analysis tolerates it.
+    `skip_nonref=True` (PyAV, H.264 only) leaves out pictures no other is predicted from
+    (B-frames, in most encoders' settings) without decoding them: they are counted, as
+    skipped, and every other frame is exactly as without it. A sampled stream then analyses
+    the frames it would have picked among the rest (`every N` counts those only); a stream
+    without such pictures (most cameras send none) saves nothing.
     """
 
     decoder: str = "opencv"
     deblock: bool = True
+    skip_nonref: bool = False
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise SourceError(f"decoder {self.decoder!r}: unknown; use one of {DECODERS}")
         if not self.deblock and self.decoder != "pyav":
             raise SourceError("skipping the deblocking filter needs the PyAV decoder (pyav)")
+        if self.skip_nonref and self.decoder != "pyav":
+            raise SourceError("leaving out non-reference frames needs the PyAV decoder (pyav)")
         if self.decoder == "pyav" and importlib.util.find_spec("av") is None:
             raise SourceError(
                 "the PyAV decoder needs the av package: pip install 'vapipe[pyav]' "
@@ -75,5 +83,5 @@ def open_file_capture(path: str, options: DecoderOptions = OPENCV) -> Capture:
     if options.decoder == "pyav":
         from sources.pyav_capture import PyAVCapture
 
-        return PyAVCapture(path, options.codec_options)
+        return PyAVCapture(path, options.codec_options, options.skip_nonref)
     return cv2.VideoCapture(path, cv2.CAP_FFMPEG, DECODE_PARAMS)

@@ -83,9 +83,17 @@ class FileSource:
         self._decoded += 1
         return self._capture.get(cv2.CAP_PROP_POS_MSEC)
 
+    @property
+    def discarded(self) -> bool:
+        """The frame last grabbed was left out undecoded (`DecoderOptions.skip_nonref`): it
+        counts as skipped and cannot be retrieved."""
+        return bool(getattr(self._capture, "discarded", False))  # OpenCV's never are
+
     def retrieve(self) -> np.ndarray:
         if self._capture is None:
             raise SourceError(f"{self.uri}: read before open")
+        if self.discarded:
+            raise SourceError(f"{self.uri}: frame {self._decoded - 1} was left out undecoded")
         ok, image = self._capture.retrieve()
         if not ok or image is None:
             raise SourceError(f"{self.uri}: frame {self._decoded - 1} could not be converted")

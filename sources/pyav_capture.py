@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 
 import cv2
 import numpy as np
 
 from sources.errors import SourceError
+from sources.h264_refs import is_non_reference, nal_length_size
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,13 @@ def import_av():
     return av
 
 
+@dataclass(frozen=True, slots=True)
+class _Discarded:
+    """A packet left out undecoded (a non-reference picture): only its timestamp is known."""
+
+    pts: int | None
+
+
 class PyAVCapture:
     """The first video stream of `uri`, decoded on one thread with `codec_options` passed to
     FFmpeg's decoder (what OpenCV's capture cannot do, e.g. `skip_loop_filter`).
@@ -39,12 +48,20 @@ class PyAVCapture:
     call and turns it upright as OpenCV does (the stream's display rotation). `get` answers
     position (ms from the stream's start), frame rate, frame count and size. A packet the decoder
     rejects is skipped, as OpenCV's capture does; the frames it would have held are not counted.
+
+    With `skip_nonref` (H.264 only), packets holding a non-reference picture are not decoded at
+    all: `grab` still returns them, one each, with `discarded` set (their time is known, their
+    image is not). No other picture is predicted from them, so every other frame is decoded
+    exactly as without the option.
     """
 
-    def __init__(self, uri: str, codec_options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, uri: str, codec_options: dict[str, str] | None = None, skip_nonref: bool = False
+    ) -> None:
         av = import_av()
         self._container = None
         self._frame = None
+        self.discarded = False
         try:
             self._container = av.open(uri)
             stream = self._container.streams.video[0]
@@ -53,8 +70,16 @@ class PyAVCapture:
             self.release()
             return
         context = stream.codec_context
+        if skip_nonref and context.name != "h264":
+            self.release()
+            raise SourceError(
+                f"{uri}: leaving out non-reference frames needs H.264, not {context.name}; "
+                "decode it without that option"
+            )
         context.thread_count = 1  # as OpenCV's capture here: streams decode in parallel already
         context.options = dict(codec_options or {})
+        self._nal_length_size = nal_length_size(context.extradata) if skip_nonref else None
+        self.discarded = False  # the frame last grabbed was left out undecoded
         self._stream = stream
         self._time_base = stream.time_base or Fraction(1, 1000)
         self._start = stream.start_time or 0
@@ -63,7 +88,11 @@ class PyAVCapture:
 
     def _decode(self, errors: type[Exception]) -> Iterator:
         assert self._container is not None
+        length_size = self._nal_length_size
         for packet in self._container.demux(self._stream):
+            if length_size is not None and packet.size and is_non_reference(packet, length_size):
+                yield _Discarded(packet.pts)
+                continue
             try:
                 yield from packet.decode()
             except errors as error:
@@ -76,12 +105,13 @@ class PyAVCapture:
         if self._container is None:
             return False
         self._frame = next(self._frames, None)
-        if self._frame is not None:
+        self.discarded = isinstance(self._frame, _Discarded)
+        if self._frame is not None and not self.discarded:
             self._rotation = int(self._frame.rotation or 0)
         return self._frame is not None
 
     def retrieve(self) -> tuple[bool, np.ndarray | None]:
-        if self._frame is None:
+        if self._frame is None or self.discarded:
             return False, None
         image = self._frame.to_ndarray(format="bgr24")
         if self._rotation in _ROTATIONS:
@@ -111,6 +141,7 @@ class PyAVCapture:
 
     def release(self) -> None:
         self._frame = None
+        self.discarded = False
         if self._container is not None:
             self._container.close()
             self._container = None

@@ -24,6 +24,7 @@ from sources import DecoderOptions, FileSource, SimulatedCamera, SourceError
 FRAMES = 100
 PYAV = DecoderOptions("pyav")
 NO_DEBLOCKING = DecoderOptions("pyav", deblock=False)
+SKIP_NONREF = DecoderOptions("pyav", skip_nonref=True)
 
 
 def _ffmpeg(*args: str | Path) -> None:
@@ -35,14 +36,19 @@ def _ffmpeg(*args: str | Path) -> None:
 def clips(tmp_path_factory) -> dict[str, Path]:
     """`h264`: 100 frames of the person clip (a person in most) as a camera sends them
     (H.264, no B-frames, a keyframe every 50 frames, a low bit rate, so that deblocking
-    matters); `rotated`: the same with a 90° display rotation in its metadata."""
+    matters); `rotated`: the same with a 90° display rotation in its metadata; `bframes`: the
+    same frames with 2 non-reference B-frames between references."""
     folder = tmp_path_factory.mktemp("pyav")
     h264, rotated = folder / "car.mp4", folder / "car-rotated.mp4"
+    bframes = folder / "car-bframes.mp4"
     _ffmpeg("-ss", "10", "-i", PERSON, "-an", "-frames:v", FRAMES, "-vf", "format=yuv420p",
             "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50", "-b:v", "400k",
             h264)  # fmt: skip
     _ffmpeg("-i", h264, "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated)
-    return {"h264": h264, "rotated": rotated}
+    _ffmpeg("-ss", "10", "-i", PERSON, "-an", "-frames:v", FRAMES, "-vf", "format=yuv420p",
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-x264-params",
+            "b-pyramid=none:b-adapt=0", "-g", "50", "-b:v", "400k", bframes)  # fmt: skip
+    return {"h264": h264, "rotated": rotated, "bframes": bframes}
 
 
 def _decode(
@@ -145,6 +151,44 @@ def test_a_looping_simulated_camera_decoded_by_pyav_counts_exactly_across_passes
     assert sorted(got) == list(range(0, s.frames_decoded, 5))
 
 
+def test_skip_nonref_leaves_b_frames_undecoded_and_decodes_the_others_bit_for_bit(clips):
+    skipping = FileSource(clips["bframes"], decoder=SKIP_NONREF)
+    skipping.open()
+    grabbed, discarded, full_decode = [], [], {}
+    while (pts_ms := skipping.grab()) is not None:
+        grabbed.append(pts_ms)
+        if skipping.discarded:
+            discarded.append(pts_ms)
+            with pytest.raises(SourceError, match="left out undecoded"):
+                skipping.retrieve()
+        else:
+            full_decode[pts_ms] = skipping.retrieve()
+    skipping.release()
+    _, every_frame = _decode(clips["bframes"], PYAV)
+    assert len(grabbed) == FRAMES and sorted(grabbed) == [pts for pts, _ in every_frame]
+    assert len(discarded) == 64, "2 B-frames in each 3 frames but around keyframes"
+    for pts_ms, image in every_frame:
+        if pts_ms in full_decode:
+            np.testing.assert_array_equal(full_decode[pts_ms], image)
+
+
+def test_a_sampled_stream_with_skip_nonref_counts_every_frame_and_analyses_only_references(
+    clips,
+):
+    s, got = _run(FileSource(clips["bframes"], "car", SKIP_NONREF), StreamOptions(every=2))
+    assert s.frames_decoded == FRAMES and s.frames_dropped == 0 and _accounted(s)
+    assert s.frames_processed == 18, "every 2nd of the 36 reference frames"
+    _, every_frame = _decode(clips["bframes"], PYAV)
+    images = dict(every_frame)
+    for result in got.values():
+        np.testing.assert_array_equal(result.frame.image, images[result.frame.pts_ms])
+
+
+def test_skip_nonref_refuses_a_codec_it_cannot_read(media):
+    with pytest.raises(SourceError, match=r"needs H\.264, not mjpeg"):
+        FileSource(media["car_avi"], decoder=SKIP_NONREF).open()
+
+
 def test_a_truncated_file_fails_under_pyav_as_under_opencv(media):
     for decoder in (DecoderOptions(), PYAV):
         source = FileSource(media["truncated"], decoder=decoder)
@@ -160,9 +204,10 @@ def test_a_file_pyav_cannot_open_is_a_source_error(media):
         FileSource(media["not_video"], decoder=PYAV).open()
 
 
-def test_skipping_the_deblocking_filter_without_pyav_is_refused():
+@pytest.mark.parametrize("option", [{"deblock": False}, {"skip_nonref": True}])
+def test_decoder_options_without_pyav_are_refused(option):
     with pytest.raises(SourceError, match="needs the PyAV decoder"):
-        DecoderOptions("opencv", deblock=False)
+        DecoderOptions("opencv", **option)
 
 
 def test_the_cli_decodes_with_pyav_without_deblocking_and_writes_every_analysed_frame(
@@ -170,7 +215,7 @@ def test_the_cli_decodes_with_pyav_without_deblocking_and_writes_every_analysed_
 ):
     done = run_cli(
         "run", f"car={clips['h264']}", "--model", SSD_XML, "--labels", SSD_LABELS,
-        "--every", "5", "--decoder", "pyav", "--no-deblocking", "--out", tmp_path,
+        "--every", "5", "--decoder", "pyav", "--no-deblocking", "--skip-nonref", "--out", tmp_path,
         "--no-progress",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -65,11 +65,13 @@ def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
 
 
 def _decoder(args: argparse.Namespace):
-    """DecoderOptions from `--decoder` and `--no-deblocking` (a SourceError if they clash or
-    PyAV is missing: found before any work)."""
+    """DecoderOptions from `--decoder`, `--no-deblocking` and `--skip-nonref` (a SourceError
+    if they clash or PyAV is missing: found before any work)."""
     from sources import DecoderOptions
 
-    return DecoderOptions(args.decoder, deblock=not args.no_deblocking)
+    return DecoderOptions(
+        args.decoder, deblock=not args.no_deblocking, skip_nonref=args.skip_nonref
+    )
 
 
 def _sources(args: argparse.Namespace, options: StreamOptions) -> list:

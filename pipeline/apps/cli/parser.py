@@ -259,6 +259,11 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
         help="with --decoder pyav: skip H.264's deblocking filter (about a fifth less decoding "
         "CPU; blockier pictures, see the README's Camera density)",
     )  # fmt: skip
+    decoding.add_argument(
+        "--skip-nonref", action="store_true",
+        help="with --decoder pyav: leave H.264 pictures no other refers to (B-frames) "
+        "undecoded; counted as skipped (for sampled streams)",
+    )  # fmt: skip
 
 
 def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
