@@ -41,13 +41,16 @@ class _Discarded:
 
 class PyAVCapture:
     """The first video stream of `uri`, decoded on one thread with `codec_options` passed to
-    FFmpeg's decoder (what OpenCV's capture cannot do, e.g. `skip_loop_filter`).
+    FFmpeg's decoder (what OpenCV's capture cannot do, e.g. `skip_loop_filter`);
+    `container_options` go to the demuxer (e.g. `rtsp_transport`), `timeout` is (open, read)
+    in seconds.
 
     The `grab` / `retrieve` / `get` / `release` / `isOpened` subset of `cv2.VideoCapture`:
-    `grab` decodes the next frame (kept in YUV), `retrieve` converts it to BGR in one libswscale
-    call and turns it upright as OpenCV does (the stream's display rotation). `get` answers
-    position (ms from the stream's start), frame rate, frame count and size. A packet the decoder
-    rejects is skipped, as OpenCV's capture does; the frames it would have held are not counted.
+    `grab` decodes the next frame (kept in YUV), `retrieve` converts it to BGR in one
+    libswscale call and turns it upright as OpenCV does (the stream's display rotation). `get`
+    answers position (ms from the stream's start), frame rate, frame count and size. A packet
+    the decoder rejects is skipped, as OpenCV's capture does; the frames it would have held
+    are not counted.
 
     With `skip_nonref` (H.264 only), packets holding a non-reference picture are not decoded at
     all: `grab` still returns them, one each, with `discarded` set (their time is known, their
@@ -56,14 +59,20 @@ class PyAVCapture:
     """
 
     def __init__(
-        self, uri: str, codec_options: dict[str, str] | None = None, skip_nonref: bool = False
+        self,
+        uri: str,
+        codec_options: dict[str, str] | None = None,
+        skip_nonref: bool = False,
+        *,
+        container_options: dict[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> None:
         av = import_av()
         self._container = None
         self._frame = None
         self.discarded = False
         try:
-            self._container = av.open(uri)
+            self._container = av.open(uri, options=container_options or {}, timeout=timeout)
             stream = self._container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError) as error:
             log.debug("%s: PyAV cannot open it: %s", uri, error)
@@ -87,9 +96,20 @@ class PyAVCapture:
         self._rotation = 0
 
     def _decode(self, errors: type[Exception]) -> Iterator:
+        """Frames (or `_Discarded`) until the end; a read error ends them too, as OpenCV's
+        `grab` then returns False (a file is then checked for completeness, a live stream
+        reconnects)."""
         assert self._container is not None
         length_size = self._nal_length_size
-        for packet in self._container.demux(self._stream):
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except errors as error:
+                log.info("%s: reading stopped: %s", self._container.name, error)
+                return
             if length_size is not None and packet.size and is_non_reference(packet, length_size):
                 yield _Discarded(packet.pts)
                 continue

@@ -60,12 +60,12 @@ def source_from_spec(
     decoder: DecoderOptions = OPENCV,
 ) -> VideoSource:
     """The source kind for a URI: a live source for rtsp(s)://, http(s):// and capture
-    devices (`0`, `/dev/video0`), connected with `live` options; a file otherwise, decoded as
-    `decoder` says (live streams are decoded by OpenCV)."""
+    devices (`0`, `/dev/video0`), connected with `live` options; a file otherwise; both
+    decoded as `decoder` says (devices by OpenCV)."""
     if not uri:
         raise SourceError(f"empty source {name or ''}=: give a path or URL after '='")
     if is_live_uri(uri) and not Path(uri).is_file():
-        return LiveSource(uri, name, live)
+        return LiveSource(uri, name, live, decoder)
     return FileSource(uri, name, decoder)
 
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import PERSON, SSD_LABELS, SSD_XML, read_jsonl, run_cli
-from reference import ssd_reference
+from conftest import CAR, PERSON, SSD_LABELS, SSD_XML, read_jsonl, run_cli
+from reference import read_frames, ssd_reference
+from rtsp import RtspServer
 
 from pipeline import Pipeline, Result, StreamOptions
-from sources import DecoderOptions, FileSource, SimulatedCamera, SourceError
+from sources import Backoff, DecoderOptions, FileSource, LiveOptions, LiveSource, SimulatedCamera
+from sources.errors import SourceError
 
 FRAMES = 100
 PYAV = DecoderOptions("pyav")
@@ -187,6 +189,30 @@ def test_a_sampled_stream_with_skip_nonref_counts_every_frame_and_analyses_only_
 def test_skip_nonref_refuses_a_codec_it_cannot_read(media):
     with pytest.raises(SourceError, match=r"needs H\.264, not mjpeg"):
         FileSource(media["car_avi"], decoder=SKIP_NONREF).open()
+
+
+FAST = LiveOptions(open_timeout=3.0, read_timeout=2.0, backoff=Backoff(initial=0.5, cap=2.0))
+
+
+def test_an_rtsp_stream_decoded_by_pyav_counts_exactly_and_gives_the_files_frames():
+    with RtspServer({"car": CAR}) as server:  # H.264, sent as is: the same frames as the file
+        source = LiveSource(server.url("car"), "cam", FAST, PYAV)
+        s, got = _run(source, StreamOptions(every=5), duration=6)
+    assert _accounted(s) and s.frames_dropped == 0, s
+    assert s.frames_processed >= 5 and sorted(got) == list(range(0, s.frames_decoded, 5))
+    frames = read_frames(CAR, set(got))  # OpenCV's decoding of the file
+    for index, result in got.items():
+        np.testing.assert_array_equal(result.frame.image, frames[index])
+
+
+def test_an_rtsp_stream_with_skip_nonref_counts_b_frames_as_skipped_and_decodes_the_rest(clips):
+    with RtspServer({"cam": clips["bframes"]}) as server:  # start codes, not MP4's lengths
+        source = LiveSource(server.url("cam"), "cam", FAST, SKIP_NONREF)
+        s, got = _run(source, StreamOptions(), duration=5)
+    assert _accounted(s) and s.frames_dropped == 0 and s.frames_decoded >= 20, s
+    assert 0.5 < s.frames_skipped / s.frames_decoded < 0.75, "2 in 3 are B-frames"
+    file_frames = {image.tobytes() for _, image in _decode(clips["bframes"], PYAV)[1]}
+    assert all(r.frame.image.tobytes() in file_frames for r in got.values()), "exact frames"
 
 
 def test_a_truncated_file_fails_under_pyav_as_under_opencv(media):

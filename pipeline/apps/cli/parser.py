@@ -248,11 +248,11 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
-    decoding = parser.add_argument_group("decoding video files")
+    decoding = parser.add_argument_group("decoding")
     decoding.add_argument(
         "--decoder", choices=["opencv", "pyav"], default="opencv",
-        help="decode files with OpenCV (default) or PyAV (pip install 'vapipe[pyav]'); "
-        "live streams use OpenCV",
+        help="decode files and network streams with OpenCV (default) or PyAV "
+        "(pip install 'vapipe[pyav]'); capture devices use OpenCV",
     )  # fmt: skip
     decoding.add_argument(
         "--no-deblocking", action="store_true",
