@@ -10,7 +10,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from sources.errors import SourceError
+from sources.errors import SourceError, mask_credentials
 from sources.h264_refs import is_non_reference, nal_length_size
 
 log = logging.getLogger(__name__)
@@ -70,25 +70,25 @@ class PyAVCapture:
         av = import_av()
         self._container = None
         self._frame = None
-        self.discarded = False
+        self.discarded = False  # the frame last grabbed was left out undecoded
+        self._shown = mask_credentials(uri)
         try:
             self._container = av.open(uri, options=container_options or {}, timeout=timeout)
             stream = self._container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError) as error:
-            log.debug("%s: PyAV cannot open it: %s", uri, error)
+            log.debug("%s: PyAV cannot open it: %s", self._shown, error)
             self.release()
             return
         context = stream.codec_context
         if skip_nonref and context.name != "h264":
             self.release()
             raise SourceError(
-                f"{uri}: leaving out non-reference frames needs H.264, not {context.name}; "
-                "decode it without that option"
+                f"{self._shown}: leaving out non-reference frames needs H.264, not "
+                f"{context.name}; decode it without that option"
             )
         context.thread_count = 1  # as OpenCV's capture here: streams decode in parallel already
         context.options = dict(codec_options or {})
         self._nal_length_size = nal_length_size(context.extradata) if skip_nonref else None
-        self.discarded = False  # the frame last grabbed was left out undecoded
         self._stream = stream
         self._time_base = stream.time_base or Fraction(1, 1000)
         self._start = stream.start_time or 0
@@ -108,7 +108,7 @@ class PyAVCapture:
             except StopIteration:
                 return
             except errors as error:
-                log.info("%s: reading stopped: %s", self._container.name, error)
+                log.info("%s: reading stopped: %s", self._shown, error)
                 return
             if length_size is not None and packet.size and is_non_reference(packet, length_size):
                 yield _Discarded(packet.pts)
@@ -116,7 +116,7 @@ class PyAVCapture:
             try:
                 yield from packet.decode()
             except errors as error:
-                log.debug("%s: packet skipped: %s", self._container.name, error)
+                log.debug("%s: packet skipped: %s", self._shown, error)
 
     def isOpened(self) -> bool:  # OpenCV's name
         return self._container is not None
