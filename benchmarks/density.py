@@ -355,6 +355,12 @@ def trial(args: argparse.Namespace) -> dict:
     other load hardly changes.
     """
     cv2.setNumThreads(1)  # as the CLI: streams decode in parallel already
+    # Import before the cameras' clock starts: vapipe's packages (SciPy, for the tracker) take
+    # seconds to import on a loaded machine, which would start its cameras behind schedule.
+    import openvino  # noqa: F401
+
+    if args.system.startswith("vapipe"):
+        import pipeline.engine.pipeline  # noqa: F401
     clip = Path(args.clip)
     paced = args.frames is None
     every = round(CAMERA_FPS / args.max_fps)
