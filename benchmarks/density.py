@@ -14,6 +14,10 @@ each N of each system runs at nearly the same time on this shared machine:
 - `handwritten`: decoder threads with `read()` for every frame, every 5th resized and put on
   a queue feeding an `AsyncInferQueue` (as benchmarks/handwritten_loop.py).
 
+On request (`--systems`): `vapipe-pyav` (vapipe with `--decoder pyav`), `vapipe-pyav-nodeblock`
+(with `--no-deblocking` too) and `decode-pyav-nodeblock` (the decode-only limit without the
+deblocking filter).
+
 The realtime search needs the machine to itself. `--mode cost` measures what a shared machine
 hardly changes: each system decodes 4 cameras x 250 frames as fast as it goes (vapipe with
 `--every 5`, lossless), and the process's CPU time per second of video is what one camera
