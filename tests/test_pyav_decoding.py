@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -17,10 +18,18 @@ import numpy as np
 import pytest
 from conftest import CAR, PERSON, SSD_LABELS, SSD_XML, read_jsonl, run_cli
 from reference import read_frames, ssd_reference
-from rtsp import RtspServer
+from rtsp import RtspServer, looped
 
 from pipeline import Pipeline, Result, StreamOptions
-from sources import Backoff, DecoderOptions, FileSource, LiveOptions, LiveSource, SimulatedCamera
+from sources import (
+    Backoff,
+    DecoderOptions,
+    FileSource,
+    LiveOptions,
+    LiveSource,
+    SimulatedCamera,
+    StreamState,
+)
 from sources.errors import SourceError
 
 FRAMES = 100
@@ -213,6 +222,59 @@ def test_an_rtsp_stream_with_skip_nonref_counts_b_frames_as_skipped_and_decodes_
     assert 0.5 < s.frames_skipped / s.frames_decoded < 0.75, "2 in 3 are B-frames"
     file_frames = {image.tobytes() for _, image in _decode(clips["bframes"], PYAV)[1]}
     assert all(r.frame.image.tobytes() in file_frames for r in got.values()), "exact frames"
+
+
+def test_a_pyav_rtsp_stream_reconnects_after_a_server_restart_and_detects_a_stall(
+    tmp_path,
+):
+    """Killed, then restarted: the stream comes back; then paused (SIGSTOP): the stall is
+    noticed within PyAV's read timeout and the stream reconnects once resumed."""
+    clip = looped(CAR, tmp_path / "car.mp4")  # minutes long: outlasts the test
+    server = RtspServer({"car": clip}).start()
+    results = Results()
+    events: dict[str, float] = {}
+    try:
+        source = LiveSource(server.url("car"), "cam", FAST, PYAV)
+        with Pipeline([source], SSD_XML, sinks=[results], labels=SSD_LABELS) as pipeline:
+
+            def wait_for_results(after: float, count: int = 5) -> None:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    with results.lock:
+                        if sum(r.completed_at > after for r in results.by_index.values()) >= count:
+                            return
+                    time.sleep(0.05)
+
+            def script() -> None:
+                wait_for_results(0)
+                server.kill()
+                time.sleep(2.0)
+                server.start()
+                events["restarted"] = time.time()
+                wait_for_results(events["restarted"])
+                server.pause()
+                events["paused"] = time.monotonic()
+                while pipeline.stream_status()["cam"].state is not StreamState.RECONNECTING:
+                    time.sleep(0.05)
+                events["noticed"] = time.monotonic()
+                server.resume()
+                events["resumed"] = time.time()
+                wait_for_results(events["resumed"])
+                pipeline.stop()
+
+            driver = threading.Thread(target=script)
+            driver.start()
+            summary = pipeline.run(duration=60)
+            driver.join()
+    finally:
+        server.kill()
+    s = summary.streams[0]
+    assert s.reconnects >= 2 and _accounted(s), s
+    assert len(results.by_index) == s.frames_processed, "no result lost or given twice"
+    assert any(r.completed_at > events["resumed"] for r in results.by_index.values())
+    noticed = events["noticed"] - events["paused"]
+    print(f"stall noticed {noticed:.2f} s after the pause")
+    assert noticed <= 2 * FAST.read_timeout + 1.0, f"stall noticed after {noticed:.2f} s"
 
 
 def test_a_truncated_file_fails_under_pyav_as_under_opencv(media):
