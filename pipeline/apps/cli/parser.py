@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
     demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
     _add_stream_options(demo)
+    _add_decoder_options(demo)
     _add_tracking_options(demo)
 
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
