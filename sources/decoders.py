@@ -41,7 +41,7 @@ class DecoderOptions:
     `decoder`: "opencv" (OpenCV's FFmpeg capture, the default) or "pyav" (FFmpeg's libraries
     through PyAV, `pip install 'vapipe[pyav]'`), which can pass options to the decoder itself.
     `deblock=False` (PyAV only) skips H.264/HEVC's in-loop deblocking filter: decoding costs
-    about a fifth less, and the pictures show the codec's block edges, an error that builds up
+    about a sixth less, and the pictures show the codec's block edges, an error that builds up
     from each keyframe to the next (every frame is still decoded and counted). Detections on a
     4 Mbit/s 1080p camera clip barely change (see the README's Camera density); at low bit
     rates the blocks are larger. For sampled streams whose analysis tolerates it.

@@ -257,7 +257,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     decoding.add_argument(
         "--no-deblocking", action="store_true",
-        help="with --decoder pyav: skip H.264's deblocking filter (about a fifth less decoding "
+        help="with --decoder pyav: skip H.264's deblocking filter (about a sixth less decoding "
         "CPU; blockier pictures, see the README's Camera density)",
     )  # fmt: skip
     decoding.add_argument(
