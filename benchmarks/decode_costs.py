@@ -10,6 +10,8 @@ from the shared car clip) plus a variant with B-frames, for FFmpeg's frame skipp
 - PyAV (if installed): decoding alone, with BGR conversion, converting 1 in 5 straight to the
   model size, and with the deblocking filter skipped (`skip_loop_filter`), whose effect on
   person-vehicle-bike detections is measured too.
+- vapipe's own `FileSource` sampled 1 in 5, with each `DecoderOptions` (OpenCV, PyAV,
+  `skip_nonref`, without deblocking), on the clips with and without B-frames.
 
     python benchmarks/decode_costs.py [--model person-vehicle-bike-detection-2000.xml]
 """
@@ -28,7 +30,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from density import SOURCE_CLIP, make_clip
+from density import SOURCE_CLIP, make_clip  # also puts vapipe's packages on the path
+
+from sources import DecoderOptions, FileSource
 
 EVERY = 5
 INPUT = (256, 256)
@@ -91,6 +95,29 @@ def pyav(path: Path, mode: str, options: dict[str, str] | None = None) -> Callab
             elif mode == "sampled-to-input" and frames % EVERY == 0:
                 frame.to_ndarray(width=INPUT[0], height=INPUT[1], format="bgr24")
             frames += 1
+        return frames
+
+    return decode
+
+
+def vapipe_file(path: Path, decoder: DecoderOptions, out: list[int]) -> Callable[[], int]:
+    """vapipe's FileSource, sampled as the decoder thread does with `every 5`: every frame
+    grabbed, 1 in 5 of those not left out undecoded retrieved. `out` gets the discarded."""
+
+    def decode() -> int:
+        source = FileSource(path, decoder=decoder)
+        source.open()
+        frames = kept = discarded = 0
+        while source.grab() is not None:
+            frames += 1
+            if source.discarded:
+                discarded += 1
+                continue
+            if kept % EVERY == 0:
+                source.retrieve()
+            kept += 1
+        source.release()
+        out[:] = [discarded]
         return frames
 
     return decode
@@ -190,6 +217,19 @@ def main() -> None:
             ms = with_capture_options(option or "rtsp_transport;tcp", decode, total)
             label = f"OpenCV grab(), {name}, {option or 'no skipping'}"
             print(f"{label:55s} {ms:5.2f} ms CPU per source frame ({frames[0]} of {total} out)")
+    if "av" in sys.modules:
+        for name, decoder in (
+            ("OpenCV", DecoderOptions()),
+            ("PyAV", DecoderOptions("pyav")),
+            ("PyAV skip_nonref", DecoderOptions("pyav", skip_nonref=True)),
+            ("PyAV skip_nonref, no deblocking",
+             DecoderOptions("pyav", deblock=False, skip_nonref=True)),
+        ):  # fmt: skip
+            for clip_name, path in (("no B-frames", clip), ("B-frames", b_clip)):
+                out = [0]
+                ms = cpu_ms_per_frame(vapipe_file(path, decoder, out))
+                label = f"vapipe FileSource {name}, {clip_name}, every 5"
+                print(f"{label:55s} {ms:5.2f} ms CPU per source frame ({out[0]} left out)")
     if args.model:
         print("deblocking skipped:", detections_agree(clip, args.model))
 

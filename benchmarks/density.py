@@ -14,6 +14,10 @@ each N of each system runs at nearly the same time on this shared machine:
 - `handwritten`: decoder threads with `read()` for every frame, every 5th resized and put on
   a queue feeding an `AsyncInferQueue` (as benchmarks/handwritten_loop.py).
 
+On request (`--systems`): `vapipe-pyav` (vapipe with `--decoder pyav`), `vapipe-pyav-nodeblock`
+(with `--no-deblocking` too) and `decode-pyav-nodeblock` (the decode-only limit without the
+deblocking filter).
+
 The realtime search needs the machine to itself. `--mode cost` measures what a shared machine
 hardly changes: each system decodes 4 cameras x 250 frames as fast as it goes (vapipe with
 `--every 5`, lossless), and the process's CPU time per second of video is what one camera
@@ -48,13 +52,16 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # vapipe's packages, for a run from any folder
+from sources.decoders import DecoderOptions, open_file_capture  # noqa: E402
+
 SHARED = ROOT.parent / "shared"
 SOURCE_CLIP = SHARED / "videos" / "car-detection.mp4"
 CAMERA_FPS = 25.0
 SYSTEMS = ("decode", "vapipe", "handwritten")
-# vapipe with PyAV as the decoder, with and without H.264's deblocking filter: measured for the
-# notes (not what vapipe ships), on request with --systems.
-EXTRA_SYSTEMS = ("vapipe-pyav", "vapipe-pyav-nodeblock")
+# vapipe with `--decoder pyav`, with and without `--no-deblocking`, and the decode-only limit
+# without deblocking: on request with --systems.
+EXTRA_SYSTEMS = ("vapipe-pyav", "vapipe-pyav-nodeblock", "decode-pyav-nodeblock")
 BITRATES = {1080: "4M", 720: "2M"}
 LATENCY_LIMIT_MS = 1000.0
 
@@ -106,14 +113,16 @@ class Schedule:
 
 
 class LoopingCapture:
-    """A clip played over and over with OpenCV: `grab`, `retrieve`, `read` as VideoCapture."""
+    """A clip played over and over: `grab`, `retrieve`, `read` as VideoCapture. Decoded by
+    OpenCV, or by vapipe's PyAV capture (`--decoder pyav`, optionally without deblocking)."""
 
-    def __init__(self, clip: Path) -> None:
+    def __init__(self, clip: Path, decoder: DecoderOptions | None = None) -> None:
         self._clip = str(clip)
+        self._decoder = decoder or DecoderOptions()
         self._capture = self._open()
 
-    def _open(self) -> cv2.VideoCapture:
-        return cv2.VideoCapture(self._clip, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    def _open(self):
+        return open_file_capture(self._clip, self._decoder)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -138,52 +147,17 @@ class LoopingCapture:
         self._capture.release()
 
 
-class PyAvLoopingCapture:
-    """The same with PyAV (`pip install av`), optionally without H.264's deblocking filter
-    (`skip_loop_filter=all`, an option OpenCV cannot pass to the decoder)."""
-
-    def __init__(self, clip: Path, deblock: bool = True) -> None:
-        self._clip = str(clip)
-        self._options = {} if deblock else {"skip_loop_filter": "all"}
-        self._container = None
-        self._frames = self._open()
-        self._frame = None
-
-    def _open(self):
-        import av
-
-        if self._container is not None:
-            self._container.close()
-        self._container = av.open(self._clip)
-        stream = self._container.streams.video[0]
-        stream.codec_context.thread_count = 1
-        stream.codec_context.options = dict(self._options)
-        return self._container.decode(stream)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        stream = self._container.streams.video[0]
-        return stream.codec_context.width, stream.codec_context.height
-
-    def grab(self) -> bool:
-        self._frame = next(self._frames, None)
-        if self._frame is None:
-            self._frames = self._open()
-            self._frame = next(self._frames, None)
-        return self._frame is not None
-
-    def retrieve(self) -> np.ndarray:
-        return self._frame.to_ndarray(format="bgr24")
-
-    def release(self) -> None:
-        self._container.close()
-
-
-CAPTURES = {
-    "vapipe": LoopingCapture,
-    "vapipe-pyav": PyAvLoopingCapture,
-    "vapipe-pyav-nodeblock": lambda clip: PyAvLoopingCapture(clip, deblock=False),
+# Each system's decoder: OpenCV's capture, or PyAV with and without H.264's deblocking filter.
+DECODERS = {
+    "pyav": {"decoder": "pyav"},
+    "pyav-nodeblock": {"decoder": "pyav", "deblock": False},
 }
+
+
+def decoder_of(system: str) -> DecoderOptions:
+    """`vapipe-pyav-nodeblock` -> PyAV without deblocking; `decode` -> OpenCV."""
+    _, _, variant = system.partition("-")
+    return DecoderOptions(**DECODERS[variant]) if variant else DecoderOptions()
 
 
 class RealtimeCamera:
@@ -200,19 +174,19 @@ class RealtimeCamera:
     fps = CAMERA_FPS
 
     def __init__(
-        self, name: str, clip: Path, schedule: Schedule, capture: Callable = LoopingCapture
+        self, name: str, clip: Path, schedule: Schedule, decoder: DecoderOptions | None = None
     ) -> None:
         self.name = name
         self.uri = str(clip)
         self.schedule = schedule
         self._clip = clip
-        self._open_capture = capture
+        self._decoder = decoder
         self._capture: LoopingCapture | None = None
         self._stop = threading.Event()
         self.size = (0, 0)
 
     def open(self) -> None:
-        self._capture = self._open_capture(self._clip)
+        self._capture = LoopingCapture(self._clip, self._decoder)
         self.size = self._capture.size
 
     def grab(self) -> float | None:
@@ -269,12 +243,14 @@ class Window:
                 self.dropped += 1
 
 
-def run_decode(clip: Path, schedules: list[Schedule], window: Window, every: int) -> None:
+def run_decode(
+    clip: Path, schedules: list[Schedule], window: Window, every: int, decoder: DecoderOptions
+) -> None:
     """Decode only: every frame grabbed, 1 in `every` retrieved; 'result' = retrieved."""
     stop = threading.Event()
 
     def camera(schedule: Schedule) -> None:
-        capture = LoopingCapture(clip)
+        capture = LoopingCapture(clip, decoder)
         while (sent := schedule.wait_next(stop)) is not None:
             capture.grab()
             if (schedule.sent - 1) % every == 0:
@@ -334,12 +310,12 @@ def run_handwritten(
 
 def run_vapipe(
     clip: Path, schedules: list[Schedule], window: Window, max_fps: float, model: str,
-    labels: str | None, paced: bool, capture: Callable = LoopingCapture,
+    labels: str | None, paced: bool, decoder: DecoderOptions,
 ) -> None:  # fmt: skip
     """The pipeline at `max_fps` per camera (unpaced: every 25/max_fps-th frame, lossless)."""
     from pipeline import Pipeline, QueuePolicy, StreamOptions
 
-    sources = [RealtimeCamera(f"cam{i}", clip, s, capture) for i, s in enumerate(schedules)]
+    sources = [RealtimeCamera(f"cam{i}", clip, s, decoder) for i, s in enumerate(schedules)]
     by_name = {source.name: source for source in sources}
     dropped = [0, 0]  # at the window's start, and at the end
 
@@ -383,6 +359,12 @@ def trial(args: argparse.Namespace) -> dict:
     other load hardly changes.
     """
     cv2.setNumThreads(1)  # as the CLI: streams decode in parallel already
+    # Import before the cameras' clock starts: vapipe's packages (SciPy, for the tracker) take
+    # seconds to import on a loaded machine, which would start its cameras behind schedule.
+    import openvino  # noqa: F401
+
+    if args.system.startswith("vapipe"):
+        import pipeline.engine.pipeline  # noqa: F401
     clip = Path(args.clip)
     paced = args.frames is None
     every = round(CAMERA_FPS / args.max_fps)
@@ -396,13 +378,13 @@ def trial(args: argparse.Namespace) -> dict:
         window = Window(0.0, math.inf)
         starts = [first] * args.cameras
     schedules = [Schedule(start, paced, args.frames) for start in starts]
-    if args.system == "decode":
-        run_decode(clip, schedules, window, every)
+    decoder = decoder_of(args.system)
+    if args.system.startswith("decode"):
+        run_decode(clip, schedules, window, every, decoder)
     elif args.system == "handwritten":
         run_handwritten(clip, schedules, window, every, args.model, paced)
     else:
-        capture = CAPTURES[args.system]
-        run_vapipe(clip, schedules, window, args.max_fps, args.model, args.labels, paced, capture)
+        run_vapipe(clip, schedules, window, args.max_fps, args.model, args.labels, paced, decoder)
     cpu = _cpu_seconds() - window.cpu_at_start
     wall = time.time() - window.wall_at_start
     figures = {"system": args.system, "cameras": args.cameras}
@@ -507,45 +489,45 @@ def cost(args: argparse.Namespace, height: int, clip: Path) -> dict[str, float]:
     return {s: statistics.median(v) for s, v in runs.items()}
 
 
+def _same_decoder_limit(system: str, measured: dict) -> str:
+    """The decode-only system that decodes as `system` does, if measured (else OpenCV's)."""
+    _, _, variant = system.partition("-")
+    same = f"decode-{variant}" if variant else "decode"
+    return same if same in measured else "decode"
+
+
 def report_search(results: dict[int, dict[str, Search]]) -> str:
     lines = [
-        "| clip | decode-only limit | vapipe | hand-written loop | vapipe / hand-written "
-        "| vapipe / decode-only | CPU ms per camera-second: decode / vapipe / hand-written |",
+        "| clip | system | cameras held | CPU ms per camera-second at that N "
+        "| / hand-written | / decode-only (OpenCV) | / decode-only, same decoder |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for height, searches in results.items():
-        n = {s: searches[s].held if s in searches else 0 for s in SYSTEMS}
-        cpu = {s: _cpu_at_largest(searches[s]) if s in searches else "-" for s in SYSTEMS}
-        lines.append(
-            f"| {height}p25 | {n['decode']} | {n['vapipe']} | {n['handwritten']} "
-            f"| {_ratio(n['vapipe'], n['handwritten'])} | {_ratio(n['vapipe'], n['decode'])} "
-            f"| {cpu['decode']} / {cpu['vapipe']} / {cpu['handwritten']} |"
-        )
+        n = {s: v.held for s, v in searches.items()}
+        for system, search in searches.items():
+            same = _same_decoder_limit(system, n)
+            lines.append(
+                f"| {height}p25 | {system} | {n[system]} | {_cpu_at_largest(search)} "
+                f"| {_ratio(n[system], n.get('handwritten', 0))} "
+                f"| {_ratio(n[system], n.get('decode', 0))} | {_ratio(n[system], n[same])} |"
+            )
     return "\n".join(lines)
 
 
 def report_cost(results: dict[int, dict[str, float]], cores: int) -> str:
     lines = [
-        "| clip | CPU ms per camera-second: decode-only / vapipe / hand-written "
-        f"| cameras on {cores} cores: decode-only / vapipe / hand-written "
-        "| vapipe / hand-written | vapipe / decode-only |",
-        "| --- | --- | --- | --- | --- |",
+        f"| clip | system | CPU ms per camera-second | cameras on {cores} cores "
+        "| / hand-written | / decode-only (OpenCV) | / decode-only, same decoder |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for height, ms in results.items():
-        get = {s: ms.get(s, 0.0) for s in SYSTEMS}
-        n = {s: cores * 1000 / v if v else 0.0 for s, v in get.items()}
-        lines.append(
-            f"| {height}p25 | {get['decode']:.1f} / {get['vapipe']:.1f} / {get['handwritten']:.1f} "
-            f"| {n['decode']:.1f} / {n['vapipe']:.1f} / {n['handwritten']:.1f} "
-            f"| {_ratio(n['vapipe'], n['handwritten'])} | {_ratio(n['vapipe'], n['decode'])} |"
-        )
-    for height, ms in results.items():
-        for system in (s for s in EXTRA_SYSTEMS if s in ms):
-            n = {s: cores * 1000 / v if v else 0.0 for s, v in ms.items()}
+        n = {s: cores * 1000 / v if v else 0.0 for s, v in ms.items()}
+        for system in ms:
+            same = _same_decoder_limit(system, ms)
             lines.append(
-                f"{height}p25 {system}: {ms[system]:.1f} ms per camera-second, "
-                f"{n[system]:.1f} cameras, {_ratio(n[system], n.get('handwritten', 0))} x "
-                f"hand-written, {_ratio(n[system], n.get('decode', 0))} of decode-only"
+                f"| {height}p25 | {system} | {ms[system]:.1f} | {n[system]:.1f} "
+                f"| {_ratio(n[system], n.get('handwritten', 0))} "
+                f"| {_ratio(n[system], n.get('decode', 0))} | {_ratio(n[system], n[same])} |"
             )
     return "\n".join(lines)
 
@@ -605,5 +587,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

@@ -13,6 +13,7 @@ _EXPORTS = {
     "SourceError": "sources.errors",
     "VapipeError": "sources.errors",
     "mask_credentials": "sources.errors",
+    "DecoderOptions": "sources.decoders",
     "FileSource": "sources.file",
     "Frame": "sources.frame",
     "LiveSource": "sources.live",

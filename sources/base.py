@@ -41,7 +41,9 @@ class GrabbingSource(VideoSource, Protocol):
     Decoding a compressed stream has to touch every frame, but the colour conversion (and
     the copy into a new array) is needed only for the frames that are analysed: the decoder
     thread grabs every frame, decides whether to analyse it, and only then retrieves it.
-    `read` stays the same as `grab` followed by `retrieve`.
+    `read` stays the same as `grab` followed by `retrieve`. A source whose decoder can leave
+    frames out undecoded (`FileSource` with `DecoderOptions.skip_nonref`) also has a `discarded`
+    attribute, true after grabbing such a frame: it is counted, as skipped, never retrieved.
     """
 
     def grab(self) -> float | None:

@@ -1,4 +1,4 @@
-"""Video files decoded with OpenCV's FFmpeg backend."""
+"""Video files, decoded with OpenCV's FFmpeg backend (or PyAV, see `sources.decoders`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sources.decoders import DECODE_PARAMS, OPENCV, Capture, DecoderOptions, open_file_capture
 from sources.errors import SourceError
 
-# One FFmpeg decoding thread per stream: streams already decode in parallel, one thread each,
-# and FFmpeg's own frame threads only cost memory and contention. Measured here on the shared
-# 768x432 clip: one stream decodes at 1034 fps with one thread and 980 with FFmpeg's default
-# (2), and 16 open captures take 119 MB instead of 146 MB.
-DECODE_PARAMS = [cv2.CAP_PROP_N_THREADS, 1]
+__all__ = ["DECODE_PARAMS", "FileSource", "frame_size", "plausible_fps"]
 
 # A file that ends this far short of the frame count its container declares is reported as
 # truncated or corrupt. Some containers (MKV, WebM) only estimate the count, hence the slack.
@@ -34,16 +31,20 @@ class FileSource:
     """A video file. Opening checks that it exists and that a first frame decodes.
 
     `grab` decodes the next frame; `retrieve` converts it to BGR (a `GrabbingSource`), so a
-    frame that is not analysed costs only its decoding.
+    frame that is not analysed costs only its decoding. `decoder` picks the library (OpenCV by
+    default, or PyAV) and its decoder options.
     """
 
     live = False
 
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, name: str | None = None, decoder: DecoderOptions = OPENCV
+    ) -> None:
         self.path = Path(path)
         self.uri = str(path)
         self.name = name or self.path.stem
-        self._capture: cv2.VideoCapture | None = None
+        self.decoder = decoder
+        self._capture: Capture | None = None
         self._first_pending = False  # open decoded the first frame; the first grab returns it
         self._decoded = 0
         self.declared_frames = 0
@@ -55,7 +56,7 @@ class FileSource:
             raise SourceError(f"{self.uri}: no such file; check the path")
         if not self.path.is_file():
             raise SourceError(f"{self.uri}: not a file; pass a video file")
-        capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, DECODE_PARAMS)
+        capture = open_file_capture(str(self.path), self.decoder)
         if not capture.isOpened():
             raise SourceError(f"{self.uri}: cannot open as a video (not a video, or corrupt)")
         if not capture.grab():
@@ -82,9 +83,17 @@ class FileSource:
         self._decoded += 1
         return self._capture.get(cv2.CAP_PROP_POS_MSEC)
 
+    @property
+    def discarded(self) -> bool:
+        """The frame last grabbed was left out undecoded (`DecoderOptions.skip_nonref`): it
+        counts as skipped and cannot be retrieved."""
+        return bool(getattr(self._capture, "discarded", False))  # OpenCV's never are
+
     def retrieve(self) -> np.ndarray:
         if self._capture is None:
             raise SourceError(f"{self.uri}: read before open")
+        if self.discarded:
+            raise SourceError(f"{self.uri}: frame {self._decoded - 1} was left out undecoded")
         ok, image = self._capture.retrieve()
         if not ok or image is None:
             raise SourceError(f"{self.uri}: frame {self._decoded - 1} could not be converted")
@@ -108,7 +117,7 @@ class FileSource:
             self._capture = None
 
 
-def frame_size(capture: cv2.VideoCapture) -> tuple[int, int]:
+def frame_size(capture: Capture) -> tuple[int, int]:
     """(width, height) of the frames `capture` gives, as rotated by OpenCV."""
     return (
         int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),

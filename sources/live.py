@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from sources.decoders import OPENCV, Capture, DecoderOptions
 from sources.errors import SourceError, mask_credentials
 from sources.file import DECODE_PARAMS, frame_size, plausible_fps
 from sources.live_options import LiveOptions
+from sources.pyav_capture import PyAVCapture
 from sources.state import StreamState, StreamStateMachine, StreamStatus
 
 log = logging.getLogger(__name__)
@@ -119,19 +121,28 @@ class LiveSource:
     when the stream ends, errors or stalls, it reconnects (state `reconnecting`) and carries
     on, until `interrupt` (then it returns None) or `max_retries` failed attempts in a row
     (then it raises SourceError). Frames are numbered by the decoder across reconnections;
-    `pts_ms` is the stream's own timestamp, which restarts with each connection.
+    `pts_ms` is the stream's own timestamp, which restarts with each connection. `decoder`:
+    OpenCV's capture (default) or PyAV with its options, for network streams (devices use
+    OpenCV's V4L2 capture).
     """
 
     live = True
     declared_frames = 0
 
-    def __init__(self, uri: str, name: str | None = None, options: LiveOptions | None = None):
+    def __init__(
+        self,
+        uri: str,
+        name: str | None = None,
+        options: LiveOptions | None = None,
+        decoder: DecoderOptions = OPENCV,
+    ):
         self.uri = uri
+        self.decoder = decoder
         self.name = name or _default_name(uri)
         self.options = options or LiveOptions()
         self.size = (0, 0)
         self.fps = 0.0
-        self._capture: cv2.VideoCapture | None = None
+        self._capture: Capture | None = None
         self._interrupted = threading.Event()
         self._failures = 0  # failed attempts in a row
         self._stalled = False
@@ -173,6 +184,11 @@ class LiveSource:
                 self._lose("the stream ended or broke off")
         return None
 
+    @property
+    def discarded(self) -> bool:
+        """The frame last grabbed was left out undecoded (`DecoderOptions.skip_nonref`)."""
+        return bool(getattr(self._capture, "discarded", False))  # OpenCV's never are
+
     def retrieve(self) -> np.ndarray | None:
         """The frame last grabbed; None if it could not be converted (a corrupt camera frame):
         the stream then counts as lost and the next `grab` reconnects."""
@@ -209,7 +225,7 @@ class LiveSource:
         # that does not answer would hold up every other stream's (re)connection for the whole
         # open timeout. A plain TCP connection first, outside that lock, fails fast instead.
         error = self._unreachable()
-        capture = None if error else _open_capture(self.uri, self.options)
+        capture = None if error else _open_capture(self.uri, self.options, self.decoder)
         if capture is not None:
             if capture.grab():
                 self._capture, self._failures, self._stalled = capture, 0, False
@@ -287,7 +303,16 @@ def _default_name(uri: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", tail or parts.hostname or "stream").strip("-")
 
 
-def _open_capture(uri: str, options: LiveOptions) -> cv2.VideoCapture | None:
+def _open_capture(
+    uri: str, options: LiveOptions, decoder: DecoderOptions = OPENCV
+) -> Capture | None:
+    if decoder.decoder == "pyav" and not _DEVICE.match(uri):
+        capture = PyAVCapture(
+            uri, decoder.codec_options, decoder.skip_nonref,
+            container_options=_parse_options(os.environ.get(_FFMPEG_OPTIONS, "")),
+            timeout=(options.open_timeout, options.read_timeout),
+        )  # fmt: skip
+        return capture if capture.isOpened() else None
     params = [
         *DECODE_PARAMS,
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(options.open_timeout * 1000),

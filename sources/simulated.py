@@ -99,6 +99,11 @@ class SimulatedCamera:
             return None
         return pts_ms
 
+    @property
+    def discarded(self) -> bool:
+        """As the file's: the frame last grabbed was left out undecoded."""
+        return self._file.discarded
+
     def retrieve(self) -> np.ndarray:
         return self._file.retrieve()
 

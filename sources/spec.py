@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sources.base import VideoSource
+from sources.decoders import OPENCV, DecoderOptions
 from sources.errors import SourceError
 from sources.file import FileSource
 from sources.live import LiveOptions, LiveSource, is_live_uri
@@ -53,34 +54,42 @@ def unique_names(wanted: Iterable[str]) -> list[str]:
 
 
 def source_from_spec(
-    uri: str, name: str | None = None, live: LiveOptions | None = None
+    uri: str,
+    name: str | None = None,
+    live: LiveOptions | None = None,
+    decoder: DecoderOptions = OPENCV,
 ) -> VideoSource:
     """The source kind for a URI: a live source for rtsp(s)://, http(s):// and capture
-    devices (`0`, `/dev/video0`), connected with `live` options; a file otherwise."""
+    devices (`0`, `/dev/video0`), connected with `live` options; a file otherwise; both
+    decoded as `decoder` says (devices by OpenCV)."""
     if not uri:
         raise SourceError(f"empty source {name or ''}=: give a path or URL after '='")
     if is_live_uri(uri) and not Path(uri).is_file():
-        return LiveSource(uri, name, live)
-    return FileSource(uri, name)
+        return LiveSource(uri, name, live, decoder)
+    return FileSource(uri, name, decoder)
 
 
 def as_source(
-    spec: str | os.PathLike | VideoSource, live: LiveOptions | None = None
+    spec: str | os.PathLike | VideoSource,
+    live: LiveOptions | None = None,
+    decoder: DecoderOptions = OPENCV,
 ) -> VideoSource:
     """The source for one `URI` / `NAME=URI` spec, path or ready source."""
     if isinstance(spec, str):
         name, uri = split_spec(spec)
-        return source_from_spec(uri, name, live)
+        return source_from_spec(uri, name, live, decoder)
     if isinstance(spec, os.PathLike):
-        return source_from_spec(os.fspath(spec), live=live)
+        return source_from_spec(os.fspath(spec), live=live, decoder=decoder)
     return spec
 
 
 def sources_from_specs(
-    specs: Iterable[str | os.PathLike | VideoSource], live: LiveOptions | None = None
+    specs: Iterable[str | os.PathLike | VideoSource],
+    live: LiveOptions | None = None,
+    decoder: DecoderOptions = OPENCV,
 ) -> list[VideoSource]:
     """Sources for `URI` / `NAME=URI` specs, paths or ready sources, with unique names."""
-    sources = [as_source(spec, live) for spec in specs]
+    sources = [as_source(spec, live, decoder) for spec in specs]
     for source, name in zip(sources, unique_names(s.name for s in sources), strict=True):
         source.name = name
     return sources

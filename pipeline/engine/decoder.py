@@ -48,10 +48,11 @@ class DecoderThread(threading.Thread, Generic[T]):
     is queued. `sampler`, if any, picks the frames to analyse; the others count as skipped.
     The decision is made before the frame is converted: a `GrabbingSource` is grabbed for every
     frame and retrieved only for those analysed (other sources are `read` in full); a frame it
-    cannot retrieve counts as dropped. Each analysed frame is turned into a queue item by
-    `prepare` (preprocessing runs here, off the scheduler thread) and put on the stream's
-    lane. The lane is closed in `finally`, so the consumer always learns that the stream ended;
-    `on_ended` is called last, when `done` is true.
+    cannot retrieve counts as dropped. A frame the source left out undecoded (its `discarded`
+    attribute, see `GrabbingSource`) counts as skipped without asking `sampler`. Each analysed
+    frame is turned into a queue item by `prepare` (preprocessing runs here, off the scheduler
+    thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
+    always learns that the stream ended; `on_ended` is called last, when `done` is true.
     Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
     With `low_priority` the thread runs at the lowest OS priority (nice 19; on Linux nice is
     per thread, and FFmpeg threads it starts inherit it): decoding and preprocessing a batch
@@ -120,7 +121,9 @@ class DecoderThread(threading.Thread, Generic[T]):
                 if not self.decoded:
                     self._on_started(self.source)
                 index = self.decoded
-                if self._sampler is not None and not self._sampler.accept(now):
+                if (grabbing and getattr(self.source, "discarded", False)) or (
+                    self._sampler is not None and not self._sampler.accept(now)
+                ):
                     self.decoded += 1
                     self.skipped += 1
                     continue

@@ -64,13 +64,23 @@ def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
         )
 
 
+def _decoder(args: argparse.Namespace):
+    """DecoderOptions from `--decoder`, `--no-deblocking` and `--skip-nonref` (a SourceError
+    if they clash or PyAV is missing: found before any work)."""
+    from sources import DecoderOptions
+
+    return DecoderOptions(
+        args.decoder, deblock=not args.no_deblocking, skip_nonref=args.skip_nonref
+    )
+
+
 def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
     """The command line's sources, files made simulated cameras by `--realtime`/`--loop`."""
     from sources import simulate, sources_from_specs
 
     return [
         simulate(source, realtime=args.realtime, loop=args.loop)
-        for source in sources_from_specs(args.sources, options.live)
+        for source in sources_from_specs(args.sources, options.live, _decoder(args))
     ]
 
 
@@ -140,6 +150,8 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     if args.ray:
         if job is not None:
             raise VapipeError("--batch is not available with --ray; run `vapipe batch --ray`")
+        if _decoder(args).decoder != "opencv":
+            raise VapipeError("--decoder pyav is not available with --ray yet")
         return _run_on_cluster(args, sinks, options, stop)
     with (
         Pipeline(

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/batch/ (resumable, report); repeatable",
     )  # fmt: skip
     _add_stream_options(run)
+    _add_decoder_options(run)
     _add_tracking_options(run)
     _add_cluster_options(run)
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
     demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
     _add_stream_options(demo)
+    _add_decoder_options(demo)
     _add_tracking_options(demo)
 
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
@@ -243,6 +245,25 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     live.add_argument(
         "--max-retries", type=_non_negative_int,
         help="failed connection attempts in a row before a live stream fails (default: forever)",
+    )  # fmt: skip
+
+
+def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
+    decoding = parser.add_argument_group("decoding")
+    decoding.add_argument(
+        "--decoder", choices=["opencv", "pyav"], default="opencv",
+        help="decode files and network streams with OpenCV (default) or PyAV "
+        "(pip install 'vapipe[pyav]'); capture devices use OpenCV",
+    )  # fmt: skip
+    decoding.add_argument(
+        "--no-deblocking", action="store_true",
+        help="with --decoder pyav: skip H.264's deblocking filter (about a sixth less decoding "
+        "CPU; blockier pictures, see the README's Camera density)",
+    )  # fmt: skip
+    decoding.add_argument(
+        "--skip-nonref", action="store_true",
+        help="with --decoder pyav: leave H.264 pictures no other refers to (B-frames) "
+        "undecoded; counted as skipped (for sampled streams)",
     )  # fmt: skip
 
 
