@@ -309,7 +309,7 @@ def _open_capture(
     if decoder.decoder == "pyav" and not _DEVICE.match(uri):
         capture = PyAVCapture(
             uri, decoder.codec_options, decoder.skip_nonref,
-            container_options=_parse_options(os.environ.get(_FFMPEG_OPTIONS, "")),
+            container_options=_parse_options(capture_options(options.rtsp_transport) or ""),
             timeout=(options.open_timeout, options.read_timeout),
         )  # fmt: skip
         return capture if capture.isOpened() else None
