@@ -18,6 +18,7 @@ from pipeline.apps.serve.config import (
     parse_camera,
 )
 from pipeline.apps.serve.config_file import ConfigFile
+from sources import DecoderOptions
 
 GOOD = f"""\
 # the gate and the yard
@@ -106,7 +107,21 @@ BAD = [
      "mqtt.port: must be a port number (1-65535), got 70000"),
     ("[model]\npath = 'm.xml'\n[cameras.'my gate']\nsource = 'rtsp://h/x'\n",
      "cameras.my gate: camera name 'my gate' may hold only letters, digits"),
+    ("[model]\npath = 'm.xml'\n[cameras.gate]\nsource = 'rtsp://h/x'\ndecoder = 'ffmpeg'\n",
+     "cameras.gate.decoder: must be one of opencv, pyav, got 'ffmpeg'"),
+    ("[model]\npath = 'm.xml'\n[cameras.gate]\nsource = 'rtsp://h/x'\ndeblocking = false\n",
+     "cameras.gate.decoder: skipping the deblocking filter needs the PyAV decoder (pyav)"),
+    ("[model]\npath = 'm.xml'\n[cameras.gate]\nsource = 'rtsp://h/x'\nskip_nonref = true\n",
+     "cameras.gate.decoder: leaving out non-reference frames needs the PyAV decoder"),
 ]  # fmt: skip
+
+
+def test_a_camera_chooses_its_decoder_as_the_command_line_does(tmp_path):
+    text = GOOD.replace("realtime = true", 'realtime = true\ndecoder = "pyav"\ndeblocking = false')
+    config = load_config(write(tmp_path, text))
+    assert config.cameras["yard"].decoder_options() == DecoderOptions("pyav", deblock=False)
+    assert config.cameras["gate"].decoder_options() == DecoderOptions()
+    assert config.cameras["yard"].to_table()["deblocking"] is False  # written back as given
 
 
 @pytest.mark.parametrize(("text", "message"), BAD, ids=[m.split(":")[0] for _, m in BAD])

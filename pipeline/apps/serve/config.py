@@ -35,7 +35,7 @@ from pipeline.analytics.options import (
 )
 from pipeline.errors import VapipeError
 from pipeline.models.adapters import ADAPTER_NAMES
-from sources import is_live_uri
+from sources import DecoderOptions, SourceError, is_live_uri
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -302,6 +302,9 @@ class CameraConfig:
     lines: tuple[Line, ...] = field(default=(), metadata=_key(_lines))
     zones: tuple[Zone, ...] = field(default=(), metadata=_key(_zones))
     classify: bool = field(default=True, metadata=_key(_boolean))
+    decoder: str = field(default="opencv", metadata=_key(_choice("opencv", "pyav")))
+    deblocking: bool = field(default=True, metadata=_key(_boolean))
+    skip_nonref: bool = field(default=False, metadata=_key(_boolean))
     service_class: str | None = field(
         default=None, metadata=_key(_choice("live", "batch"), key="class")
     )
@@ -314,6 +317,10 @@ class CameraConfig:
     def tracked(self) -> bool:
         """Tracking is on: asked for, or implied by lines and zones."""
         return self.track or bool(self.lines or self.zones)
+
+    def decoder_options(self) -> DecoderOptions:
+        """How the camera is decoded (as `--decoder`, `--no-deblocking`, `--skip-nonref`)."""
+        return DecoderOptions(self.decoder, self.deblocking, self.skip_nonref)
 
     def analytics(self) -> AnalyticsOptions | None:
         """The camera's tracking, lines and zones for the engine (None: not tracked)."""
@@ -403,6 +410,10 @@ def parse_camera(name: str, table: Any, path: str = "", where: str = "") -> Came
     for option in ("realtime", "loop"):
         if getattr(camera, option) and not camera.is_file:
             raise ConfigError(f"{prefix}{option}: only for video files; {camera.name} is live")
+    try:
+        camera.decoder_options()
+    except SourceError as error:
+        raise ConfigError(f"{prefix}decoder: {error}") from None
     return camera
 
 

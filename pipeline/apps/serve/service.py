@@ -236,7 +236,9 @@ class Service:
         if pipeline is None or restarting:
             return
         live = source_live_options(camera)
-        source = source_from_spec(self.config.source_of(camera), camera.name, live)
+        source = source_from_spec(
+            self.config.source_of(camera), camera.name, live, camera.decoder_options()
+        )
         source = simulate(source, realtime=camera.realtime, loop=camera.loop)
         options = StreamOptions(
             policy=QueuePolicy(camera.policy) if camera.policy else None,
