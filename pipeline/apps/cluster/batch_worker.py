@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.batch.files import BatchFile, OutputLayout
 from pipeline.apps.batch.job import batch_sinks, file_sources
 from pipeline.apps.cluster.file_queue import NO_PROGRESS, add_progress
@@ -22,7 +24,13 @@ log = logging.getLogger(__name__)
 
 def load_detector(model: str, threads: int | None, options: dict[str, Any]) -> Any:
     """The worker's compiled model; inference limited to `threads` CPU threads (the node's
-    declared CPUs) when given, so nodes sharing a machine do not oversubscribe it."""
+    declared CPUs) when given, so nodes sharing a machine do not oversubscribe it.
+
+    A node with fewer CPUs than its machine shares the machine with other nodes (or other
+    work): its inference threads are then not pinned to cores. OpenVINO pins each process's
+    streams from core 0 on, so two 1-CPU nodes on one machine had both their inference threads
+    pinned to core 0 (seen in /proc/PID/task/*/status: Cpus_allowed_list 0), half the
+    machine idle."""
     import cv2
     import openvino as ov
 
@@ -31,7 +39,10 @@ def load_detector(model: str, threads: int | None, options: dict[str, Any]) -> A
     cv2.setNumThreads(1)  # as the CLI: decoders already run in parallel, one per stream
     core = ov.Core()
     if threads:
-        core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
+        shared = threads < len(os.sched_getaffinity(0))
+        core.set_property(
+            "CPU", {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": not shared}
+        )
     return Detector.load(model, core=core, **options)
 
 
@@ -61,8 +72,8 @@ class CommitFence:
 def _clear_partial(layout: OutputLayout, file: BatchFile) -> None:
     """Remove a lost attempt's partial results, so this attempt writes new files (a lingering
     writer of the old ones then writes to files no name points at)."""
-    jsonl = layout.jsonl(file)
-    jsonl.with_name(jsonl.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
+    for done in [layout.jsonl(file)] + ([layout.events_jsonl(file)] if layout.events else []):
+        done.with_name(done.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
     if layout.save_video:
         video = layout.video(file)
         video.with_name(f"{video.stem}.part{video.suffix}").unlink(missing_ok=True)
@@ -79,9 +90,11 @@ class BatchWorker:
         concurrency: int | None,
         threads: int | None,
         detector_options: dict[str, Any],
+        analytics: AnalyticsOptions | None = None,
     ) -> None:
         logging.basicConfig(level=logging.WARNING, format="vapipe worker: %(message)s")
         self.layout = layout
+        self.analytics = analytics
         self.node = node
         self.concurrency = concurrency
         self.detector = load_detector(model, threads, detector_options)
@@ -106,13 +119,16 @@ class BatchWorker:
         def tick(progress: Progress) -> None:
             queue.progress.remote(worker, add_progress(self._done, progress))
 
+        reports = []  # not waited for one by one: the file's next stream starts at once
+
         def ended(summary: StreamSummary) -> None:
-            ray.get(queue.file_ended.remote(worker, self.node, summary))
+            reports.append(queue.file_ended.remote(worker, self.node, summary))
 
         sinks = [CommitFence(sink, may_commit) for sink in batch_sinks(self.layout)]
         with Pipeline(
-            file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency
-        ) as pipeline:
+            file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency,
+            analytics=self.analytics,
+        ) as pipeline:  # fmt: skip
             self._pipeline = pipeline
             summary = pipeline.run(on_tick=tick, on_stream_end=ended)
             self._pipeline = None
@@ -120,6 +136,7 @@ class BatchWorker:
                 self._done, dataclasses.replace(pipeline.progress(), streams_active=0)
             )
         tick(NO_PROGRESS)
+        ray.get(reports)  # all in the queue before the driver sees this run end
         return summary.total_frames
 
     def stop(self) -> None:
