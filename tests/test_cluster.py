@@ -275,3 +275,59 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
         if name in lost:
             gap = max(b - a for a, b in itertools.pairwise(times))
             print(f"{name}: longest gap between results {gap:.1f} s (node lost, restarted)")
+
+
+MIDDLE = "middle=0,0.5,1,0.5"
+CAR_CROSSINGS = [(1, "in"), (2, "out"), (3, "in"), (4, "out")]  # as a local run (test_tracking)
+
+
+def _crossings(events_file: Path) -> list[tuple[int, str]]:
+    events = read_jsonl(events_file)
+    return [(e["track_id"], e["direction"]) for e in events if e["type"] == "line_cross"]
+
+
+@in_loopback_namespace
+def test_a_stream_tracked_on_the_cluster_counts_the_car_clip_as_a_local_run(cluster, tmp_path):
+    _two_nodes(cluster)
+    out = tmp_path / "out"
+    proc = run_cli(
+        "run", CAR, *MODEL_ARGS, "--line", MIDDLE, "--out", out, "--no-progress", "--ray",
+        cluster.address,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (stream,) = json.loads((out / "summary.json").read_text())["streams"]
+    assert stream["tracks"] == 4
+    assert stream["lines"]["middle"] == {
+        "in": 2, "out": 2, "by_label": {"vehicle": {"in": 2, "out": 2}}
+    }  # fmt: skip
+    assert "4 tracks; line middle: in 2, out 2" in proc.stdout
+    assert _crossings(out / "car-detection.events.jsonl") == CAR_CROSSINGS
+    ends = [e for e in read_jsonl(out / "car-detection.events.jsonl") if e["type"] == "track_end"]
+    assert sorted(e["track_id"] for e in ends) == [1, 2, 3, 4]
+    frames = read_jsonl(out / "car-detection.jsonl")
+    assert [f["frame"] for f in frames] == list(range(len(frames)))
+    assert {d["track_id"] for f in frames for d in f["detections"]} == {None, 1, 2, 3, 4}
+
+
+@in_loopback_namespace
+def test_a_batch_tracked_on_two_nodes_counts_each_car_clip_as_a_local_run(cluster, tmp_path):
+    head, other = _two_nodes(cluster)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (folder / name).symlink_to(CAR)
+    out = tmp_path / "out"
+    proc = run_cli(
+        "batch", folder, *MODEL_ARGS, "--line", MIDDLE, "--out", out, "--no-progress",
+        "--concurrency", 1, "--ray", cluster.address,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = {row["file"]: row for row in json.loads((out / "report.json").read_text())["files"]}
+    assert {row["status"] for row in report.values()} == {"done"}
+    assert {row["node"].split("/")[1] for row in report.values()} == {
+        head.node_id[:8],
+        other.node_id[:8],
+    }, "one file on each node"
+    for name in ("a", "b"):
+        assert _crossings(out / f"{name}.events.jsonl") == CAR_CROSSINGS, name
+    assert not list(out.rglob("*.part"))

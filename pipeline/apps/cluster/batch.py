@@ -37,9 +37,10 @@ class ClusterBatchJob(BatchJob):
     One worker per node (or `workers` spread over them), each owning one compiled model and
     running the engine over files it pulls from a queue whenever it has room: fast nodes do
     more. Outputs, resume and report are the local job's (OUT must be a folder every node
-    sees); the report also says which node did each file and how often it was retried. A node
-    lost mid-run has its unfinished files redone on the others. `address` is `auto`,
-    `HOST:PORT` or `ray://HOST:PORT` to join a cluster, None to start Ray on this machine.
+    sees; with `analytics`, each file is tracked on its worker and its events written beside
+    its results, as locally); the report also says which node did each file and how often it
+    was retried. A node lost mid-run has its unfinished files redone on the others. `address`
+    is `auto`, `HOST:PORT` or `ray://HOST:PORT` to join a cluster, None to start Ray here.
     """
 
     def __init__(
@@ -140,7 +141,9 @@ class _Run:
             self.workers[f"w{i}"] = actor.options(
                 num_cpus=0, max_concurrency=2, max_restarts=0,
                 scheduling_strategy=on_node(node.node_id),
-            ).remote(model, layout, node.name, job.concurrency, threads, options)  # fmt: skip
+            ).remote(
+                model, layout, node.name, job.concurrency, threads, options, job.analytics
+            )  # fmt: skip
         names = self._wait_ready()
         log.info("%d workers on %s", len(self.workers), ", ".join(sorted(set(names))))
         for worker, actor in self.workers.items():

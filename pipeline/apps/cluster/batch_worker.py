@@ -22,9 +22,16 @@ from pipeline.summary import Progress, StreamSummary
 log = logging.getLogger(__name__)
 
 
-def load_detector(model: str, threads: int | None, options: dict[str, Any]) -> Any:
-    """The worker's compiled model; inference limited to `threads` CPU threads (the node's
-    declared CPUs) when given, so nodes sharing a machine do not oversubscribe it.
+SECOND_STAGE = ("classify", "classify_options")  # the pipeline's options, not the detector's
+
+
+def load_detector(
+    model: str, threads: int | None, options: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The worker's compiled model, and the pipeline options of its second stage (`classify`:
+    compiled by the pipeline with the same OpenVINO core); inference limited to `threads` CPU
+    threads (the node's declared CPUs) when given, so nodes sharing a machine do not
+    oversubscribe it.
 
     A node with fewer CPUs than its machine shares the machine with other nodes (or other
     work): its inference threads are then not pinned to cores. OpenVINO pins each process's
@@ -43,7 +50,11 @@ def load_detector(model: str, threads: int | None, options: dict[str, Any]) -> A
         core.set_property(
             "CPU", {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": not shared}
         )
-    return Detector.load(model, core=core, **options)
+    second_stage = {key: options[key] for key in SECOND_STAGE if options.get(key)}
+    if second_stage:
+        second_stage.update(core=core, device=options.get("device") or "AUTO")
+    detector_options = {k: v for k, v in options.items() if k not in SECOND_STAGE}
+    return Detector.load(model, core=core, **detector_options), second_stage
 
 
 class CommitFence:
@@ -97,7 +108,7 @@ class BatchWorker:
         self.analytics = analytics
         self.node = node
         self.concurrency = concurrency
-        self.detector = load_detector(model, threads, detector_options)
+        self.detector, self.second_stage = load_detector(model, threads, detector_options)
         self._pipeline: Pipeline | None = None
         self._done = NO_PROGRESS  # progress of earlier runs
 
@@ -127,7 +138,7 @@ class BatchWorker:
         sinks = [CommitFence(sink, may_commit) for sink in batch_sinks(self.layout)]
         with Pipeline(
             file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency,
-            analytics=self.analytics,
+            analytics=self.analytics, **self.second_stage,
         ) as pipeline:  # fmt: skip
             self._pipeline = pipeline
             summary = pipeline.run(on_tick=tick, on_stream_end=ended)

@@ -12,32 +12,57 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
+from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.cluster.connect import Node, connect, import_ray, on_node, spread, worker_nodes
-from pipeline.apps.cluster.stream_worker import StreamWorker, WorkerInfo
+from pipeline.apps.cluster.stream_worker import StreamSpec, StreamWorker, WorkerInfo
 from pipeline.detections import Result
+from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
-from pipeline.outputs.sinks import CallbackSink, Sink
+from pipeline.outputs.sinks import CallbackSink, EventSink, Sink
 from pipeline.summary import Progress, RunSummary, StreamSummary
-from sources import is_live_uri, split_spec, unique_names
+from sources import (
+    StreamState,
+    StreamStatus,
+    is_live_uri,
+    mask_credentials,
+    split_spec,
+    unique_names,
+)
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_FPS = 25.0  # a live stream's assumed rate when no --max-fps declares it
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamSpec:
-    """A stream as the driver hands it out: its unique name, source and declared load."""
+def is_live(uri: str) -> bool:
+    return is_live_uri(uri) and not Path(uri).is_file()
 
-    name: str
-    uri: str
-    live: bool
-    load: float  # frames per second it will be analysed at (the model is the same for all)
 
-    @property
-    def spec(self) -> str:
-        return f"{self.name}={self.uri}"
+def stream_spec(
+    name: str,
+    uri: str,
+    options: StreamOptions,
+    *,
+    own_options: StreamOptions | None = None,
+    service_class: ServiceClass | None = None,
+    realtime: bool = False,
+    loop: bool = False,
+) -> StreamSpec:
+    """A stream for the workers: a file's absolute path (a missing file is refused here), its
+    declared load under its own options or else the run's `options`."""
+    live = is_live(uri)
+    if not live:
+        if not Path(uri).is_file():
+            raise VapipeError(f"{uri}: no such file; check the path")
+        uri = str(Path(uri).resolve())
+    load = declared_load(uri, live, own_options or options)
+    return StreamSpec(
+        name, uri, live, load, own_options, service_class, realtime and not live, loop and not live
+    )
 
 
 def declared_load(uri: str, live: bool, options: StreamOptions) -> float:
@@ -73,6 +98,9 @@ class _Delivered:
     spec: StreamSpec
     opened: bool = False
     last_frame: int = -1  # the last frame index delivered to the sinks
+    skipping: bool = False  # the last result was one delivered before: skip its events too
+    since: float = 0.0  # when it opened (its first open)
+    image: np.ndarray | None = None  # its latest snapshot, if the workers send them
     offset: int = 0  # added to a restarted live stream's frame indices
     processed: int = 0
     restarts: int = 0
@@ -81,17 +109,26 @@ class _Delivered:
 
 class ClusterRun:
     """Runs `sources` on workers spread over a Ray cluster's nodes (one per node, or
-    `workers`), each owning a compiled model; the results come back to `sinks` here."""
+    `workers`), each owning a compiled model; the results come back to `sinks` here.
+
+    With `analytics`, each stream is tracked on its worker (in frame order, as locally) and its
+    events come back to the sinks here that take them. A file restarted on another node is
+    tracked again from its start, its results and events already delivered skipped; a live
+    one restarts its tracks (its summary's counts are those since the restart)."""
 
     def __init__(
         self,
-        sources: Sequence[str],
+        sources: Sequence[str | StreamSpec],
         model: str | Path,
         *,
         sinks: Sequence[Sink | Callable[[Result], None]] = (),
         streams: StreamOptions | None = None,
         address: str | None = None,
         workers: int | None = None,
+        analytics: AnalyticsOptions | None = None,
+        realtime: bool = False,
+        loop: bool = False,
+        snapshot_seconds: float | None = None,
         **detector_options: Any,
     ) -> None:
         from pipeline.models.loader import find_model_file
@@ -107,18 +144,23 @@ class ClusterRun:
         if labels and Path(labels).is_file():
             detector_options["labels"] = str(Path(labels).resolve())
         self._detector_options = detector_options
+        given = [s for s in sources if isinstance(s, StreamSpec)]  # named and set up already
         names, uris = [], []
-        for spec in sources:
+        for spec in [s for s in sources if not isinstance(s, StreamSpec)]:
             name, uri = split_spec(str(spec))
-            live = is_live_uri(uri) and not Path(uri).is_file()
-            if not live and not Path(uri).is_file():
-                raise VapipeError(f"{uri}: no such file; check the path")
-            uris.append((str(Path(uri).resolve()) if not live else uri, live))
-            names.append(name or (Path(uri).stem if not live else uri.rstrip("/").rsplit("/")[-1]))
-        self.streams = [
-            StreamSpec(name, uri, live, declared_load(uri, live, self.options))
-            for name, (uri, live) in zip(unique_names(names), uris, strict=True)
+            name = name or (Path(uri).stem if not is_live(uri) else uri.rstrip("/"))
+            names.append(name.rsplit("/")[-1])
+            uris.append(uri)
+        self.streams = given + [
+            stream_spec(name, uri, self.options, realtime=realtime, loop=loop)
+            for name, uri in zip(unique_names(names), uris, strict=True)
         ]
+        self.analytics = analytics
+        self.snapshot_seconds = snapshot_seconds
+        if analytics is not None:
+            analytics.check_streams(s.name for s in self.streams)
+        self._delivered = {s.name: _Delivered(s) for s in self.streams}
+        self._on_stream_end: Callable[[StreamSummary], None] | None = None
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()  # (worker, lost error)
@@ -138,12 +180,14 @@ class ClusterRun:
         self,
         on_tick: Callable[[Progress], None] | None = None,
         duration: float | None = None,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
     ) -> RunSummary:
         import ray
 
         started_ray = not ray.is_initialized()
         connect(self.address)
         try:
+            self._on_stream_end = on_stream_end
             return self._run(ray, on_tick, duration)
         finally:
             if started_ray:
@@ -203,8 +247,9 @@ class ClusterRun:
         )
         threads = max(1, node.cpus // max(1, sharing))
         self._actors[worker] = actor.remote(
-            self._model, node.name, threads, self.options, self._detector_options
-        )
+            self._model, node.name, threads, self.options, self._detector_options, self.analytics,
+            self.snapshot_seconds,
+        )  # fmt: skip
         self._nodes[worker] = node
         return worker
 
@@ -222,7 +267,7 @@ class ClusterRun:
     def _launch(self, worker: str, share: list[StreamSpec]) -> None:
         with self._lock:
             self._running[worker] = share
-        generator = self._actors[worker].run.remote([s.spec for s in share])
+        generator = self._actors[worker].run.remote(share)
         threading.Thread(
             target=self._consume, args=(worker, generator), name=f"relay-{worker}", daemon=True
         ).start()
@@ -292,23 +337,37 @@ class ClusterRun:
         if kind == "open":
             delivered = self._delivered[payload.name]
             if not delivered.opened:
-                delivered.opened = True
+                delivered.opened, delivered.since = True, time.time()
                 for sink in self.sinks:
                     sink.open(payload)
         elif kind == "write":
             delivered = self._delivered[payload.stream]
             frame = payload.frame
             index = frame.index + delivered.offset
-            if index <= delivered.last_frame:  # a restarted file's frames already delivered
+            delivered.skipping = index <= delivered.last_frame
+            if delivered.skipping:  # a restarted file's frames already delivered
                 return
-            if delivered.offset:
+            if delivered.offset or delivered.image is not None:  # the latest snapshot, if any
+                image = frame.image if delivered.image is None else delivered.image
                 payload = dataclasses.replace(
-                    payload, frame=dataclasses.replace(frame, index=index)
+                    payload, frame=dataclasses.replace(frame, index=index, image=image)
                 )
             delivered.last_frame = index
             delivered.processed += 1
             for sink in self.sinks:
                 sink.write(payload)
+        elif kind == "snapshot":
+            name, _, jpeg = payload
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if image is not None:
+                self._delivered[name].image = image
+        elif kind == "events":
+            name, events = payload
+            if self._delivered[name].skipping:
+                return
+            for sink in self.sinks:
+                if isinstance(sink, EventSink):
+                    sink.write_events(name, events)
         else:
             delivered = self._delivered[payload.name]
             summary = dataclasses.replace(
@@ -318,6 +377,29 @@ class ClusterRun:
             delivered.summary = summary
             for sink in self.sinks:
                 sink.finish(summary)
+            if self._on_stream_end is not None:
+                self._on_stream_end(summary)
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far, as the driver knows them (frames delivered,
+        restarts), from any thread."""
+        summaries = {}
+        for d in list(self._delivered.values()):
+            if d.summary is None:
+                summaries[d.spec.name] = StreamSummary(
+                    d.spec.name, mask_credentials(d.spec.uri), "running", d.processed,
+                    d.processed, 0, 0.0, reconnects=d.restarts,
+                )  # fmt: skip
+        return summaries
+
+    def stream_status(self) -> dict[str, StreamStatus]:
+        """Each running stream's state: streaming once its results come, connecting before."""
+        status = {}
+        for name, d in list(self._delivered.items()):
+            if d.summary is None:
+                state = StreamState.STREAMING if d.processed else StreamState.CONNECTING
+                status[name] = StreamStatus(state, d.since, d.restarts, 0.0)
+        return status
 
     def _progress(self) -> Progress:
         delivered = self._delivered.values()
