@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 
 from pipeline.analytics.events import Event
+from pipeline.apps.cluster.connect import ClusterError
+from pipeline.apps.cluster.serve import cluster_pipeline
 from pipeline.apps.demo.server import MosaicView
 from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
 from pipeline.apps.serve.config import (
@@ -202,7 +204,8 @@ class Service:
         options = ClassifyOptions(
             model.classify_every, model.classify_min_size, model.reclassify_seconds
         )
-        pipeline = Pipeline(
+        make = Pipeline if config.cluster is None else cluster_pipeline(**vars(config.cluster))
+        pipeline = make(
             [], config.resolve(model.path), device=model.device, adapter=model.adapter,
             conf=model.conf, iou=model.iou, nireq=model.nireq, labels=labels, sinks=sinks,
             concurrency=max(1, len(config.cameras)), open_ended=True,
@@ -320,8 +323,11 @@ class Service:
             if diff.http_changed:
                 log.warning("reload: [http] changed; it takes effect when the service restarts")
                 new = dataclasses.replace(new, http=self.config.http)
-            if diff.restarts_pipeline:
+            cameras_changed = bool(diff.added or diff.removed or diff.changed)
+            on_cluster = new.cluster != self.config.cluster or (new.cluster and cameras_changed)
+            if diff.restarts_pipeline or on_cluster:  # a cluster's cameras start all at once
                 reason = "[model] changed" if diff.model_changed else "[output] changed"
+                reason = reason if diff.restarts_pipeline else "[cluster] or its cameras changed"
                 self.config = new
                 self._restart(reason)
                 if diff.mqtt_changed:
@@ -382,6 +388,11 @@ class Service:
         self._start_camera(camera)
 
     def _save(self, change) -> None:
+        if self.config.cluster is not None:
+            raise ClusterError(
+                "cameras cannot be added or removed through the API while the service runs on "
+                "a Ray cluster ([cluster]); change the config file and reload"
+            )
         if self._file is None:
             return
         try:
