@@ -331,3 +331,40 @@ def test_a_batch_tracked_on_two_nodes_counts_each_car_clip_as_a_local_run(cluste
     for name in ("a", "b"):
         assert _crossings(out / f"{name}.events.jsonl") == CAR_CROSSINGS, name
     assert not list(out.rglob("*.part"))
+
+
+@in_loopback_namespace
+def test_the_service_with_a_cluster_section_runs_its_cameras_on_the_cluster(cluster, tmp_path):
+    from rtsp import free_port
+    from test_serve import Service, config_text
+
+    _two_nodes(cluster)
+    port = free_port()
+    cameras = (
+        f'[cameras.yard]\nsource = "{CAR}"\nrealtime = true\nloop = true\n'
+        "lines = { middle = [0, 0.5, 1, 0.5] }\n"
+        f'[cameras.desk]\nsource = "{PERSON}"\nrealtime = true\nloop = true\n'
+    )
+    config = tmp_path / "vapipe.toml"
+    config.write_text(config_text(port, f'[cluster]\naddress = "{cluster.address}"\n\n{cameras}'))
+    service = Service(config, port)
+    try:
+        service.wait(
+            lambda s: s.processed("yard") > 10 and s.processed("desk") > 10, "both streaming"
+        )
+        assert {s["state"] for s in service.streams().values()} == {"streaming"}
+        status, jpeg = service.call("GET", "/api/streams/yard/snapshot.jpg")
+        assert status == 200 and jpeg[:2] == b"\xff\xd8", "a frame came from its node"
+        status, body = service.call("POST", "/api/streams", {"name": "x", "source": "rtsp://h/x"})
+        assert status == 400 and "while the service runs on a Ray cluster" in body["error"]
+        assert "cameras.x" not in config.read_text()
+        status, body = service.call("DELETE", "/api/streams/desk")
+        assert status == 400 and "Ray cluster" in body["error"]
+        assert set(service.streams()) == {"yard", "desk"}
+    finally:
+        code, _ = service.stop()
+    assert code == 130
+    log = service.log.read_text()
+    assert "Traceback" not in log, log
+    yard = sorted((tmp_path / "results" / "yard").glob("yard-*.jsonl"))
+    assert yard and read_jsonl(yard[0])[0]["frame"] == 0

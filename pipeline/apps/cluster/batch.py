@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.apps.batch.files import BatchFile, OutputLayout
+from pipeline.apps.batch.files import BatchFile
 from pipeline.apps.batch.job import BatchJob
 from pipeline.apps.batch.report import FileReport
 from pipeline.apps.cluster.batch_worker import BatchWorker
@@ -130,7 +130,7 @@ class _Run:
 
     def _start_workers(self) -> None:
         ray, job = self.ray, self.job
-        layout = OutputLayout(job.layout.root.resolve(), job.layout.save_video)
+        layout = dataclasses.replace(job.layout, root=job.layout.root.resolve())
         model = str(Path(job._model).resolve())
         actor = ray.remote(BatchWorker)
         nodes = spread(worker_nodes(ray), job.workers)

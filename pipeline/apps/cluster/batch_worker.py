@@ -6,16 +6,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pipeline.analytics import AnalyticsOptions
+from pipeline.analytics import AnalyticsOptions, Event
 from pipeline.apps.batch.files import BatchFile, OutputLayout
 from pipeline.apps.batch.job import batch_sinks, file_sources
 from pipeline.apps.cluster.file_queue import NO_PROGRESS, add_progress
 from pipeline.detections import Result
 from pipeline.engine.pipeline import Pipeline
-from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.outputs.sinks import EventSink, Sink, StreamInfo
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import Progress, StreamSummary
 
@@ -70,6 +70,10 @@ class CommitFence:
 
     def write(self, result: Result) -> None:
         self._sink.write(result)
+
+    def write_events(self, stream: str, events: Sequence[Event]) -> None:
+        if isinstance(self._sink, EventSink):  # the events sink (tracking on)
+            self._sink.write_events(stream, events)
 
     def finish(self, stream: StreamSummary) -> None:
         if stream.status == "done" and not self._may_commit(stream.name):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -36,6 +38,7 @@ def connect(address: str | None) -> ModuleType:
     if ray.is_initialized():
         return ray
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    handlers = _signal_handlers()
     try:
         if address is None:
             # Ray runs its workers at nice 15; here they are the job, not background work (on a
@@ -51,7 +54,18 @@ def connect(address: str | None) -> ModuleType:
             f"cannot join the Ray cluster at {where} ({first_line}); check the address, or "
             "start one with `ray start --head`"
         ) from None
+    finally:
+        for signum, handler in handlers.items():  # Ray's SIGTERM handler exits at once (15)
+            signal.signal(signum, handler)
     return ray
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """vapipe's SIGTERM and SIGINT handlers (which stop the work and finish the outputs), to
+    put back after `ray.init` replaced them; none off the main thread (Ray leaves them)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 @dataclass(frozen=True)

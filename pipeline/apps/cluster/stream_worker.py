@@ -26,7 +26,8 @@ from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import StreamInfo
 from pipeline.summary import StreamSummary
-from sources import VideoSource, simulate, source_from_spec
+from sources import VideoSource, simulate
+from sources.spec import source_from_spec
 
 log = logging.getLogger(__name__)
 
