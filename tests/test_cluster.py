@@ -368,3 +368,32 @@ def test_the_service_with_a_cluster_section_runs_its_cameras_on_the_cluster(clus
     assert "Traceback" not in log, log
     yard = sorted((tmp_path / "results" / "yard").glob("yard-*.jsonl"))
     assert yard and read_jsonl(yard[0])[0]["frame"] == 0
+
+
+def test_nodes_sharing_a_machine_split_its_cores_by_their_cpus_and_lone_nodes_keep_all():
+    from pipeline.apps.cluster.connect import Node, shared_machine_cores
+
+    a = Node("a" * 16, "10.0.0.1/aaaaaaaa", 1, "10.0.0.1")
+    b = Node("b" * 16, "10.0.0.1/bbbbbbbb", 2, "10.0.0.1")
+    alone = Node("c" * 16, "10.0.0.2/cccccccc", 4, "10.0.0.2")
+    assert shared_machine_cores([a, b, alone]) == [(0,), (1, 2), None]
+    assert shared_machine_cores([b, a, b]) == [(1,), (0,), (2,)], "two workers on b: a core each"
+    assert shared_machine_cores([alone, alone]) == [None, None]
+
+
+def test_a_cluster_section_in_the_service_config_is_checked_key_by_key(tmp_path):
+    from pipeline.apps.serve.config import ConfigError, parse_config
+
+    model = {"path": "m.xml"}
+    config = parse_config({"model": model, "cluster": {"address": "auto", "workers": 3}})
+    assert (config.cluster.address, config.cluster.workers) == ("auto", 3)
+    assert parse_config({"model": model}).cluster is None
+    assert parse_config({"model": model, "cluster": {}}).cluster.address == "local"
+    for table, message in [
+        ({"address": "nowhere"}, "cluster.address: must be local (start Ray here), auto, "),
+        ({"workers": 0}, "cluster.workers: must be 1 or more, got 0"),
+        ({"adress": "auto"}, "cluster.adress: unknown key in [cluster]; did you mean address?"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            parse_config({"model": model, "cluster": table})
+        assert str(error.value).startswith(message)

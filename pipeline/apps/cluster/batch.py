@@ -19,6 +19,7 @@ from pipeline.apps.cluster.connect import (
     connect,
     import_ray,
     on_node,
+    shared_machine_cores,
     spread,
     worker_nodes,
 )
@@ -134,6 +135,7 @@ class _Run:
         model = str(Path(job._model).resolve())
         actor = ray.remote(BatchWorker)
         nodes = spread(worker_nodes(ray), job.workers)
+        cores = shared_machine_cores(nodes)
         for i, node in enumerate(nodes):
             per_node = sum(1 for n in nodes if n == node)
             threads = max(1, node.cpus // per_node)
@@ -142,7 +144,8 @@ class _Run:
                 num_cpus=0, max_concurrency=2, max_restarts=0,
                 scheduling_strategy=on_node(node.node_id),
             ).remote(
-                model, layout, node.name, job.concurrency, threads, options, job.analytics
+                model, layout, node.name, job.concurrency, threads, options, job.analytics,
+                cores[i],
             )  # fmt: skip
         names = self._wait_ready()
         log.info("%d workers on %s", len(self.workers), ", ".join(sorted(set(names))))

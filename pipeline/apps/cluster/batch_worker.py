@@ -3,6 +3,7 @@ files it pulls from the job's queue whenever it has room for one more."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -25,15 +26,26 @@ log = logging.getLogger(__name__)
 SECOND_STAGE = ("classify", "classify_options")  # the pipeline's options, not the detector's
 
 
+def keep_to_cores(cores: tuple[int, ...]) -> bool:
+    """Keep every thread of this process (and those it starts later) to `cores`, if this
+    process may run on them all; whether it did."""
+    if not set(cores) <= os.sched_getaffinity(0):
+        return False
+    for task in os.listdir("/proc/self/task"):  # Ray's threads too: they start our threads
+        with contextlib.suppress(OSError):  # one that just ended
+            os.sched_setaffinity(int(task), cores)
+    return True
+
+
 def load_detector(
-    model: str, threads: int | None, options: dict[str, Any]
+    model: str, threads: int | None, options: dict[str, Any], cores: tuple[int, ...] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The worker's compiled model, and the pipeline options of its second stage (`classify`:
     compiled by the pipeline with the same OpenVINO core); inference limited to `threads` CPU
     threads (the node's declared CPUs) when given, so nodes sharing a machine do not
-    oversubscribe it.
+    oversubscribe it. With `cores` (see `shared_machine_cores`), the process keeps to them.
 
-    A node with fewer CPUs than its machine shares the machine with other nodes (or other
+    A process that may run on more cores than `threads` shares them with other nodes (or other
     work): its inference threads are then not pinned to cores. OpenVINO pins each process's
     streams from core 0 on, so two 1-CPU nodes on one machine had both their inference threads
     pinned to core 0 (seen in /proc/PID/task/*/status: Cpus_allowed_list 0), half the
@@ -44,6 +56,8 @@ def load_detector(
     from pipeline.models.detector import Detector
 
     cv2.setNumThreads(1)  # as the CLI: decoders already run in parallel, one per stream
+    if cores is not None and not keep_to_cores(cores):
+        log.warning("cores %s are not all available here: not keeping to them", cores)
     core = ov.Core()
     if threads:
         shared = threads < len(os.sched_getaffinity(0))
@@ -106,13 +120,14 @@ class BatchWorker:
         threads: int | None,
         detector_options: dict[str, Any],
         analytics: AnalyticsOptions | None = None,
+        cores: tuple[int, ...] | None = None,
     ) -> None:
         logging.basicConfig(level=logging.WARNING, format="vapipe worker: %(message)s")
         self.layout = layout
         self.analytics = analytics
         self.node = node
         self.concurrency = concurrency
-        self.detector, self.second_stage = load_detector(model, threads, detector_options)
+        self.detector, self.second_stage = load_detector(model, threads, detector_options, cores)
         self._pipeline: Pipeline | None = None
         self._done = NO_PROGRESS  # progress of earlier runs
 

@@ -138,13 +138,14 @@ class StreamWorker:
         detector_options: dict[str, Any],
         analytics: AnalyticsOptions | None = None,
         snapshot_seconds: float | None = None,
+        cores: tuple[int, ...] | None = None,
     ) -> None:
         logging.basicConfig(level=logging.WARNING, format="vapipe worker: %(message)s")
         self.node = node
         self.options = streams
         self.analytics = analytics
         self.snapshot_seconds = snapshot_seconds
-        self.detector, self.second_stage = load_detector(model, threads, detector_options)
+        self.detector, self.second_stage = load_detector(model, threads, detector_options, cores)
         self._pipeline: Pipeline | None = None
         self._stopped = threading.Event()
 

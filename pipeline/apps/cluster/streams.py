@@ -16,7 +16,15 @@ import cv2
 import numpy as np
 
 from pipeline.analytics import AnalyticsOptions
-from pipeline.apps.cluster.connect import Node, connect, import_ray, on_node, spread, worker_nodes
+from pipeline.apps.cluster.connect import (
+    Node,
+    connect,
+    import_ray,
+    on_node,
+    shared_machine_cores,
+    spread,
+    worker_nodes,
+)
 from pipeline.apps.cluster.stream_worker import StreamSpec, StreamWorker, WorkerInfo
 from pipeline.detections import Result
 from pipeline.engine.service_classes import ServiceClass
@@ -202,7 +210,10 @@ class ClusterRun:
         self._delivered = {s.name: _Delivered(s) for s in self.streams}
         self._running: dict[str, list[StreamSpec]] = {}  # worker -> its streams
         nodes = spread(worker_nodes(ray), self.workers)
-        workers = [self._start_worker(node, len(nodes)) for node in nodes]
+        cores = shared_machine_cores(nodes)
+        workers = [
+            self._start_worker(node, nodes.count(node), cores[i]) for i, node in enumerate(nodes)
+        ]
         self._wait_ready(workers)
         capacity = {w: self._nodes[w].cpus / nodes.count(self._nodes[w]) for w in workers}
         started = time.time()
@@ -239,7 +250,7 @@ class ClusterRun:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def _start_worker(self, node: Node, sharing: int) -> str:
+    def _start_worker(self, node: Node, sharing: int, cores: tuple[int, ...] | None = None) -> str:
         worker = f"w{self._next_worker}"
         self._next_worker += 1
         actor = self._ray.remote(StreamWorker).options(
@@ -248,7 +259,7 @@ class ClusterRun:
         threads = max(1, node.cpus // max(1, sharing))
         self._actors[worker] = actor.remote(
             self._model, node.name, threads, self.options, self._detector_options, self.analytics,
-            self.snapshot_seconds,
+            self.snapshot_seconds, cores,
         )  # fmt: skip
         self._nodes[worker] = node
         return worker
