@@ -23,7 +23,7 @@ from pipeline.apps.cluster.connect import (
     spread,
     worker_nodes,
 )
-from pipeline.apps.cluster.file_queue import FileEnded, FileQueue
+from pipeline.apps.cluster.file_queue import FileEnded, FileQueue, QueuedFile
 from pipeline.errors import VapipeError
 from pipeline.summary import Progress, StreamSummary
 
@@ -116,7 +116,7 @@ class _Run:
     ) -> tuple[bool, int, float]:
         ray = self.ray
         here = ray.get_runtime_context().get_node_id()
-        files = [BatchFile(file.path.resolve(), file.key) for file in todo]
+        files = [QueuedFile(file.key, str(file.path.resolve())) for file in todo]
         queue = ray.remote(FileQueue).options(num_cpus=0, scheduling_strategy=on_node(here))
         self.queue = queue.remote(files)
         try:

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pipeline.analytics import AnalyticsOptions, Event
@@ -139,7 +140,8 @@ class BatchWorker:
         import ray
 
         def pull() -> Iterator[BatchFile]:
-            while (file := ray.get(queue.next_file.remote(worker))) is not None:
+            while (queued := ray.get(queue.next_file.remote(worker))) is not None:
+                file = BatchFile(Path(queued.path), queued.key)
                 _clear_partial(self.layout, file)
                 yield file
 
