@@ -21,6 +21,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from conftest import BOTTLE, CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, cut_clip, read_jsonl, run_cli
 
@@ -334,12 +336,16 @@ def test_a_batch_tracked_on_two_nodes_counts_each_car_clip_as_a_local_run(cluste
 
 
 @in_loopback_namespace
-def test_the_service_with_a_cluster_section_runs_its_cameras_on_the_cluster(cluster, tmp_path):
+def test_the_service_with_a_cluster_section_runs_and_changes_its_cameras_on_the_cluster(
+    cluster, tmp_path
+):
     from rtsp import free_port
     from test_serve import Service, config_text
 
     _two_nodes(cluster)
     port = free_port()
+    (tmp_path / "media").mkdir()
+    shutil.copy(BOTTLE, tmp_path / "media" / "bottle.mp4")
     cameras = (
         f'[cameras.yard]\nsource = "{CAR}"\nrealtime = true\nloop = true\n'
         "lines = { middle = [0, 0.5, 1, 0.5] }\n"
@@ -354,13 +360,25 @@ def test_the_service_with_a_cluster_section_runs_its_cameras_on_the_cluster(clus
         )
         assert {s["state"] for s in service.streams().values()} == {"streaming"}
         status, jpeg = service.call("GET", "/api/streams/yard/snapshot.jpg")
-        assert status == 200 and jpeg[:2] == b"\xff\xd8", "a frame came from its node"
-        status, body = service.call("POST", "/api/streams", {"name": "x", "source": "rtsp://h/x"})
-        assert status == 400 and "while the service runs on a Ray cluster" in body["error"]
-        assert "cameras.x" not in config.read_text()
-        status, body = service.call("DELETE", "/api/streams/desk")
-        assert status == 400 and "Ray cluster" in body["error"]
-        assert set(service.streams()) == {"yard", "desk"}
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert status == 200 and image.shape[:2] == (
+            int(cv2.VideoCapture(str(CAR)).get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            int(cv2.VideoCapture(str(CAR)).get(cv2.CAP_PROP_FRAME_WIDTH)),
+        ), "a frame came from its node, at its own size"
+        status, view = service.call("POST", "/api/streams", {
+            "name": "shelf", "source": "bottle.mp4", "realtime": True, "loop": True,
+        })  # fmt: skip
+        assert status == 201, view
+        assert "[cameras.shelf]" in config.read_text()
+        service.wait(lambda s: s.processed("shelf") > 10, "the camera added on the cluster")
+        desk_before = service.processed("desk")
+        status, removed = service.call("DELETE", "/api/streams/desk")
+        assert status == 200 and removed["summary"]["status"] == "stopped", removed
+        assert removed["summary"]["frames_processed"] >= desk_before
+        assert "[cameras.desk]" not in config.read_text()
+        yard_before = service.processed("yard")
+        service.wait(lambda s: s.processed("yard") > yard_before + 10, "the others go on")
+        assert set(service.streams()) == {"yard", "shelf"}
     finally:
         code, _ = service.stop()
     assert code == 130
@@ -368,6 +386,8 @@ def test_the_service_with_a_cluster_section_runs_its_cameras_on_the_cluster(clus
     assert "Traceback" not in log, log
     yard = sorted((tmp_path / "results" / "yard").glob("yard-*.jsonl"))
     assert yard and read_jsonl(yard[0])[0]["frame"] == 0
+    desk = sorted((tmp_path / "results" / "desk").glob("desk-*.jsonl"))
+    assert desk and len(read_jsonl(desk[0])) == removed["summary"]["frames_processed"]
 
 
 def test_nodes_sharing_a_machine_split_its_cores_by_their_cpus_and_lone_nodes_keep_all():

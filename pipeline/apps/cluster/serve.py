@@ -49,9 +49,10 @@ class ClusterPipeline:
     """Stands in for the service's `Pipeline` when its cameras run on a Ray cluster.
 
     The cameras given to `add_stream` before `run` start on the workers at `run` (balanced by
-    declared load; a lost node's cameras restart on the others); their results, events and a
-    frame a second reach `sinks` here. Cameras cannot be added or removed while it runs (a
-    `ClusterError`). `run` returns once `stop` is called, as an open-ended pipeline does.
+    declared load; a lost node's cameras restart on the others); cameras added later start on
+    the worker least loaded for its node's CPUs, and `remove_stream` stops one while the
+    others run on. Their results, events and a frame a second reach `sinks` here. `run`
+    returns once `stop` is called, as an open-ended pipeline does.
     """
 
     def __init__(
@@ -72,7 +73,8 @@ class ClusterPipeline:
         self._workers = workers
         self._sinks = list(sinks)
         self._detector_options = detector_options
-        self._streams: list[StreamSpec] = []
+        self._lock = threading.Lock()  # guards the two below: `add_stream` comes from any thread
+        self._streams: list[StreamSpec] = []  # those given before `run`
         self._run: ClusterRun | None = None
         self._stopped = threading.Event()
 
@@ -89,24 +91,24 @@ class ClusterPipeline:
                 "batch jobs are not available while the service runs on a Ray cluster; "
                 "run `vapipe batch --ray` instead"
             )
-        if self._run is not None:
-            raise ClusterError(
-                f"camera {source.name}: cannot be started alone while the service runs on a "
-                "Ray cluster; put it in the config file and reload"
-            )
-        self._streams.append(
-            stream_spec(
-                source.name, source.uri, options or StreamOptions(), own_options=options,
-                service_class=service_class, realtime=bool(getattr(source, "realtime", False)),
-                loop=bool(getattr(source, "loop", False)),
-            )
+        spec = stream_spec(
+            source.name, source.uri, options or StreamOptions(), own_options=options,
+            service_class=service_class, realtime=bool(getattr(source, "realtime", False)),
+            loop=bool(getattr(source, "loop", False)),
         )  # fmt: skip
+        with self._lock:
+            run = self._run
+            if run is None:
+                self._streams.append(spec)
+                return
+        run.add_stream(spec)
 
     def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
-        raise ClusterError(
-            f"camera {name}: cannot be stopped alone while the service runs on a Ray cluster; "
-            "remove it from the config file and reload"
-        )
+        with self._lock:
+            run = self._run
+            if run is None:
+                raise KeyError(name)
+        return run.remove_stream(name, timeout)
 
     def stream_summaries(self) -> dict[str, StreamSummary]:
         return self._run.stream_summaries() if self._run is not None else {}
@@ -119,25 +121,22 @@ class ClusterPipeline:
         on_tick: Callable[[Progress], None] | None = None,
         on_stream_end: Callable[[StreamSummary], None] | None = None,
     ) -> RunSummary:
-        if not self._streams:
-            self._stopped.wait()
-            for sink in self._sinks:
-                sink.close()
-            return RunSummary(streams=[], total_frames=0, wall_seconds=0.0, total_fps=0.0)
-        self._run = ClusterRun(
-            self._streams, self._model, sinks=self._sinks, address=self._address,
-            workers=self._workers, snapshot_seconds=SNAPSHOT_SECONDS, **self._detector_options,
-        )  # fmt: skip
+        with self._lock:
+            self._run = run = ClusterRun(
+                self._streams, self._model, sinks=self._sinks, address=self._address,
+                workers=self._workers, snapshot_seconds=SNAPSHOT_SECONDS, open_ended=True,
+                **self._detector_options,
+            )  # fmt: skip
         if self._stopped.is_set():
-            self._run.stop()
-        summary = self._run.run(on_tick=on_tick, on_stream_end=on_stream_end)
-        self._stopped.wait()  # the cameras may all have ended: the service runs on until stopped
-        return summary
+            run.stop()
+        return run.run(on_tick=on_tick, on_stream_end=on_stream_end)
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._run is not None:
-            self._run.stop()
+        with self._lock:
+            run = self._run
+        if run is not None:
+            run.stop()
 
     def close(self) -> None:
         pass

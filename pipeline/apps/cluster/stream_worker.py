@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 BATCH_SECONDS = 0.1  # events are sent in batches at most this old
+START_SECONDS = 30.0  # an `add` waits at most this long for `run` to make its pipeline
 
 # A sink call: ("open", StreamInfo) | ("write", Result) | ("events", (stream, events))
 # | ("finish", StreamSummary), or ("snapshot", (stream, frame index, JPEG)) (see RelaySink)
@@ -127,7 +128,8 @@ class RelaySink:
 
 
 class StreamWorker:
-    """Made a Ray actor by the driver (`max_concurrency=2`: `stop` comes while `run` runs)."""
+    """Made a Ray actor by the driver (`max_concurrency=4`: `stop`, `add` and `remove` come
+    while `run` runs)."""
 
     def __init__(
         self,
@@ -147,6 +149,7 @@ class StreamWorker:
         self.snapshot_seconds = snapshot_seconds
         self.detector, self.second_stage = load_detector(model, threads, detector_options, cores)
         self._pipeline: Pipeline | None = None
+        self._started = threading.Event()  # `run` made its pipeline: `add` and `remove` work
         self._stopped = threading.Event()
 
     def ready(self) -> WorkerInfo:
@@ -156,18 +159,21 @@ class StreamWorker:
             self.detector.adapter.name, str(self.detector.model_path),
         )  # fmt: skip
 
-    def run(self, streams: Sequence[StreamSpec]) -> Iterator[list[Event]]:
-        """Run the streams to their end (or `stop`), yielding their sink calls in batches."""
+    def run(self, streams: Sequence[StreamSpec], open_ended: bool = False) -> Iterator[list[Event]]:
+        """Run the streams to their end (or `stop`; with `open_ended`, only `stop`: streams
+        may be added), yielding their sink calls in batches."""
         relay = RelaySink(self.snapshot_seconds)
         pipeline = Pipeline(
             iter(()), self.detector, sinks=[relay], streams=self.options,
-            analytics=self.analytics, concurrency=len(streams), **self.second_stage,
+            analytics=self.analytics, concurrency=max(1, len(streams)), open_ended=open_ended,
+            **self.second_stage,
         )  # fmt: skip
         for stream in streams:  # each with its own options, all started at the first pass
             pipeline.add_stream(
                 stream.source(self.options), stream.options, service_class=stream.service_class
             )
         self._pipeline = pipeline
+        self._started.set()
         if self._stopped.is_set():
             pipeline.stop()
         failure: list[BaseException] = []
@@ -189,6 +195,23 @@ class StreamWorker:
         pipeline.close()
         if failure:
             raise failure[0]
+
+    def add(self, stream: StreamSpec) -> None:
+        """Start one more stream in the running pipeline (its results come through `run`)."""
+        self._running_pipeline().add_stream(
+            stream.source(self.options), stream.options, service_class=stream.service_class
+        )
+
+    def remove(self, name: str) -> StreamSummary:
+        """Stop one stream and wait until it has ended (its finish comes through `run`)."""
+        return self._running_pipeline().remove_stream(name)
+
+    def _running_pipeline(self) -> Pipeline:
+        self._started.wait(START_SECONDS)
+        pipeline = self._pipeline
+        if pipeline is None:
+            raise RuntimeError("this worker runs no pipeline")
+        return pipeline
 
     def stop(self) -> None:
         self._stopped.set()

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.cluster.connect import (
+    ClusterError,
     Node,
     connect,
     import_ray,
@@ -25,7 +26,12 @@ from pipeline.apps.cluster.connect import (
     spread,
     worker_nodes,
 )
-from pipeline.apps.cluster.stream_worker import StreamSpec, StreamWorker, WorkerInfo
+from pipeline.apps.cluster.stream_worker import (
+    START_SECONDS,
+    StreamSpec,
+    StreamWorker,
+    WorkerInfo,
+)
 from pipeline.detections import Result
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
@@ -109,6 +115,7 @@ class _Delivered:
     skipping: bool = False  # the last result was one delivered before: skip its events too
     since: float = 0.0  # when it opened (its first open)
     image: np.ndarray | None = None  # its latest snapshot, if the workers send them
+    ended: threading.Event = dataclasses.field(default_factory=threading.Event)  # finished
     offset: int = 0  # added to a restarted live stream's frame indices
     processed: int = 0
     restarts: int = 0
@@ -137,6 +144,7 @@ class ClusterRun:
         realtime: bool = False,
         loop: bool = False,
         snapshot_seconds: float | None = None,
+        open_ended: bool = False,
         **detector_options: Any,
     ) -> None:
         from pipeline.models.loader import find_model_file
@@ -165,6 +173,8 @@ class ClusterRun:
         ]
         self.analytics = analytics
         self.snapshot_seconds = snapshot_seconds
+        self.open_ended = open_ended
+        self._launched = threading.Event()  # the workers run: streams may be added
         if analytics is not None:
             analytics.check_streams(s.name for s in self.streams)
         self._delivered = {s.name: _Delivered(s) for s in self.streams}
@@ -216,9 +226,13 @@ class ClusterRun:
         ]
         self._wait_ready(workers)
         capacity = {w: self._nodes[w].cpus / nodes.count(self._nodes[w]) for w in workers}
+        self._capacity = capacity
         started = time.time()
-        for worker, share in balance(self.streams, capacity).items():
-            self._launch(worker, share)
+        shares = balance(self.streams, capacity)
+        for worker in workers:  # open-ended: every worker runs, to take the streams added
+            if worker in shares or self.open_ended:
+                self._launch(worker, shares.get(worker, []))
+        self._launched.set()
         deadline = started + duration if duration is not None else float("inf")
         interrupted = stopping = False
         try:
@@ -254,7 +268,7 @@ class ClusterRun:
         worker = f"w{self._next_worker}"
         self._next_worker += 1
         actor = self._ray.remote(StreamWorker).options(
-            num_cpus=0, max_concurrency=2, max_restarts=0, scheduling_strategy=on_node(node.node_id)
+            num_cpus=0, max_concurrency=4, max_restarts=0, scheduling_strategy=on_node(node.node_id)
         )
         threads = max(1, node.cpus // max(1, sharing))
         self._actors[worker] = actor.remote(
@@ -278,7 +292,7 @@ class ClusterRun:
     def _launch(self, worker: str, share: list[StreamSpec]) -> None:
         with self._lock:
             self._running[worker] = share
-        generator = self._actors[worker].run.remote(share)
+        generator = self._actors[worker].run.remote(share, self.open_ended)
         threading.Thread(
             target=self._consume, args=(worker, generator), name=f"relay-{worker}", daemon=True
         ).start()
@@ -327,6 +341,7 @@ class ClusterRun:
             return
         node = min(nodes, key=lambda n: sum(1 for w in self._running if self._nodes[w] == n))
         replacement = self._start_worker(node, 1)
+        self._capacity[replacement] = node.cpus
         try:
             self._wait_ready([replacement])
         except Exception as error:  # that node went too: try again with the next loss
@@ -388,8 +403,50 @@ class ClusterRun:
             delivered.summary = summary
             for sink in self.sinks:
                 sink.finish(summary)
+            delivered.ended.set()
             if self._on_stream_end is not None:
                 self._on_stream_end(summary)
+
+    def add_stream(self, spec: StreamSpec) -> None:
+        """Start one more stream while an open-ended run runs (from any thread), on the worker
+        least loaded for its node's CPUs. ValueError if a running stream has its name."""
+        if not self._launched.wait(START_SECONDS):
+            raise ClusterError(f"stream {spec.name}: the cluster's workers did not start")
+        with self._lock:
+            delivered = self._delivered.get(spec.name)
+            if delivered is not None and delivered.summary is None:
+                raise ValueError(f"a stream named {spec.name!r} is already running")
+            if not self._running:
+                raise ClusterError(f"stream {spec.name}: no worker is running")
+            for worker, share in self._running.items():  # forget the streams that ended
+                self._running[worker] = [s for s in share if not self._delivered[s.name].summary]
+
+            def load(worker: str) -> float:
+                share = self._running[worker]
+                return (sum(s.load for s in share) + spec.load) / self._capacity[worker]
+
+            worker = min(self._running, key=lambda w: (load(w), w))
+            self._delivered[spec.name] = _Delivered(spec)
+            self._running[worker].append(spec)
+        self._ray.get(self._actors[worker].add.remote(spec))
+        log.info("%s on %s: %s added", worker, self._nodes[worker].name, spec.name)
+
+    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one stream while the others run on (from any thread) and wait until its
+        outputs here are finished; its summary. KeyError if no such stream runs."""
+        with self._lock:
+            delivered = self._delivered.get(name)
+            running = delivered is not None and delivered.summary is None
+            worker = next((w for w, share in self._running.items() if delivered and
+                           delivered.spec in share), None)  # fmt: skip
+        if not running or worker is None:
+            raise KeyError(name)
+        self._ray.get(self._actors[worker].remove.remote(name))
+        delivered.ended.wait(timeout)
+        with self._lock:
+            if worker in self._running:
+                self._running[worker] = [s for s in self._running[worker] if s.name != name]
+        return delivered.summary
 
     def stream_summaries(self) -> dict[str, StreamSummary]:
         """Each running stream's figures so far, as the driver knows them (frames delivered,

@@ -22,7 +22,6 @@ from pathlib import Path
 import cv2
 
 from pipeline.analytics.events import Event
-from pipeline.apps.cluster.connect import ClusterError
 from pipeline.apps.cluster.serve import cluster_pipeline
 from pipeline.apps.demo.server import MosaicView
 from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
@@ -323,11 +322,10 @@ class Service:
             if diff.http_changed:
                 log.warning("reload: [http] changed; it takes effect when the service restarts")
                 new = dataclasses.replace(new, http=self.config.http)
-            cameras_changed = bool(diff.added or diff.removed or diff.changed)
-            on_cluster = new.cluster != self.config.cluster or (new.cluster and cameras_changed)
-            if diff.restarts_pipeline or on_cluster:  # a cluster's cameras start all at once
+            cluster_changed = new.cluster != self.config.cluster
+            if diff.restarts_pipeline or cluster_changed:
                 reason = "[model] changed" if diff.model_changed else "[output] changed"
-                reason = reason if diff.restarts_pipeline else "[cluster] or its cameras changed"
+                reason = reason if diff.restarts_pipeline else "[cluster] changed"
                 self.config = new
                 self._restart(reason)
                 if diff.mqtt_changed:
@@ -388,11 +386,6 @@ class Service:
         self._start_camera(camera)
 
     def _save(self, change) -> None:
-        if self.config.cluster is not None:
-            raise ClusterError(
-                "cameras cannot be added or removed through the API while the service runs on "
-                "a Ray cluster ([cluster]); change the config file and reload"
-            )
         if self._file is None:
             return
         try:
