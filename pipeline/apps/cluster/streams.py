@@ -49,6 +49,7 @@ from sources import (
 
 log = logging.getLogger(__name__)
 
+FINISH_SECONDS = 60.0  # a removed stream's finish is waited for at most this long
 UNKNOWN_FPS = 25.0  # a live stream's assumed rate when no --max-fps declares it
 
 
@@ -442,7 +443,7 @@ class ClusterRun:
         if not running or worker is None:
             raise KeyError(name)
         self._ray.get(self._actors[worker].remove.remote(name))
-        delivered.ended.wait(timeout)
+        delivered.ended.wait(timeout if timeout is not None else FINISH_SECONDS)
         with self._lock:
             if worker in self._running:
                 self._running[worker] = [s for s in self._running[worker] if s.name != name]
