@@ -130,7 +130,12 @@ class ClusterRun:
     With `analytics`, each stream is tracked on its worker (in frame order, as locally) and its
     events come back to the sinks here that take them. A file restarted on another node is
     tracked again from its start, its results and events already delivered skipped; a live
-    one restarts its tracks (its summary's counts are those since the restart)."""
+    one restarts its tracks (its summary's counts are those since the restart).
+
+    `sources` are `NAME=URI` specs or `StreamSpec`s (each with its own options). With
+    `open_ended`, every worker runs until `stop`, and streams may be added and removed while
+    it runs (`add_stream`, `remove_stream`). With `snapshot_seconds`, each stream's frame comes
+    along that often and its results carry the latest one (for a live view)."""
 
     def __init__(
         self,
