@@ -417,3 +417,5 @@ def test_a_cluster_section_in_the_service_config_is_checked_key_by_key(tmp_path)
         with pytest.raises(ConfigError) as error:
             parse_config({"model": model, "cluster": table})
         assert str(error.value).startswith(message)
+    with pytest.raises(ConfigError, match=r"output\.save_video: not available with \[cluster\]"):
+        parse_config({"model": model, "cluster": {}, "output": {"dir": "o", "save_video": True}})

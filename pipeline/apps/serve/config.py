@@ -443,7 +443,7 @@ def parse_config(
         name: parse_camera(name, table, f"cameras.{name}")
         for name, table in _table("cameras", document.get("cameras", {})).items()
     }
-    return ServiceConfig(
+    config = ServiceConfig(
         model=_build(ModelConfig, "model", document["model"]),
         http=_build(HttpConfig, "http", document.get("http", {})),
         mqtt=_build(MqttConfig, "mqtt", document["mqtt"]) if "mqtt" in document else None,
@@ -455,6 +455,9 @@ def parse_config(
         base_dir=base_dir,
         path=path,
     )
+    if config.cluster is not None and config.output.save_video:
+        raise ConfigError("output.save_video: not available with [cluster] (frames stay on nodes)")
+    return config
 
 
 _POSITION = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")
