@@ -419,3 +419,54 @@ def test_a_cluster_section_in_the_service_config_is_checked_key_by_key(tmp_path)
         assert str(error.value).startswith(message)
     with pytest.raises(ConfigError, match=r"output\.save_video: not available with \[cluster\]"):
         parse_config({"model": model, "cluster": {}, "output": {"dir": "o", "save_video": True}})
+
+
+def test_a_live_stream_restarted_elsewhere_numbers_its_tracks_on_and_keeps_its_counts(tmp_path):
+    """The car clip in two attempts, as a live stream lost after its first car and restarted
+    on another node (a new tracker): its tracks are numbered on, and together the attempts
+    cross the line as one local run of the clip."""
+    from pipeline import Pipeline, analytics_options
+    from pipeline.apps.cluster.carry import CarriedTracks
+
+    class Attempt:
+        def __init__(self) -> None:
+            self.ids: set = set()
+            self.crossings: list = []
+            self.summary = None
+
+        def open(self, stream) -> None:
+            pass
+
+        def write(self, result) -> None:
+            self.ids |= set(carry.result(result).track_ids)
+
+        def write_events(self, stream, events) -> None:
+            moved = carry.events(events)
+            self.crossings += [(e.track_id, e.direction) for e in moved if e.type == "line_cross"]
+
+        def finish(self, stream) -> None:
+            self.summary = stream
+
+        def close(self) -> None:
+            pass
+
+    carry = CarriedTracks()
+    attempts = []
+    for clip in (cut_clip(CAR, tmp_path / "a.mp4", 150), cut_clip(CAR, tmp_path / "b.mp4", 227,
+                                                                     start=150)):  # fmt: skip
+        attempts.append(Attempt())
+        Pipeline(
+            [f"cam={clip}"], SSD_XML, labels=SSD_LABELS, sinks=[attempts[-1]],
+            analytics=analytics_options([MIDDLE]),
+        ).run()  # fmt: skip
+        if len(attempts) == 1:
+            assert attempts[0].summary.tracks == 1, "the first car only"
+            carry.restart()
+    summary = carry.summary(attempts[1].summary)
+    tracks = attempts[0].summary.tracks + attempts[1].summary.tracks  # 1 + 4: the cut clip's
+    assert summary.tracks == tracks  # re-encoding makes the empty road's flicker a track there
+    assert summary.lines == {
+        "middle": {"in": 2, "out": 2, "by_label": {"vehicle": {"in": 2, "out": 2}}}
+    }, "as a local run of the clip"
+    assert attempts[0].crossings + attempts[1].crossings == CAR_CROSSINGS
+    assert attempts[0].ids | attempts[1].ids == {None, *range(1, tracks + 1)}

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.analytics import AnalyticsOptions
+from pipeline.apps.cluster.carry import CarriedTracks
 from pipeline.apps.cluster.connect import (
     ClusterError,
     Node,
@@ -117,6 +118,7 @@ class _Delivered:
     since: float = 0.0  # when it opened (its first open)
     image: np.ndarray | None = None  # its latest snapshot, if the workers send them
     ended: threading.Event = dataclasses.field(default_factory=threading.Event)  # finished
+    carry: CarriedTracks = dataclasses.field(default_factory=CarriedTracks)
     offset: int = 0  # added to a restarted live stream's frame indices
     processed: int = 0
     restarts: int = 0
@@ -130,7 +132,8 @@ class ClusterRun:
     With `analytics`, each stream is tracked on its worker (in frame order, as locally) and its
     events come back to the sinks here that take them. A file restarted on another node is
     tracked again from its start, its results and events already delivered skipped; a live
-    one restarts its tracks (its summary's counts are those since the restart).
+    one's new tracks are numbered on from the highest delivered, and its summary adds the
+    counts of the events delivered before (`CarriedTracks`).
 
     `sources` are `NAME=URI` specs or `StreamSpec`s (each with its own options). With
     `open_ended`, every worker runs until `stop`, and streams may be added and removed while
@@ -338,8 +341,9 @@ class ClusterRun:
         for spec in lost:
             delivered = self._delivered[spec.name]
             delivered.restarts += 1
-            if spec.live:
+            if spec.live:  # its frames and tracks go on numbering, its counts carried over
                 delivered.offset = delivered.last_frame + 1
+                delivered.carry.restart()
         try:
             nodes = worker_nodes(self._ray)
         except VapipeError:
@@ -384,6 +388,7 @@ class ClusterRun:
                 payload = dataclasses.replace(
                     payload, frame=dataclasses.replace(frame, index=index, image=image)
                 )
+            payload = delivered.carry.result(payload)
             delivered.last_frame = index
             delivered.processed += 1
             for sink in self.sinks:
@@ -395,15 +400,17 @@ class ClusterRun:
                 self._delivered[name].image = image
         elif kind == "events":
             name, events = payload
-            if self._delivered[name].skipping:
+            delivered = self._delivered[name]
+            if delivered.skipping:
                 return
+            events = delivered.carry.events(events)
             for sink in self.sinks:
                 if isinstance(sink, EventSink):
                     sink.write_events(name, events)
         else:
             delivered = self._delivered[payload.name]
             summary = dataclasses.replace(
-                payload, frames_processed=delivered.processed,
+                delivered.carry.summary(payload), frames_processed=delivered.processed,
                 reconnects=payload.reconnects + delivered.restarts,
             )  # fmt: skip
             delivered.summary = summary
