@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -223,6 +224,7 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
 
     from mjpeg_server import MjpegServer
 
+    from pipeline.analytics import AnalyticsOptions
     from pipeline.apps.cluster.streams import ClusterRun
     from pipeline.outputs.sinks import JsonlSink
 
@@ -231,11 +233,16 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
              enumerate((CAR, BOTTLE, PERSON, CAR))]  # fmt: skip
     servers = [MjpegServer(clip) for clip in clips]
     arrivals: dict[str, list[float]] = {f"cam{i}": [] for i in range(4)}
+    track_ids: dict[str, list[tuple[float, set]]] = {f"cam{i}": [] for i in range(4)}
+
+    def arrived(result) -> None:
+        arrivals[result.stream].append(time.time())
+        track_ids[result.stream].append((time.time(), set(result.track_ids) - {None}))
+
     out = tmp_path / "out"
     run = ClusterRun(
         [f"cam{i}={server.url}" for i, server in enumerate(servers)], SSD_XML,
-        sinks=[JsonlSink(out), lambda result: arrivals[result.stream].append(time.time())],
-        labels=SSD_LABELS,
+        sinks=[JsonlSink(out), arrived], labels=SSD_LABELS, analytics=AnalyticsOptions(),
     )  # fmt: skip
     seen: dict = {}
 
@@ -274,7 +281,10 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
         assert len(frames) == len(times) == by_name[name].frames_processed
         assert [t for t in times if t > seen["moved_at"]], f"{name} went on after the kill"
         assert by_name[name].reconnects == (1 if name in lost else 0)
-        if name in lost:
+        if name in lost:  # its new tracker's ids go on from the highest delivered before
+            before = set().union(*(ids for t, ids in track_ids[name] if t < seen["killed_at"]))
+            after = set().union(*(ids for t, ids in track_ids[name] if t > seen["moved_at"]))
+            assert min(after, default=math.inf) > max(before, default=0), (before, after)
             gap = max(b - a for a, b in itertools.pairwise(times))
             print(f"{name}: longest gap between results {gap:.1f} s (node lost, restarted)")
 
