@@ -22,12 +22,12 @@ class ClusterError(VapipeError):
     """The cluster cannot be used: Ray missing, unreachable, or without a node to work on."""
 
 
-def import_ray() -> ModuleType:
-    """Ray, or a one-line error saying how to install it."""
+def import_ray(option: str = "--ray") -> ModuleType:
+    """Ray, or a one-line error saying that `option` needs it and how to install it."""
     try:
         import ray
     except ImportError:
-        raise ClusterError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise ClusterError(f"{option} needs Ray, which is not installed: {INSTALL_HINT}") from None
     return ray
 
 

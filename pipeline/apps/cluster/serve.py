@@ -64,7 +64,7 @@ class ClusterPipeline:
         sinks: Sequence[Sink] = (),
         **detector_options: Any,
     ) -> None:
-        import_ray()  # before any work: say how to install it
+        import_ray("[cluster]")  # before any work: say how to install it
         self.model_path = Path(model).resolve()
         self.adapter = AdapterName(str(detector_options.get("adapter") or "auto"))
         self.runtime = ClusterRuntime(ClusterDevice(f"Ray cluster {address or '(local)'}"))
