@@ -489,3 +489,28 @@ def test_a_live_stream_restarted_elsewhere_numbers_its_tracks_on_and_keeps_its_c
     }, "as a local run of the clip"
     assert attempts[0].crossings + attempts[1].crossings == CAR_CROSSINGS
     assert attempts[0].ids | attempts[1].ids == {None, *range(1, tracks + 1)}
+
+
+@in_loopback_namespace
+def test_a_second_stage_on_the_cluster_finds_the_attributes_a_local_run_finds(cluster, tmp_path):
+    from test_classifiers import VEHICLE_ATTRS
+
+    _two_nodes(cluster)
+    clip = cut_clip(CAR, tmp_path / "red_car.mp4", 40, start=195)  # a white car, a red car
+    runs = {}
+    for where, ray in (("local", ()), ("cluster", ("--ray", cluster.address))):
+        out = tmp_path / where
+        proc = run_cli(
+            "run", clip, *MODEL_ARGS, "--classify", f"vehicle:{VEHICLE_ATTRS}", "--out", out,
+            "--no-progress", *ray,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        runs[where] = [
+            [(d["label"], d.get("attributes", {}).get("color", {}).get("label"))
+             for d in row["detections"]]
+            for row in read_jsonl(out / "red_car.jsonl")
+        ]  # fmt: skip
+    assert len(runs["cluster"]) == 40
+    assert runs["cluster"] == runs["local"]
+    colours = {c for row in runs["cluster"] for label, c in row if label == "vehicle"}
+    assert {"white", "red"} <= colours
