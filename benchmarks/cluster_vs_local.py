@@ -5,7 +5,10 @@ Cuts the shared clips into short files, starts the two-node cluster on 127.0.0.1
 alternates the two command lines `--rounds` times (a ratio of runs side by side is steadier
 on a shared machine than one of runs minutes apart) and prints each round's processing rates
 (frames over processing time, model loading excluded: the report's `fps`), wall times, and the
-median ratio. Ray binds 127.0.0.1 only in a network namespace with nothing but loopback
+median ratio; then the CPU per frame of both (every Ray process counted, by role), also with a
+run's fixed cost (process and worker start, model compile) taken off: the difference with a run
+on a quarter of the files, which predicts the rate ratio of a long run on an idle machine.
+Ray binds 127.0.0.1 only in a network namespace with nothing but loopback
 (ray-project/ray#59110), so as root the script reruns itself under `unshare -n`.
 
     python benchmarks/cluster_vs_local.py --model MODEL [--labels L] [--files 24] [--frames 40]
@@ -37,11 +40,13 @@ from pipeline.apps.cluster.connect import WORKER_NICENESS  # noqa: E402
 
 class CpuSampler:
     """CPU seconds used by this process's descendants (the Ray nodes' processes: raylets, GCS,
-    worker actors), sampled from /proc every 0.2 s so that actors killed at the end of a run
-    still count (up to their last sample)."""
+    agents, worker actors), sampled from /proc every 0.2 s so that actors killed at the end of a
+    run still count (up to their last sample), with each process's role (`role_of`)."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[int, str], int] = {}  # (pid, start time) -> CPU ticks
+        self._roles: dict[tuple[int, str], str] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -62,14 +67,41 @@ class CpuSampler:
                 pid = todo.pop()
                 todo += children.get(pid, [])
                 fields = stats[pid]
-                self._last[(pid, fields[19])] = int(fields[11]) + int(fields[12])
+                key = (pid, fields[19])
+                with contextlib.suppress(OSError), self._lock:
+                    self._last[key] = int(fields[11]) + int(fields[12])
+                    if cmdline := Path(f"/proc/{pid}/cmdline").read_bytes():  # none once exited
+                        self._roles[key] = role_of(cmdline)
 
-    def seconds(self) -> float:
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds so far by role."""
         time.sleep(0.3)  # one more sample
-        return sum(self._last.values()) / os.sysconf("SC_CLK_TCK")
+        by_role: dict[str, float] = {}
+        with self._lock:
+            for key, ticks in self._last.items():
+                role = self._roles.get(key, "other")
+                by_role[role] = by_role.get(role, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+        return by_role
 
     def close(self) -> None:
         self._stop.set()
+
+
+def role_of(cmdline: bytes) -> str:
+    """A Ray process's role from its command line: `ray::Name` for workers (`ray::IDLE` for
+    a worker without a task yet), the daemon's name (raylet, gcs_server, dashboard, ...)."""
+    args = cmdline.decode(errors="replace").split("\0")
+    if args[0].startswith("ray::"):
+        return args[0].split(".")[0].split()[0]
+    for arg in args[:3]:
+        name = Path(arg).name
+        if name in ("raylet", "gcs_server"):
+            return name
+        if name.endswith(".py"):
+            return name.removesuffix(".py")
+    if "pipeline" in args and "batch" in args:
+        return "driver"
+    return Path(args[0]).name or "other"
 
 
 def batch(folder: Path, out: Path, model_args: list[str], *ray: str) -> tuple[dict, float]:
@@ -107,37 +139,64 @@ def main() -> None:
     head = dict(num_cpus=1, include_dashboard=False)
     cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
-        folder, _ = make_media(work, args.files, args.frames)
+        folder, _ = make_media(work / "full", args.files, args.frames)
+        small, _ = make_media(work / "small", max(2, args.files // 4), args.frames)
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
+        sampler = CpuSampler()
+
+        def on_cluster(folder: Path) -> tuple[dict, dict[str, float]]:
+            """A `batch --ray` run: its report, and the CPU seconds of each process role."""
+            before = sampler.seconds()
+            report, driver_cpu = batch(folder, work / "ray", model_args, "--ray", cluster.address)
+            after = sampler.seconds()
+            used = {role: after[role] - before.get(role, 0.0) for role in after}
+            used["driver"] = driver_cpu  # exact (its rusage), not sampled
+            return report, used
+
         print(f"{args.files} files x {args.frames} frames; cluster of 2 nodes x 1 CPU")
         print(
             "round  local fps  cluster fps  ratio  | wall s local, cluster "
-            "| CPU ms/frame local, cluster (all Ray processes counted)"
+            "| CPU ms/frame local, cluster (all Ray processes) | same, startup excluded"
         )
-        ratios, cpu_ratios = [], []
-        sampler = CpuSampler()
+        ratios, cpu_ratios, marginal_ratios = [], [], []
+        roles: dict[str, list[float]] = {}  # CPU ms per frame of each Ray process role
         for i in range(args.rounds):
             local, local_cpu = batch(folder, work / "local", model_args)
-            ray_before = sampler.seconds()
-            on_ray, driver_cpu = batch(folder, work / "ray", model_args, "--ray", cluster.address)
-            ray_cpu = driver_cpu + sampler.seconds() - ray_before
+            on_ray, used = on_cluster(folder)
             nodes = {row["node"] for row in on_ray["files"]}
             assert len(nodes) == 2, f"both nodes worked: {nodes}"
+            # The small folder's run: what a run costs besides its frames (process and Ray
+            # worker start, model compile), taken off to get the CPU per frame of a long run.
+            _, local_small_cpu = batch(small, work / "local", model_args)
+            ray_small, used_small = on_cluster(small)
+            frames = on_ray["frames"] - ray_small["frames"]
             ratios.append(on_ray["fps"] / local["fps"])
             local_ms = 1000 * local_cpu / local["frames"]
-            ray_ms = 1000 * ray_cpu / on_ray["frames"]
+            ray_ms = 1000 * sum(used.values()) / on_ray["frames"]
             cpu_ratios.append(local_ms / ray_ms)
+            local_marginal = 1000 * (local_cpu - local_small_cpu) / frames
+            ray_marginal = 1000 * (sum(used.values()) - sum(used_small.values())) / frames
+            marginal_ratios.append(local_marginal / ray_marginal)
+            for role, seconds in used.items():
+                roles.setdefault(role, []).append(1000 * seconds / on_ray["frames"])
             print(
                 f"{i + 1:>5}  {local['fps']:>9.1f}  {on_ray['fps']:>11.1f}  {ratios[-1]:.3f}  "
                 f"| {local['wall_seconds']:>5.1f}, {on_ray['wall_seconds']:>5.1f} "
-                f"| {local_ms:.2f}, {ray_ms:.2f}"
+                f"| {local_ms:.2f}, {ray_ms:.2f} | {local_marginal:.2f}, {ray_marginal:.2f}"
             )
         sampler.close()
-        print(f"median cluster / local rate: {statistics.median(ratios):.3f} "
-              f"(min {min(ratios):.3f}, max {max(ratios):.3f}); CPU per frame local / cluster: "
-              f"{statistics.median(cpu_ratios):.3f} "
-              f"(min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f})")  # fmt: skip
+        for name, values in [
+            ("cluster / local rate", ratios),
+            ("CPU per frame local / cluster", cpu_ratios),
+            ("the same, startup excluded", marginal_ratios),
+        ]:
+            print(f"median {name}: {statistics.median(values):.3f} "
+                  f"(min {min(values):.3f}, max {max(values):.3f})")  # fmt: skip
+        print("cluster CPU ms per frame by process (median over rounds):")
+        for role, values in sorted(roles.items(), key=lambda item: -statistics.median(item[1])):
+            if (median := statistics.median(values)) >= 0.005:
+                print(f"  {role:<24} {median:6.2f}")
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -113,6 +113,9 @@ BAD = [
      "cameras.gate.decoder: skipping the deblocking filter needs the PyAV decoder (pyav)"),
     ("[model]\npath = 'm.xml'\n[cameras.gate]\nsource = 'rtsp://h/x'\nskip_nonref = true\n",
      "cameras.gate.decoder: leaving out non-reference frames needs the PyAV decoder"),
+    ("[model]\npath = 'm.xml'\n[cluster]\naddress = 'auto'\n[cameras.gate]\n"
+     "source = 'rtsp://h/x'\ndecoder = 'pyav'\n",
+     "cameras.gate.decoder: pyav is not available with [cluster] yet"),
 ]  # fmt: skip
 
 

@@ -27,7 +27,6 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from pipeline.analytics import kalman
 from pipeline.analytics.geometry import iou_matrix
@@ -164,6 +163,10 @@ class ByteTracker:
                 return [], rows, dets
             iou = iou_matrix(predicted[rows], boxes[dets])
             iou[track_classes[rows][:, None] != class_ids[dets][None, :]] = 0.0
+            # Imported at first use: SciPy's optimize takes 0.37 s of CPU to import, which every
+            # process importing the sinks paid (each cluster worker, and the batch queue actor).
+            from scipy.optimize import linear_sum_assignment
+
             r, c = linear_sum_assignment(1.0 - iou)
             good = iou[r, c] >= min_iou
             r, c = r[good], c[good]

@@ -18,6 +18,7 @@ from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import OutputError, VapipeError
 
 if TYPE_CHECKING:
+    from pipeline.analytics import AnalyticsOptions
     from pipeline.apps.batch.job import BatchJob
     from pipeline.summary import RunSummary
 
@@ -50,10 +51,7 @@ def _analytics(args: argparse.Namespace):
         return None
     from pipeline.analytics import analytics_options
 
-    tracking = analytics_options(args.line, args.zone, args.anchor)
-    if getattr(args, "ray", None):
-        raise VapipeError("--track, --line and --zone are not available with --ray yet")
-    return tracking
+    return analytics_options(args.line, args.zone, args.anchor)
 
 
 def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
@@ -152,7 +150,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
             raise VapipeError("--batch is not available with --ray; run `vapipe batch --ray`")
         if _decoder(args).decoder != "opencv":
             raise VapipeError("--decoder pyav is not available with --ray yet")
-        return _run_on_cluster(args, sinks, options, stop)
+        return _run_on_cluster(args, sinks, options, analytics, stop)
     with (
         Pipeline(
             _sources(args, options), args.model, sinks=sinks, streams=options,
@@ -175,7 +173,11 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
 
 
 def _run_on_cluster(
-    args: argparse.Namespace, sinks: list, options: StreamOptions, stop: StopController
+    args: argparse.Namespace,
+    sinks: list,
+    options: StreamOptions,
+    analytics: AnalyticsOptions | None,
+    stop: StopController,
 ) -> int:
     from pipeline.apps.cli.progress import ProgressReporter
     from pipeline.apps.cluster.streams import ClusterRun
@@ -185,7 +187,7 @@ def _run_on_cluster(
     run = ClusterRun(
         args.sources, args.model, sinks=sinks, streams=options,
         address=None if args.ray == "local" else args.ray, workers=args.workers,
-        **_model_options(args),
+        analytics=analytics, realtime=args.realtime, loop=args.loop, **_model_options(args),
     )  # fmt: skip
     with stop.stopping(run.stop), ProgressReporter(enabled=not args.no_progress) as progress:
         summary = run.run(on_tick=progress.update, duration=args.duration)
@@ -249,8 +251,9 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
 
         address = None if args.ray == "local" else args.ray
         job = ClusterBatchJob(
-            args.inputs, args.model, args.out, address=address, workers=args.workers, **options
-        )
+            args.inputs, args.model, args.out, address=address, workers=args.workers,
+            analytics=analytics, **options,
+        )  # fmt: skip
     else:
         job = BatchJob(args.inputs, args.model, args.out, analytics=analytics, **options)
     with stop.stopping(job.stop), ProgressReporter(enabled=not args.no_progress) as progress:

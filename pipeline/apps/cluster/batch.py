@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.apps.batch.files import BatchFile, OutputLayout
+from pipeline.apps.batch.files import BatchFile
 from pipeline.apps.batch.job import BatchJob
 from pipeline.apps.batch.report import FileReport
 from pipeline.apps.cluster.batch_worker import BatchWorker
@@ -19,10 +19,11 @@ from pipeline.apps.cluster.connect import (
     connect,
     import_ray,
     on_node,
+    shared_machine_cores,
     spread,
     worker_nodes,
 )
-from pipeline.apps.cluster.file_queue import FileEnded, FileQueue
+from pipeline.apps.cluster.file_queue import FileEnded, FileQueue, QueuedFile
 from pipeline.errors import VapipeError
 from pipeline.summary import Progress, StreamSummary
 
@@ -37,9 +38,10 @@ class ClusterBatchJob(BatchJob):
     One worker per node (or `workers` spread over them), each owning one compiled model and
     running the engine over files it pulls from a queue whenever it has room: fast nodes do
     more. Outputs, resume and report are the local job's (OUT must be a folder every node
-    sees); the report also says which node did each file and how often it was retried. A node
-    lost mid-run has its unfinished files redone on the others. `address` is `auto`,
-    `HOST:PORT` or `ray://HOST:PORT` to join a cluster, None to start Ray on this machine.
+    sees; with `analytics`, each file is tracked on its worker and its events written beside
+    its results, as locally); the report also says which node did each file and how often it
+    was retried. A node lost mid-run has its unfinished files redone on the others. `address`
+    is `auto`, `HOST:PORT` or `ray://HOST:PORT` to join a cluster, None to start Ray here.
     """
 
     def __init__(
@@ -114,7 +116,7 @@ class _Run:
     ) -> tuple[bool, int, float]:
         ray = self.ray
         here = ray.get_runtime_context().get_node_id()
-        files = [BatchFile(file.path.resolve(), file.key) for file in todo]
+        files = [QueuedFile(file.key, str(file.path.resolve())) for file in todo]
         queue = ray.remote(FileQueue).options(num_cpus=0, scheduling_strategy=on_node(here))
         self.queue = queue.remote(files)
         try:
@@ -129,10 +131,11 @@ class _Run:
 
     def _start_workers(self) -> None:
         ray, job = self.ray, self.job
-        layout = OutputLayout(job.layout.root.resolve(), job.layout.save_video)
+        layout = dataclasses.replace(job.layout, root=job.layout.root.resolve())
         model = str(Path(job._model).resolve())
         actor = ray.remote(BatchWorker)
         nodes = spread(worker_nodes(ray), job.workers)
+        cores = shared_machine_cores(nodes)
         for i, node in enumerate(nodes):
             per_node = sum(1 for n in nodes if n == node)
             threads = max(1, node.cpus // per_node)
@@ -140,7 +143,10 @@ class _Run:
             self.workers[f"w{i}"] = actor.options(
                 num_cpus=0, max_concurrency=2, max_restarts=0,
                 scheduling_strategy=on_node(node.node_id),
-            ).remote(model, layout, node.name, job.concurrency, threads, options)  # fmt: skip
+            ).remote(
+                model, layout, node.name, job.concurrency, threads, options, job.analytics,
+                cores[i],
+            )  # fmt: skip
         names = self._wait_ready()
         log.info("%d workers on %s", len(self.workers), ", ".join(sorted(set(names))))
         for worker, actor in self.workers.items():

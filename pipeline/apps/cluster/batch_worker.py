@@ -3,36 +3,73 @@ files it pulls from the job's queue whenever it has room for one more."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from pipeline.analytics import AnalyticsOptions, Event
 from pipeline.apps.batch.files import BatchFile, OutputLayout
 from pipeline.apps.batch.job import batch_sinks, file_sources
 from pipeline.apps.cluster.file_queue import NO_PROGRESS, add_progress
 from pipeline.detections import Result
 from pipeline.engine.pipeline import Pipeline
-from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.outputs.sinks import EventSink, Sink, StreamInfo
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import Progress, StreamSummary
 
 log = logging.getLogger(__name__)
 
 
-def load_detector(model: str, threads: int | None, options: dict[str, Any]) -> Any:
-    """The worker's compiled model; inference limited to `threads` CPU threads (the node's
-    declared CPUs) when given, so nodes sharing a machine do not oversubscribe it."""
+SECOND_STAGE = ("classify", "classify_options")  # the pipeline's options, not the detector's
+
+
+def keep_to_cores(cores: tuple[int, ...]) -> bool:
+    """Keep every thread of this process (and those it starts later) to `cores`, if this
+    process may run on them all; whether it did."""
+    if not set(cores) <= os.sched_getaffinity(0):
+        return False
+    for task in os.listdir("/proc/self/task"):  # Ray's threads too: they start our threads
+        with contextlib.suppress(OSError):  # one that just ended
+            os.sched_setaffinity(int(task), cores)
+    return True
+
+
+def load_detector(
+    model: str, threads: int | None, options: dict[str, Any], cores: tuple[int, ...] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The worker's compiled model, and the pipeline options of its second stage (`classify`:
+    compiled by the pipeline with the same OpenVINO core); inference limited to `threads` CPU
+    threads (the node's declared CPUs) when given, so nodes sharing a machine do not
+    oversubscribe it. With `cores` (see `shared_machine_cores`), the process keeps to them.
+
+    A process that may run on more cores than `threads` shares them with other nodes (or other
+    work): its inference threads are then not pinned to cores. OpenVINO pins each process's
+    streams from core 0 on, so two 1-CPU nodes on one machine had both their inference threads
+    pinned to core 0 (seen in /proc/PID/task/*/status: Cpus_allowed_list 0), half the
+    machine idle."""
     import cv2
     import openvino as ov
 
     from pipeline.models.detector import Detector
 
     cv2.setNumThreads(1)  # as the CLI: decoders already run in parallel, one per stream
+    if cores is not None and not keep_to_cores(cores):
+        log.warning("cores %s are not all available here: not keeping to them", cores)
     core = ov.Core()
     if threads:
-        core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
-    return Detector.load(model, core=core, **options)
+        shared = threads < len(os.sched_getaffinity(0))
+        core.set_property(
+            "CPU", {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": not shared}
+        )
+    second_stage = {key: options[key] for key in SECOND_STAGE if options.get(key)}
+    if second_stage:
+        second_stage.update(core=core, device=options.get("device") or "AUTO")
+    detector_options = {k: v for k, v in options.items() if k not in SECOND_STAGE}
+    return Detector.load(model, core=core, **detector_options), second_stage
 
 
 class CommitFence:
@@ -49,6 +86,10 @@ class CommitFence:
     def write(self, result: Result) -> None:
         self._sink.write(result)
 
+    def write_events(self, stream: str, events: Sequence[Event]) -> None:
+        if isinstance(self._sink, EventSink):  # the events sink (tracking on)
+            self._sink.write_events(stream, events)
+
     def finish(self, stream: StreamSummary) -> None:
         if stream.status == "done" and not self._may_commit(stream.name):
             stream = dataclasses.replace(stream, status="stopped")  # leave it under .part
@@ -61,8 +102,8 @@ class CommitFence:
 def _clear_partial(layout: OutputLayout, file: BatchFile) -> None:
     """Remove a lost attempt's partial results, so this attempt writes new files (a lingering
     writer of the old ones then writes to files no name points at)."""
-    jsonl = layout.jsonl(file)
-    jsonl.with_name(jsonl.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
+    for done in [layout.jsonl(file)] + ([layout.events_jsonl(file)] if layout.events else []):
+        done.with_name(done.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
     if layout.save_video:
         video = layout.video(file)
         video.with_name(f"{video.stem}.part{video.suffix}").unlink(missing_ok=True)
@@ -79,12 +120,15 @@ class BatchWorker:
         concurrency: int | None,
         threads: int | None,
         detector_options: dict[str, Any],
+        analytics: AnalyticsOptions | None = None,
+        cores: tuple[int, ...] | None = None,
     ) -> None:
         logging.basicConfig(level=logging.WARNING, format="vapipe worker: %(message)s")
         self.layout = layout
+        self.analytics = analytics
         self.node = node
         self.concurrency = concurrency
-        self.detector = load_detector(model, threads, detector_options)
+        self.detector, self.second_stage = load_detector(model, threads, detector_options, cores)
         self._pipeline: Pipeline | None = None
         self._done = NO_PROGRESS  # progress of earlier runs
 
@@ -96,7 +140,8 @@ class BatchWorker:
         import ray
 
         def pull() -> Iterator[BatchFile]:
-            while (file := ray.get(queue.next_file.remote(worker))) is not None:
+            while (queued := ray.get(queue.next_file.remote(worker))) is not None:
+                file = BatchFile(Path(queued.path), queued.key)
                 _clear_partial(self.layout, file)
                 yield file
 
@@ -106,13 +151,16 @@ class BatchWorker:
         def tick(progress: Progress) -> None:
             queue.progress.remote(worker, add_progress(self._done, progress))
 
+        reports = []  # not waited for one by one: the file's next stream starts at once
+
         def ended(summary: StreamSummary) -> None:
-            ray.get(queue.file_ended.remote(worker, self.node, summary))
+            reports.append(queue.file_ended.remote(worker, self.node, summary))
 
         sinks = [CommitFence(sink, may_commit) for sink in batch_sinks(self.layout)]
         with Pipeline(
-            file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency
-        ) as pipeline:
+            file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency,
+            analytics=self.analytics, **self.second_stage,
+        ) as pipeline:  # fmt: skip
             self._pipeline = pipeline
             summary = pipeline.run(on_tick=tick, on_stream_end=ended)
             self._pipeline = None
@@ -120,6 +168,7 @@ class BatchWorker:
                 self._done, dataclasses.replace(pipeline.progress(), streams_active=0)
             )
         tick(NO_PROGRESS)
+        ray.get(reports)  # all in the queue before the driver sees this run end
         return summary.total_frames
 
     def stop(self) -> None:

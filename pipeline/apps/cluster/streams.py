@@ -12,32 +12,73 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.apps.cluster.connect import Node, connect, import_ray, on_node, spread, worker_nodes
-from pipeline.apps.cluster.stream_worker import StreamWorker, WorkerInfo
+import cv2
+import numpy as np
+
+from pipeline.analytics import AnalyticsOptions
+from pipeline.apps.cluster.carry import CarriedTracks
+from pipeline.apps.cluster.connect import (
+    ClusterError,
+    Node,
+    connect,
+    import_ray,
+    on_node,
+    shared_machine_cores,
+    spread,
+    worker_nodes,
+)
+from pipeline.apps.cluster.stream_worker import (
+    START_SECONDS,
+    StreamSpec,
+    StreamWorker,
+    WorkerInfo,
+)
 from pipeline.detections import Result
+from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
-from pipeline.outputs.sinks import CallbackSink, Sink
+from pipeline.outputs.sinks import CallbackSink, EventSink, Sink
 from pipeline.summary import Progress, RunSummary, StreamSummary
-from sources import is_live_uri, split_spec, unique_names
+from sources import (
+    StreamState,
+    StreamStatus,
+    is_live_uri,
+    mask_credentials,
+    split_spec,
+    unique_names,
+)
 
 log = logging.getLogger(__name__)
 
+FINISH_SECONDS = 60.0  # a removed stream's finish is waited for at most this long
 UNKNOWN_FPS = 25.0  # a live stream's assumed rate when no --max-fps declares it
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamSpec:
-    """A stream as the driver hands it out: its unique name, source and declared load."""
+def is_live(uri: str) -> bool:
+    return is_live_uri(uri) and not Path(uri).is_file()
 
-    name: str
-    uri: str
-    live: bool
-    load: float  # frames per second it will be analysed at (the model is the same for all)
 
-    @property
-    def spec(self) -> str:
-        return f"{self.name}={self.uri}"
+def stream_spec(
+    name: str,
+    uri: str,
+    options: StreamOptions,
+    *,
+    own_options: StreamOptions | None = None,
+    service_class: ServiceClass | None = None,
+    realtime: bool = False,
+    loop: bool = False,
+) -> StreamSpec:
+    """A stream for the workers: a file's absolute path (a missing file is refused here), its
+    declared load under its own options or else the run's `options`."""
+    live = is_live(uri)
+    if not live:
+        if not Path(uri).is_file():
+            raise VapipeError(f"{uri}: no such file; check the path")
+        uri = str(Path(uri).resolve())
+    load = declared_load(uri, live, own_options or options)
+    return StreamSpec(
+        name, uri, live, load, own_options, service_class, realtime and not live, loop and not live
+    )
 
 
 def declared_load(uri: str, live: bool, options: StreamOptions) -> float:
@@ -73,6 +114,11 @@ class _Delivered:
     spec: StreamSpec
     opened: bool = False
     last_frame: int = -1  # the last frame index delivered to the sinks
+    skipping: bool = False  # the last result was one delivered before: skip its events too
+    since: float = 0.0  # when it opened (its first open)
+    image: np.ndarray | None = None  # its latest snapshot, if the workers send them
+    ended: threading.Event = dataclasses.field(default_factory=threading.Event)  # finished
+    carry: CarriedTracks = dataclasses.field(default_factory=CarriedTracks)
     offset: int = 0  # added to a restarted live stream's frame indices
     processed: int = 0
     restarts: int = 0
@@ -81,17 +127,33 @@ class _Delivered:
 
 class ClusterRun:
     """Runs `sources` on workers spread over a Ray cluster's nodes (one per node, or
-    `workers`), each owning a compiled model; the results come back to `sinks` here."""
+    `workers`), each owning a compiled model; the results come back to `sinks` here.
+
+    With `analytics`, each stream is tracked on its worker (in frame order, as locally) and its
+    events come back to the sinks here that take them. A file restarted on another node is
+    tracked again from its start, its results and events already delivered skipped; a live
+    one's new tracks are numbered on from the highest delivered, and its summary adds the
+    counts of the events delivered before (`CarriedTracks`).
+
+    `sources` are `NAME=URI` specs or `StreamSpec`s (each with its own options). With
+    `open_ended`, every worker runs until `stop`, and streams may be added and removed while
+    it runs (`add_stream`, `remove_stream`). With `snapshot_seconds`, each stream's frame comes
+    along that often and its results carry the latest one (for a live view)."""
 
     def __init__(
         self,
-        sources: Sequence[str],
+        sources: Sequence[str | StreamSpec],
         model: str | Path,
         *,
         sinks: Sequence[Sink | Callable[[Result], None]] = (),
         streams: StreamOptions | None = None,
         address: str | None = None,
         workers: int | None = None,
+        analytics: AnalyticsOptions | None = None,
+        realtime: bool = False,
+        loop: bool = False,
+        snapshot_seconds: float | None = None,
+        open_ended: bool = False,
         **detector_options: Any,
     ) -> None:
         from pipeline.models.loader import find_model_file
@@ -107,18 +169,25 @@ class ClusterRun:
         if labels and Path(labels).is_file():
             detector_options["labels"] = str(Path(labels).resolve())
         self._detector_options = detector_options
+        given = [s for s in sources if isinstance(s, StreamSpec)]  # named and set up already
         names, uris = [], []
-        for spec in sources:
+        for spec in [s for s in sources if not isinstance(s, StreamSpec)]:
             name, uri = split_spec(str(spec))
-            live = is_live_uri(uri) and not Path(uri).is_file()
-            if not live and not Path(uri).is_file():
-                raise VapipeError(f"{uri}: no such file; check the path")
-            uris.append((str(Path(uri).resolve()) if not live else uri, live))
-            names.append(name or (Path(uri).stem if not live else uri.rstrip("/").rsplit("/")[-1]))
-        self.streams = [
-            StreamSpec(name, uri, live, declared_load(uri, live, self.options))
-            for name, (uri, live) in zip(unique_names(names), uris, strict=True)
+            name = name or (Path(uri).stem if not is_live(uri) else uri.rstrip("/"))
+            names.append(name.rsplit("/")[-1])
+            uris.append(uri)
+        self.streams = given + [
+            stream_spec(name, uri, self.options, realtime=realtime, loop=loop)
+            for name, uri in zip(unique_names(names), uris, strict=True)
         ]
+        self.analytics = analytics
+        self.snapshot_seconds = snapshot_seconds
+        self.open_ended = open_ended
+        self._launched = threading.Event()  # the workers run: streams may be added
+        if analytics is not None:
+            analytics.check_streams(s.name for s in self.streams)
+        self._delivered = {s.name: _Delivered(s) for s in self.streams}
+        self._on_stream_end: Callable[[StreamSummary], None] | None = None
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()  # (worker, lost error)
@@ -138,12 +207,14 @@ class ClusterRun:
         self,
         on_tick: Callable[[Progress], None] | None = None,
         duration: float | None = None,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
     ) -> RunSummary:
         import ray
 
         started_ray = not ray.is_initialized()
         connect(self.address)
         try:
+            self._on_stream_end = on_stream_end
             return self._run(ray, on_tick, duration)
         finally:
             if started_ray:
@@ -158,12 +229,19 @@ class ClusterRun:
         self._delivered = {s.name: _Delivered(s) for s in self.streams}
         self._running: dict[str, list[StreamSpec]] = {}  # worker -> its streams
         nodes = spread(worker_nodes(ray), self.workers)
-        workers = [self._start_worker(node, len(nodes)) for node in nodes]
+        cores = shared_machine_cores(nodes)
+        workers = [
+            self._start_worker(node, nodes.count(node), cores[i]) for i, node in enumerate(nodes)
+        ]
         self._wait_ready(workers)
         capacity = {w: self._nodes[w].cpus / nodes.count(self._nodes[w]) for w in workers}
+        self._capacity = capacity
         started = time.time()
-        for worker, share in balance(self.streams, capacity).items():
-            self._launch(worker, share)
+        shares = balance(self.streams, capacity)
+        for worker in workers:  # open-ended: every worker runs, to take the streams added
+            if worker in shares or self.open_ended:
+                self._launch(worker, shares.get(worker, []))
+        self._launched.set()
         deadline = started + duration if duration is not None else float("inf")
         interrupted = stopping = False
         try:
@@ -195,16 +273,17 @@ class ClusterRun:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def _start_worker(self, node: Node, sharing: int) -> str:
+    def _start_worker(self, node: Node, sharing: int, cores: tuple[int, ...] | None = None) -> str:
         worker = f"w{self._next_worker}"
         self._next_worker += 1
         actor = self._ray.remote(StreamWorker).options(
-            num_cpus=0, max_concurrency=2, max_restarts=0, scheduling_strategy=on_node(node.node_id)
+            num_cpus=0, max_concurrency=4, max_restarts=0, scheduling_strategy=on_node(node.node_id)
         )
         threads = max(1, node.cpus // max(1, sharing))
         self._actors[worker] = actor.remote(
-            self._model, node.name, threads, self.options, self._detector_options
-        )
+            self._model, node.name, threads, self.options, self._detector_options, self.analytics,
+            self.snapshot_seconds, cores,
+        )  # fmt: skip
         self._nodes[worker] = node
         return worker
 
@@ -222,7 +301,7 @@ class ClusterRun:
     def _launch(self, worker: str, share: list[StreamSpec]) -> None:
         with self._lock:
             self._running[worker] = share
-        generator = self._actors[worker].run.remote([s.spec for s in share])
+        generator = self._actors[worker].run.remote(share, self.open_ended)
         threading.Thread(
             target=self._consume, args=(worker, generator), name=f"relay-{worker}", daemon=True
         ).start()
@@ -262,8 +341,9 @@ class ClusterRun:
         for spec in lost:
             delivered = self._delivered[spec.name]
             delivered.restarts += 1
-            if spec.live:
+            if spec.live:  # its frames and tracks go on numbering, its counts carried over
                 delivered.offset = delivered.last_frame + 1
+                delivered.carry.restart()
         try:
             nodes = worker_nodes(self._ray)
         except VapipeError:
@@ -271,6 +351,7 @@ class ClusterRun:
             return
         node = min(nodes, key=lambda n: sum(1 for w in self._running if self._nodes[w] == n))
         replacement = self._start_worker(node, 1)
+        self._capacity[replacement] = node.cpus
         try:
             self._wait_ready([replacement])
         except Exception as error:  # that node went too: try again with the next loss
@@ -292,32 +373,114 @@ class ClusterRun:
         if kind == "open":
             delivered = self._delivered[payload.name]
             if not delivered.opened:
-                delivered.opened = True
+                delivered.opened, delivered.since = True, time.time()
                 for sink in self.sinks:
                     sink.open(payload)
         elif kind == "write":
             delivered = self._delivered[payload.stream]
             frame = payload.frame
             index = frame.index + delivered.offset
-            if index <= delivered.last_frame:  # a restarted file's frames already delivered
+            delivered.skipping = index <= delivered.last_frame
+            if delivered.skipping:  # a restarted file's frames already delivered
                 return
-            if delivered.offset:
+            if delivered.offset or delivered.image is not None:  # the latest snapshot, if any
+                image = frame.image if delivered.image is None else delivered.image
                 payload = dataclasses.replace(
-                    payload, frame=dataclasses.replace(frame, index=index)
+                    payload, frame=dataclasses.replace(frame, index=index, image=image)
                 )
+            payload = delivered.carry.result(payload)
             delivered.last_frame = index
             delivered.processed += 1
             for sink in self.sinks:
                 sink.write(payload)
+        elif kind == "snapshot":
+            name, _, jpeg = payload
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if image is not None:
+                self._delivered[name].image = image
+        elif kind == "events":
+            name, events = payload
+            delivered = self._delivered[name]
+            if delivered.skipping:
+                return
+            events = delivered.carry.events(events)
+            for sink in self.sinks:
+                if isinstance(sink, EventSink):
+                    sink.write_events(name, events)
         else:
             delivered = self._delivered[payload.name]
             summary = dataclasses.replace(
-                payload, frames_processed=delivered.processed,
+                delivered.carry.summary(payload), frames_processed=delivered.processed,
                 reconnects=payload.reconnects + delivered.restarts,
             )  # fmt: skip
             delivered.summary = summary
             for sink in self.sinks:
                 sink.finish(summary)
+            delivered.ended.set()
+            if self._on_stream_end is not None:
+                self._on_stream_end(summary)
+
+    def add_stream(self, spec: StreamSpec) -> None:
+        """Start one more stream while an open-ended run runs (from any thread), on the worker
+        least loaded for its node's CPUs. ValueError if a running stream has its name."""
+        if not self._launched.wait(START_SECONDS):
+            raise ClusterError(f"stream {spec.name}: the cluster's workers did not start")
+        with self._lock:
+            delivered = self._delivered.get(spec.name)
+            if delivered is not None and delivered.summary is None:
+                raise ValueError(f"a stream named {spec.name!r} is already running")
+            if not self._running:
+                raise ClusterError(f"stream {spec.name}: no worker is running")
+            for worker, share in self._running.items():  # forget the streams that ended
+                self._running[worker] = [s for s in share if not self._delivered[s.name].summary]
+
+            def load(worker: str) -> float:
+                share = self._running[worker]
+                return (sum(s.load for s in share) + spec.load) / self._capacity[worker]
+
+            worker = min(self._running, key=lambda w: (load(w), w))
+            self._delivered[spec.name] = _Delivered(spec)
+            self._running[worker].append(spec)
+        self._ray.get(self._actors[worker].add.remote(spec))
+        log.info("%s on %s: %s added", worker, self._nodes[worker].name, spec.name)
+
+    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
+        """Stop one stream while the others run on (from any thread) and wait until its
+        outputs here are finished; its summary. KeyError if no such stream runs."""
+        with self._lock:
+            delivered = self._delivered.get(name)
+            running = delivered is not None and delivered.summary is None
+            worker = next((w for w, share in self._running.items() if delivered and
+                           delivered.spec in share), None)  # fmt: skip
+        if not running or worker is None:
+            raise KeyError(name)
+        self._ray.get(self._actors[worker].remove.remote(name))
+        delivered.ended.wait(timeout if timeout is not None else FINISH_SECONDS)
+        with self._lock:
+            if worker in self._running:
+                self._running[worker] = [s for s in self._running[worker] if s.name != name]
+        return delivered.summary
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """Each running stream's figures so far, as the driver knows them (frames delivered,
+        restarts), from any thread."""
+        summaries = {}
+        for d in list(self._delivered.values()):
+            if d.summary is None:
+                summaries[d.spec.name] = StreamSummary(
+                    d.spec.name, mask_credentials(d.spec.uri), "running", d.processed,
+                    d.processed, 0, 0.0, reconnects=d.restarts,
+                )  # fmt: skip
+        return summaries
+
+    def stream_status(self) -> dict[str, StreamStatus]:
+        """Each running stream's state: streaming once its results come, connecting before."""
+        status = {}
+        for name, d in list(self._delivered.items()):
+            if d.summary is None:
+                state = StreamState.STREAMING if d.processed else StreamState.CONNECTING
+                status[name] = StreamStatus(state, d.since, d.restarts, 0.0)
+        return status
 
     def _progress(self) -> Progress:
         delivered = self._delivered.values()

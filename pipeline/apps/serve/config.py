@@ -4,6 +4,7 @@
     [http]            bind, token, media_root
     [mqtt]            host, port, topic_prefix, username, password, tls ... (optional)
     [output]          dir, save_video (optional)
+    [cluster]         address, workers: the cameras run on a Ray cluster (optional)
     [cameras.NAME]    source and every stream option of `vapipe run`, plus realtime, loop,
                       track, lines, zones, classify, class
 
@@ -283,6 +284,25 @@ class OutputConfig:
     save_video: bool = field(default=False, metadata=_key(_boolean))
 
 
+def _cluster_address(path: str, value: Any) -> str:
+    text = _string(path, value)
+    host, _, port = text.rpartition(":")
+    if text in ("local", "auto") or text.startswith("ray://") or (host and port.isdigit()):
+        return text
+    raise ConfigError(
+        f"{path}: must be local (start Ray here), auto, HOST:PORT or ray://HOST:PORT, got {text!r}"
+    )
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The cameras run on a Ray cluster's workers (`vapipe run --ray`); the service, its API
+    and outputs stay here."""
+
+    address: str = field(default="local", metadata=_key(_cluster_address))
+    workers: int | None = field(default=None, metadata=_key(_int_at_least(1)))
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     """One camera: its source and how it is read, sampled, analysed and counted."""
@@ -353,6 +373,7 @@ class ServiceConfig:
     mqtt: MqttConfig | None = None
     output: OutputConfig = OutputConfig()
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
+    cluster: ClusterConfig | None = None
     base_dir: Path = field(default=Path("."), compare=False)  # relative paths start here
     path: Path | None = field(default=None, compare=False)  # the file it was read from
 
@@ -417,7 +438,7 @@ def parse_camera(name: str, table: Any, path: str = "", where: str = "") -> Came
     return camera
 
 
-_SECTIONS = ("model", "http", "mqtt", "output", "cameras")
+_SECTIONS = ("model", "http", "mqtt", "output", "cameras", "cluster")
 
 
 def parse_config(
@@ -433,15 +454,27 @@ def parse_config(
         name: parse_camera(name, table, f"cameras.{name}")
         for name, table in _table("cameras", document.get("cameras", {})).items()
     }
-    return ServiceConfig(
+    config = ServiceConfig(
         model=_build(ModelConfig, "model", document["model"]),
         http=_build(HttpConfig, "http", document.get("http", {})),
         mqtt=_build(MqttConfig, "mqtt", document["mqtt"]) if "mqtt" in document else None,
         output=_build(OutputConfig, "output", document.get("output", {})),
         cameras=cameras,
+        cluster=_build(ClusterConfig, "cluster", document["cluster"])
+        if "cluster" in document
+        else None,
         base_dir=base_dir,
         path=path,
     )
+    if config.cluster is not None and config.output.save_video:
+        raise ConfigError("output.save_video: not available with [cluster] (frames stay on nodes)")
+    if config.cluster is not None:
+        for camera in cameras.values():
+            if camera.decoder != "opencv":
+                raise ConfigError(
+                    f"cameras.{camera.name}.decoder: pyav is not available with [cluster] yet"
+                )
+    return config
 
 
 _POSITION = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 
 from pipeline.analytics.events import Event
+from pipeline.apps.cluster.serve import cluster_pipeline
 from pipeline.apps.demo.server import MosaicView
 from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
 from pipeline.apps.serve.config import (
@@ -206,7 +207,8 @@ class Service:
         options = ClassifyOptions(
             model.classify_every, model.classify_min_size, model.reclassify_seconds
         )
-        pipeline = Pipeline(
+        make = Pipeline if config.cluster is None else cluster_pipeline(**vars(config.cluster))
+        pipeline = make(
             [], config.resolve(model.path), device=model.device, adapter=model.adapter,
             conf=model.conf, iou=model.iou, nireq=model.nireq, labels=labels, sinks=sinks,
             concurrency=max(1, len(config.cameras)), open_ended=True,
@@ -342,8 +344,10 @@ class Service:
             if diff.http_changed:
                 log.warning("reload: [http] changed; it takes effect when the service restarts")
                 new = dataclasses.replace(new, http=self.config.http)
-            if diff.restarts_pipeline:
+            cluster_changed = new.cluster != self.config.cluster
+            if diff.restarts_pipeline or cluster_changed:
                 reason = "[model] changed" if diff.model_changed else "[output] changed"
+                reason = reason if diff.restarts_pipeline else "[cluster] changed"
                 self.config = new
                 self._restart(reason)
                 if diff.mqtt_changed:

@@ -1,0 +1,163 @@
+"""`vapipe serve` with `[cluster]`: the service's cameras run on a Ray cluster's workers, their
+results, events and snapshots coming back to the service's sinks here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.apps.cluster.connect import ClusterError, import_ray
+from pipeline.apps.cluster.stream_worker import StreamSpec
+from pipeline.apps.cluster.streams import ClusterRun, stream_spec
+from pipeline.engine.service_classes import ServiceClass
+from pipeline.engine.stream_options import StreamOptions
+from pipeline.outputs.sinks import Sink
+from pipeline.summary import Progress, RunSummary, StreamSummary
+from sources import StreamStatus, VideoSource
+
+SNAPSHOT_SECONDS = 1.0  # how often a worker sends a camera's frame for the live view
+
+
+@dataclass(frozen=True)
+class ClusterDevice:
+    """What the service shows of the inference: where it runs."""
+
+    device: str
+
+
+@dataclass(frozen=True)
+class ClusterRuntime:
+    """The service's view of a cluster's inference (the workers own the request pools)."""
+
+    plan: ClusterDevice
+    execution_devices: tuple[str, ...] = ("Ray workers",)
+    nireq: int = 0
+
+    def in_flight(self, kind: Any = None) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class AdapterName:
+    name: str
+
+
+class ClusterPipeline:
+    """Stands in for the service's `Pipeline` when its cameras run on a Ray cluster.
+
+    The cameras given to `add_stream` before `run` start on the workers at `run` (balanced by
+    declared load; a lost node's cameras restart on the others); cameras added later start on
+    the worker least loaded for its node's CPUs, and `remove_stream` stops one while the
+    others run on. Their results, events and a frame a second reach `sinks` here. `run`
+    returns once `stop` is called, as an open-ended pipeline does.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        address: str | None,
+        workers: int | None = None,
+        sinks: Sequence[Sink] = (),
+        **detector_options: Any,
+    ) -> None:
+        import_ray("[cluster]")  # before any work: say how to install it
+        self.model_path = Path(model).resolve()
+        self.adapter = AdapterName(str(detector_options.get("adapter") or "auto"))
+        self.runtime = ClusterRuntime(ClusterDevice(f"Ray cluster {address or '(local)'}"))
+        self._model = model
+        self._address = address
+        self._workers = workers
+        self._sinks = list(sinks)
+        self._detector_options = detector_options
+        self._lock = threading.Lock()  # guards the two below: `add_stream` comes from any thread
+        self._streams: list[StreamSpec] = []  # those given before `run`
+        self._run: ClusterRun | None = None
+        self._stopped = threading.Event()
+
+    def add_stream(
+        self,
+        source: VideoSource,
+        options: StreamOptions | None = None,
+        *,
+        sinks: Sequence[Sink] | None = None,
+        service_class: ServiceClass | None = None,
+    ) -> None:
+        if sinks is not None:  # a batch job's files
+            raise ClusterError(
+                "batch jobs are not available while the service runs on a Ray cluster; "
+                "run `vapipe batch --ray` instead"
+            )
+        spec = stream_spec(
+            source.name, source.uri, options or StreamOptions(), own_options=options,
+            service_class=service_class, realtime=bool(getattr(source, "realtime", False)),
+            loop=bool(getattr(source, "loop", False)),
+        )  # fmt: skip
+        with self._lock:
+            run = self._run
+            if run is None:
+                self._streams.append(spec)
+                return
+        run.add_stream(spec)
+
+    def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
+        with self._lock:
+            run = self._run
+            if run is None:
+                raise KeyError(name)
+        return run.remove_stream(name, timeout)
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        return self._run.stream_summaries() if self._run is not None else {}
+
+    def stream_status(self) -> dict[str, StreamStatus]:
+        return self._run.stream_status() if self._run is not None else {}
+
+    def run(
+        self,
+        on_tick: Callable[[Progress], None] | None = None,
+        on_stream_end: Callable[[StreamSummary], None] | None = None,
+    ) -> RunSummary:
+        with self._lock:
+            self._run = run = ClusterRun(
+                self._streams, self._model, sinks=self._sinks, address=self._address,
+                workers=self._workers, snapshot_seconds=SNAPSHOT_SECONDS, open_ended=True,
+                **self._detector_options,
+            )  # fmt: skip
+        if self._stopped.is_set():
+            run.stop()
+        return run.run(on_tick=on_tick, on_stream_end=on_stream_end)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            run = self._run
+        if run is not None:
+            run.stop()
+
+    def close(self) -> None:
+        pass
+
+
+def cluster_pipeline(address: str, workers: int | None) -> Callable[..., ClusterPipeline]:
+    """Makes a `ClusterPipeline` from the arguments the service gives `Pipeline`; `address`
+    as in the config: `local` starts Ray here."""
+
+    def make(
+        sources: Sequence[Any],
+        model: str | Path,
+        *,
+        sinks: Sequence[Sink] = (),
+        concurrency: int | None = None,
+        open_ended: bool = True,
+        **detector_options: Any,
+    ) -> ClusterPipeline:
+        return ClusterPipeline(
+            model, address=None if address == "local" else address, workers=workers,
+            sinks=sinks, **detector_options,
+        )  # fmt: skip
+
+    return make
