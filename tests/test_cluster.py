@@ -378,6 +378,9 @@ def test_the_service_with_a_cluster_section_runs_and_changes_its_cameras_on_the_
             lambda s: s.processed("yard") > 10 and s.processed("desk") > 10, "both streaming"
         )
         assert {s["state"] for s in service.streams().values()} == {"streaming"}
+        status, listing = service.call("GET", "/api/streams")
+        assert status == 200 and listing["classes"]["live"]["streams"] == 2, listing["classes"]
+        assert listing["classes"]["live"]["frames"] > 20
         status, jpeg = service.call("GET", "/api/streams/yard/snapshot.jpg")
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert status == 200 and image.shape[:2] == (

@@ -15,7 +15,7 @@ from pipeline.apps.cluster.streams import ClusterRun, stream_spec
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import Sink
-from pipeline.summary import Progress, RunSummary, StreamSummary
+from pipeline.summary import ClassSummary, Progress, RunSummary, StreamSummary
 from sources import StreamStatus, VideoSource
 
 SNAPSHOT_SECONDS = 1.0  # how often a worker sends a camera's frame for the live view
@@ -112,6 +112,24 @@ class ClusterPipeline:
 
     def stream_summaries(self) -> dict[str, StreamSummary]:
         return self._run.stream_summaries() if self._run is not None else {}
+
+    def class_summaries(self) -> dict[str, ClassSummary]:
+        """Per service class, the running cameras' frames and drops as the driver knows them;
+        latency is measured on the workers and not relayed (0)."""
+        by_class: dict[str, list[StreamSummary]] = {}
+        for summary in self.stream_summaries().values():
+            by_class.setdefault(summary.service_class, []).append(summary)
+        return {
+            name: ClassSummary(
+                streams=len(mine),
+                frames=sum(s.frames_processed for s in mine),
+                dropped=sum(s.frames_dropped for s in mine),
+                fps=0.0,
+                latency_p50_ms=0.0,
+                latency_p95_ms=0.0,
+            )
+            for name, mine in by_class.items()
+        }
 
     def stream_status(self) -> dict[str, StreamStatus]:
         return self._run.stream_status() if self._run is not None else {}

@@ -467,9 +467,14 @@ class ClusterRun:
         summaries = {}
         for d in list(self._delivered.values()):
             if d.summary is None:
-                summaries[d.spec.name] = StreamSummary(
-                    d.spec.name, mask_credentials(d.spec.uri), "running", d.processed,
+                spec = d.spec
+                service_class = spec.service_class or ServiceClass.for_source(
+                    spec.live or spec.realtime
+                )
+                summaries[spec.name] = StreamSummary(
+                    spec.name, mask_credentials(spec.uri), "running", d.processed,
                     d.processed, 0, 0.0, reconnects=d.restarts,
+                    service_class=service_class.value,
                 )  # fmt: skip
         return summaries
 
