@@ -406,7 +406,7 @@ def test_the_service_with_a_cluster_section_runs_and_changes_its_cameras_on_the_
     assert code == 130
     log = service.log.read_text()
     assert "Traceback" not in log, log
-    yard = sorted((tmp_path / "results" / "yard").glob("yard-*.jsonl"))
+    yard = sorted((tmp_path / "results" / "yard").glob("yard-*[0-9].jsonl"))  # not .events
     assert yard and read_jsonl(yard[0])[0]["frame"] == 0
     desk = sorted((tmp_path / "results" / "desk").glob("desk-*.jsonl"))
     assert desk and len(read_jsonl(desk[0])) == removed["summary"]["frames_processed"]
