@@ -36,9 +36,11 @@ class BatchBound:
     """How many requests batch frames may hold at once while live streams run.
 
     Live frames need, on average, their rate times the service time of a request (Little's
-    law) requests; the bound keeps those plus one spare for a frame arriving between two, so a
-    live frame finds a request idle or waits for the first one to finish: never behind more
-    than one round of batch inferences. The bound is at least one request (but a batch frame
+    law) requests; the bound keeps those for them. The scheduler also dispatches a batch frame
+    only into an idle execution slot of the device, which keeps the requests beyond the
+    device's slots free for a live frame arriving between two: it finds a request idle and
+    waits at most for the first inference to finish, never behind more than one round of batch
+    inferences. The bound is at least one request (but a batch frame
     is only dispatched when no live frame waits: live streams that overload the device hold
     batch back entirely). `fixed` overrides the measured bound. Used by the scheduler thread
     only.
@@ -74,5 +76,5 @@ class BatchBound:
         """The bound, from the live rate and the measured per-request service time."""
         if self.fixed is not None:
             return min(self.fixed, self.nireq)
-        live_requests = math.ceil(self.live_fps * service_seconds) + 1
+        live_requests = math.ceil(self.live_fps * service_seconds)
         return max(1, self.nireq - live_requests)
