@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
@@ -38,12 +39,21 @@ class Service:
     """`vapipe serve --config FILE` in its own process, and calls to its API."""
 
     def __init__(self, config: Path, port: int, *args: str) -> None:
+        self.config = config
         self.port = port
         self.log = config.with_suffix(".log")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "serve", "--config", str(config), *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True,
         )  # fmt: skip
+
+    @classmethod
+    def start(cls, folder: Path, cameras: str, **config: Any) -> Service:
+        """The service on a free port, its config (`config_text`) written to FOLDER/vapipe.toml."""
+        port = free_port()
+        path = folder / "vapipe.toml"
+        path.write_text(config_text(port, cameras, **config))
+        return cls(path, port)
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
         data = json.dumps(body).encode() if body is not None else None
@@ -234,20 +244,17 @@ def test_a_model_change_on_reload_restarts_the_pipeline_saying_so(tmp_path):
 
 
 def test_the_page_shows_the_mosaic_and_the_cameras_in_chromium(tmp_path):
-    port = free_port()
     cameras = (
         f'[cameras.cars]\nsource = "{CAR}"\nrealtime = true\nloop = true\n\n'
         f'[cameras.people]\nsource = "{PERSON}"\nrealtime = true\nloop = true\n'
     )
-    config = tmp_path / "vapipe.toml"
-    config.write_text(config_text(port, cameras))
-    service = Service(config, port)
+    service = Service.start(tmp_path, cameras)
     page = tmp_path / "page.png"
     try:
         service.wait(lambda s: all(s.processed(n) > 5 for n in ("cars", "people")), "both")
         subprocess.run(
             [*CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
-             "--virtual-time-budget=3000", f"--screenshot={page}", f"http://127.0.0.1:{port}/"],
+             "--virtual-time-budget=3000", f"--screenshot={page}", f"http://127.0.0.1:{service.port}/"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
         _, stats = service.call("GET", "/stats.json")

@@ -8,8 +8,7 @@ from collections import defaultdict
 
 from conftest import CAR, PERSON
 from prometheus_client.parser import text_string_to_metric_families
-from rtsp import free_port
-from test_serve import Service, config_text
+from test_serve import Service
 
 from pipeline.apps.serve.rates import ClassRates
 
@@ -29,14 +28,11 @@ def per_class(text: str, name: str) -> dict[str, float]:
 def test_each_camera_shows_its_class_and_each_class_its_frames_fps_and_latency(tmp_path):
     (tmp_path / "media").mkdir()
     shutil.copy(PERSON, tmp_path / "media" / "person.mp4")
-    port = free_port()
     cameras = (  # a live camera by its source, and a simulated one run at batch class
         f'[cameras.front]\nsource = "{CAR}"\nrealtime = true\nloop = true\n\n'
         f'[cameras.archive]\nsource = "{PERSON}"\nrealtime = true\nloop = true\nclass = "batch"\n'
     )
-    config = tmp_path / "vapipe.toml"
-    config.write_text(config_text(port, cameras))
-    service = Service(config, port)
+    service = Service.start(tmp_path, cameras)
     try:
         service.wait(lambda s: s.processed("front") > 0, "the service up")
         status, added = service.call("POST", "/api/streams", {
@@ -65,7 +61,8 @@ def test_each_camera_shows_its_class_and_each_class_its_frames_fps_and_latency(t
         "front": "live", "archive": "batch", "extra": "batch"}  # fmt: skip
     assert "class" not in views["front"]["config"], "the default is not written out"
     assert views["archive"]["config"]["class"] == "batch"
-    assert 'class = "batch"' in config.read_text().split("[cameras.extra]")[1], "written back"
+    written = service.config.read_text().split("[cameras.extra]")[1]
+    assert 'class = "batch"' in written, "written back"
 
     classes = before["classes"]
     assert set(classes) == {"live", "batch"}

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from conftest import CAR
-from rtsp import RtspServer, free_port
-from test_serve import Service, config_text
+from rtsp import RtspServer
+from test_serve import Service
 
 from sources.live import capture_options
 
@@ -43,14 +43,11 @@ def test_a_camera_opens_with_its_own_transport_and_the_others_options_unchanged(
 
 def test_a_tcp_and_a_udp_camera_stream_side_by_side_each_on_its_own_transport(tmp_path):
     server = RtspServer({"one": CAR, "two": CAR}).start()
-    port = free_port()
     cameras = (
         f'[cameras.over-tcp]\nsource = "{server.url("one")}"\nrtsp_transport = "tcp"\n\n'
         f'[cameras.over-udp]\nsource = "{server.url("two")}"\nrtsp_transport = "udp"\n'
     )
-    config = tmp_path / "vapipe.toml"
-    config.write_text(config_text(port, cameras))
-    service = Service(config, port)
+    service = Service.start(tmp_path, cameras)
     try:
         service.wait(
             lambda s: s.processed("over-tcp") > 10 and s.processed("over-udp") > 10,

@@ -222,6 +222,24 @@ def sigmoid(scores: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-scores))
 
 
+def named_outputs(
+    model: ov.Model,
+    outputs: Sequence[Output],
+    activation: str,
+    *,
+    given: Mapping[str, Sequence[str]],
+    documented: Mapping[str, Sequence[str]],
+    model_label: str,
+) -> dict[str, tuple[str, ...]]:
+    """The class names of a family's `outputs` (see `resolve_labels`); ClassifierError if the
+    family found none (`activation`: the family's, for the message)."""
+    if not outputs:
+        raise ClassifierError(f"{model_label}: no {activation} output [1, C] or [1, C, 1, 1]")
+    return resolve_labels(
+        model, outputs, given=given, documented=documented, model_label=model_label
+    )
+
+
 class HeadsAdapter:
     """What the classifier families share once their heads are chosen: the crop input, and
     scores turned into probabilities unless the model's own `ACTIVATION` already made them.

@@ -15,7 +15,7 @@ from pipeline.models.classifiers.base import (
     HeadsAdapter,
     Output,
     classification_outputs,
-    resolve_labels,
+    named_outputs,
     sigmoid,
 )
 
@@ -69,11 +69,9 @@ class MultiLabelAdapter(HeadsAdapter):
         threshold: float = THRESHOLD,
     ) -> None:
         outputs = sigmoid_outputs(model, forced)
-        if not outputs:
-            raise ClassifierError(f"{model_label}: no sigmoid output [1, C] or [1, C, 1, 1]")
-        names = resolve_labels(
-            model, outputs, given=labels, documented=DOCUMENTED.get(model_name, {}),
-            model_label=model_label,
+        names = named_outputs(
+            model, outputs, self.ACTIVATION, given=labels,
+            documented=DOCUMENTED.get(model_name, {}), model_label=model_label,
         )  # fmt: skip
         if not names:
             listed = ", ".join(f"{o.name} [{o.classes}]" for o in outputs)

@@ -14,7 +14,7 @@ from pipeline.models.classifiers.base import (
     HeadsAdapter,
     Output,
     classification_outputs,
-    resolve_labels,
+    named_outputs,
     softmax,
 )
 
@@ -59,11 +59,9 @@ class SoftmaxAdapter(HeadsAdapter):
         model_label: str = "the model",
     ) -> None:
         outputs = softmax_outputs(model, forced)
-        if not outputs:
-            raise ClassifierError(f"{model_label}: no softmax output [1, C] or [1, C, 1, 1]")
-        names = resolve_labels(
-            model, outputs, given=labels, documented=DOCUMENTED.get(model_name, {}),
-            model_label=model_label,
+        names = named_outputs(
+            model, outputs, self.ACTIVATION, given=labels,
+            documented=DOCUMENTED.get(model_name, {}), model_label=model_label,
         )  # fmt: skip
         unnamed = [o.name for o in outputs if o.name not in names]
         if unnamed:
