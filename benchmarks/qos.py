@@ -59,12 +59,14 @@ def reencode(src: Path, dst: Path, frames: int, fps: float, start: int = 0) -> P
     return dst
 
 
-def one_run(detector, cameras, batch_dir, out, scheduling, seconds, with_batch) -> dict:
+def one_run(
+    detector, cameras, batch_dir, out, scheduling, seconds, with_batch, batch_requests=None
+) -> dict:
     sources = [
         SimulatedCamera(FileSource(path, name=f"cam{i}"), realtime=True, loop=True)
         for i, path in enumerate(cameras)
     ]
-    options = StreamOptions(scheduling=scheduling)
+    options = StreamOptions(scheduling=scheduling, batch_requests=batch_requests)
     with Pipeline(sources, detector, streams=options) as pipeline:
         if with_batch:
             BatchJob([batch_dir], None, out, force=True).start(pipeline)
@@ -106,6 +108,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--scheduling", nargs="+", type=Scheduling, default=list(Scheduling))
+    parser.add_argument("--batch-requests", type=int, help="fix the batch bound (default auto)")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as the CLI does
     rows = []
@@ -139,7 +142,7 @@ def main() -> None:
             for scheduling in args.scheduling:
                 for with_batch in (False, True):
                     row = one_run(detector, cameras, batch_dir, root / "out", scheduling,
-                                  args.seconds, with_batch)  # fmt: skip
+                                  args.seconds, with_batch, args.batch_requests)  # fmt: skip
                     row.update(round=round_index + 1, limit_fps=round(limit, 1),
                                capacity_fps=round(capacity, 1))  # fmt: skip
                     rows.append(row)

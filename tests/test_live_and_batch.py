@@ -4,6 +4,7 @@ stream's frames accounted for, resumption, and the API a service uses to run a b
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 
@@ -123,3 +124,56 @@ def test_class_of_an_unknown_stream_is_a_usage_error(folder):
     proc = run_cli("run", f"cam={live}", "--class", "kam=batch", *MODEL)
     assert proc.returncode == 2
     assert "--class kam: no such stream; streams: cam" in proc.stderr
+
+
+def _lowered_threads() -> set[int]:
+    """This process's threads running at nice 19 (Linux: nice is per thread)."""
+    threads = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            if os.getpriority(os.PRIO_PROCESS, int(task)) == 19:
+                threads.add(int(task))
+        except OSError:
+            continue  # ended meanwhile
+    return threads
+
+
+def test_batch_beside_live_runs_at_the_lowest_priority_with_the_results_it_gets_alone(
+    folder, tmp_path
+):
+    """Batch decoders and, on the CPU, batch inference (a second copy of the model) run at
+    nice 19 while a camera runs; the detections are those of the same files run alone."""
+    batch, live = folder
+    recordings = batch / "a"
+    alone = run_cli("batch", recordings, "--out", tmp_path / "alone", *MODEL)
+    assert alone.returncode == 0, alone.stderr
+    camera = SimulatedCamera(FileSource(live, name="cam"), realtime=True, loop=True)
+    seen: dict[str, object] = {}
+    with Pipeline([camera], SSD_XML, labels=SSD_LABELS, device="CPU", concurrency=1) as pipeline:
+        job = BatchJob([recordings], None, tmp_path / "beside", concurrency=1)
+
+        def supervise():
+            job.start(pipeline)
+            during: set[int] = set()
+            while job.wait(0.01) is None:
+                during |= _lowered_threads()
+            seen["during"], seen["after"] = during, _lowered_threads()
+            seen["background"] = pipeline.runtime.has_background
+            pipeline.stop()
+
+        supervisor = threading.Thread(target=supervise)
+        supervisor.start()
+        summary = pipeline.run()
+        supervisor.join()
+    assert job.report.count("done") == 2
+    assert seen["background"]
+    # Once batch is over, the lowered threads left are the background copy's (its two
+    # streams' and its callbacks'); the others were the batch decoders'.
+    assert len(seen["after"]) >= 2, seen
+    assert seen["during"] - seen["after"], "the batch decoders must run at nice 19"
+    for name in ("car30", "bottle45"):
+        expected = read_jsonl(tmp_path / "alone" / f"{name}.jsonl")
+        got = read_jsonl(tmp_path / "beside" / f"{name}.jsonl")
+        assert [line["detections"] for line in got] == [line["detections"] for line in expected]
+        assert len(got) == count_frames(recordings / f"{name}.mp4")
+    assert summary.classes["live"].frames > 0

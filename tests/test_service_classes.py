@@ -22,16 +22,22 @@ WAIT = 10.0  # seconds: only ever reached if the scheduler is broken
 class FakeRuntime:
     """A request pool of `nireq` requests that finish only when the test says so."""
 
-    def __init__(self, nireq: int, optimal_nireq: int | None = None) -> None:
+    def __init__(
+        self, nireq: int, optimal_nireq: int | None = None, background_nireq: int = 0
+    ) -> None:
         self.nireq = nireq
         self.optimal_nireq = optimal_nireq or nireq  # requests the device runs at once
+        self.background_nireq = background_nireq  # a background copy's requests, if any
+        self.has_background = background_nireq > 0
+        self.on_background: list[str] = []  # streams dispatched to the background copy
         self.failed = False
         self.service_seconds = 0.01
         self.on_released = lambda: None
         self.submitted: list[str] = []  # stream names, in dispatch order
-        self.running: list[tuple[ServiceClass, str]] = []  # in flight, oldest first
+        self.running: list[tuple[ServiceClass, str, bool]] = []  # in flight, oldest first
         self.most_batch_in_flight = 0
         self._counts: Counter[ServiceClass] = Counter()
+        self._background = 0  # of the requests in flight, on the background copy
         self._changed = threading.Condition()
 
     def in_flight(self, kind: ServiceClass) -> int:
@@ -40,16 +46,28 @@ class FakeRuntime:
     def in_flight_total(self) -> int:
         return self._counts.total()
 
+    def background_in_flight(self) -> int:
+        return self._background
+
+    def _first_copy_in_flight(self) -> int:
+        return self._counts.total() - self._background
+
     def wait_for_idle_request(self) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: self._counts.total() < self.nireq)
+            self._changed.wait_for(lambda: self._first_copy_in_flight() < self.nireq)
 
-    def submit(self, tensor: np.ndarray, userdata, kind: ServiceClass) -> None:
+    def submit(self, tensor: np.ndarray, userdata, kind: ServiceClass, background=False) -> None:
+        background = background and self.has_background
         with self._changed:
-            assert self._counts.total() < self.nireq, "submit would block: no request idle"
+            if background:
+                assert self._background < self.background_nireq, "submit would block"
+                self._background += 1
+                self.on_background.append(userdata.job.frame.stream)
+            else:
+                assert self._first_copy_in_flight() < self.nireq, "submit would block"
             self._counts[kind] += 1
             self.most_batch_in_flight = max(self.most_batch_in_flight, self._counts[BATCH])
-            self.running.append((kind, userdata.job.frame.stream))
+            self.running.append((kind, userdata.job.frame.stream, background))
             self.submitted.append(userdata.job.frame.stream)
             self._changed.notify_all()
 
@@ -59,6 +77,7 @@ class FakeRuntime:
             entry = next(e for e in self.running if e[1] == stream)
             self.running.remove(entry)
             self._counts[entry[0]] -= 1
+            self._background -= entry[2]
             self._changed.notify_all()
         self.on_released()
 
@@ -91,7 +110,7 @@ def start(queue: FairFrameQueue[Job], runtime: FakeRuntime, bound: int) -> Sched
 
 def stop(queue: FairFrameQueue[Job], runtime: FakeRuntime, scheduler: Scheduler) -> None:
     queue.abort()
-    for _, stream in list(runtime.running):  # a scheduler waiting for a request looks again
+    for _, stream, _ in list(runtime.running):  # a scheduler waiting for a request looks again
         runtime.finish(stream)
     assert scheduler.finished.wait(WAIT)
     assert scheduler.error is None
@@ -161,6 +180,30 @@ def test_batch_is_dispatched_only_while_the_device_has_an_idle_slot():
     finally:
         stop(queue, runtime, scheduler)
     assert runtime.most_batch_in_flight == 2
+
+
+def test_with_a_background_copy_batch_fills_its_requests_and_live_keeps_the_first_copy():
+    """On the CPU the OS preempts the background copy for live work: batch holds its
+    requests (a fixed bound still caps them), not the device's idle slots."""
+    queue = classes_queue()
+    for i in range(6):
+        queue.put("rec", job("rec", i))
+    queue.put("cam", job("cam", 0))
+    queue.put("cam", job("cam", 1))
+    runtime = FakeRuntime(nireq=4, optimal_nireq=2, background_nireq=4)
+    scheduler = start(queue, runtime, bound=3)
+    try:
+        # Both device slots hold live frames, yet batch takes three background requests.
+        assert runtime.settled(5) == ["cam", "cam", "rec", "rec", "rec"]
+        assert runtime.on_background == ["rec"] * 3
+        queue.put("cam", job("cam", 2))
+        assert runtime.settled(6)[5] == "cam"  # live still dispatched at once, on the first
+        runtime.finish("rec")
+        assert runtime.settled(7)[6] == "rec"
+        assert runtime.on_background == ["rec"] * 4
+    finally:
+        stop(queue, runtime, scheduler)
+    assert runtime.most_batch_in_flight == 3
 
 
 def test_without_live_streams_batch_frames_use_every_request():

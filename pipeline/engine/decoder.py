@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 
 from pipeline.engine.frame_queue import QueueClosed
+from pipeline.thread_priority import lower_this_thread
 from sources import Frame, FrameSampler, VideoSource
 from sources.base import GrabbingSource
 from sources.errors import VapipeError, mask_credentials
@@ -19,8 +19,6 @@ from sources.errors import VapipeError, mask_credentials
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-LOWEST_PRIORITY = 19  # Linux nice value
 
 
 class StopFlag(Protocol):
@@ -106,8 +104,8 @@ class DecoderThread(threading.Thread, Generic[T]):
     def run(self) -> None:
         name = self.source.name
         self.started_at = time.time()
-        if self._low_priority:
-            _lower_thread_priority(name)
+        if self._low_priority and not lower_this_thread():
+            log.debug("stream %s: cannot lower the decoder's priority; it runs as is", name)
         try:
             if self._open_source:
                 self.source.open()
@@ -149,10 +147,3 @@ class DecoderThread(threading.Thread, Generic[T]):
             self._frames.close_lane(name)
             self.done = True
             self._on_ended()
-
-
-def _lower_thread_priority(name: str) -> None:
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
-    except (OSError, AttributeError) as error:  # not Linux, or not permitted: run as is
-        log.debug("stream %s: cannot lower the decoder's priority: %s", name, error)

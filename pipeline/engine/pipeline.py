@@ -65,7 +65,9 @@ class Pipeline:
 
     More streams may join in other feeds (`add_feed`), with their own sinks, before or while
     it runs: recordings at batch class beside live cameras. Live frames are dispatched first
-    unless `streams.scheduling` says otherwise (see `StreamOptions`).
+    unless `streams.scheduling` says otherwise (see `StreamOptions`); batch streams that start
+    while live ones run decode at the lowest OS priority and, on the CPU, infer on a second
+    copy of the model whose threads run at that priority too.
 
     With `open_ended`, the run does not end when the given sources do: it runs until `stop`
     (or its duration), and `sources` may be empty. One stream at a time may be added to a
@@ -147,6 +149,7 @@ class Pipeline:
         self._streams = StreamLifecycle(
             options=options, frames=self._frames, frame_path=self._frame_path, active=active,
             stop=self._stop, wake=self._wake, analytics=self.analytics,
+            on_batch_beside_live=self._start_background,
         )  # fmt: skip
         # The pipeline's sinks serve the streams of `add_stream` too: the run closes them.
         self._streams.add(
@@ -234,6 +237,19 @@ class Pipeline:
         if self._runtime is None:
             raise RuntimeError("the pipeline is closed")
         return self._runtime
+
+    def _start_background(self) -> None:
+        """Batch work joins live streams: on the CPU, give it the runtime's background copy."""
+        runtime = self.runtime
+        if runtime.has_background:
+            return
+        try:
+            started = runtime.start_background()
+        except RuntimeError as error:  # OpenVINO's; batch then shares the first copy
+            log.warning("batch streams share the live streams' model: %s", error)
+            return
+        if started:
+            log.info("batch streams infer on a copy of the model at the lowest OS priority")
 
     # -- running -----------------------------------------------------------------------------
 

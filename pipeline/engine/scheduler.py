@@ -45,9 +45,10 @@ class Scheduler(threading.Thread):
     """Dispatches jobs round-robin over streams; does no per-frame work beyond the hand-off.
 
     With a queue served `by_class`, it first waits for an idle request and only then takes the
-    next job, so a live frame that arrives meanwhile is the one dispatched; batch jobs are
-    taken only while batch holds fewer requests than `bound` (automatic unless fixed) and a
-    request's release wakes the queue to look again. Otherwise it takes jobs round-robin and
+    next job, so a live frame that arrives meanwhile is the one dispatched; batch jobs go to
+    the runtime's background copy if it has one (see `InferenceRuntime.start_background`),
+    are taken only while batch holds fewer requests than `bound` allows (see `_admit_batch`),
+    and a request's release wakes the queue to look again. Otherwise it takes jobs round-robin and
     waits in `submit` for a request (the behaviour before service classes).
 
     Ends when every lane is closed and empty, or when the runtime reports a failure (then it
@@ -84,7 +85,12 @@ class Scheduler(threading.Thread):
                     self.bound.live_dispatched(time.monotonic())
                 else:
                     self.bound.observe(time.monotonic())
-                self._runtime.submit(job.tensor, Dispatched(job, seq), service_class)
+                self._runtime.submit(
+                    job.tensor,
+                    Dispatched(job, seq),
+                    service_class,
+                    background=service_class is ServiceClass.BATCH,
+                )
         except BaseException as error:
             self.error = error
             log.debug("scheduler failed", exc_info=True)
@@ -96,11 +102,15 @@ class Scheduler(threading.Thread):
     def _admit_batch(self) -> bool:
         """Whether batch may take one more request now (asked by the queue under its lock).
 
-        Within the bound, and only while the device has an idle execution slot (fewer requests
-        in flight than its optimal number): a request submitted to a busy device waits in the
-        device's own first-come queue, where a live frame submitted after it cannot overtake it.
+        With the runtime's background copy (the CPU), while it has an idle request (within a
+        fixed bound, if any): the OS preempts it for live work. Otherwise within the bound,
+        and only while the device has an idle execution slot (fewer requests in flight than
+        its optimal number): a request submitted to a busy device waits in the device's own
+        first-come queue, where a live frame submitted after it cannot overtake it.
         """
         runtime = self._runtime
+        if runtime.has_background:
+            return runtime.background_in_flight() < self.bound.cap(runtime.background_nireq)
         if runtime.in_flight_total() >= runtime.optimal_nireq:
             return False
         return runtime.in_flight(ServiceClass.BATCH) < self.bound.value(runtime.service_seconds)

@@ -42,7 +42,9 @@ class BatchBound:
     waits at most for the first inference to finish, never behind more than one round of batch
     inferences. The bound is at least one request (but a batch frame
     is only dispatched when no live frame waits: live streams that overload the device hold
-    batch back entirely). `fixed` overrides the measured bound. Used by the scheduler thread
+    batch back entirely). `fixed` overrides the measured bound. On the CPU, batch beside live
+    runs on the runtime's background copy, whose threads the OS preempts for live work: batch
+    then holds that copy's requests, or `fixed` of them (`cap`). Used by the scheduler thread
     only.
     """
 
@@ -72,9 +74,13 @@ class BatchBound:
             self.live_fps += _RATE_WEIGHT * (rate - self.live_fps)
             self._window_start, self._window_frames = now, 0
 
+    def cap(self, requests: int) -> int:
+        """`requests`, or the fixed bound if that is lower."""
+        return requests if self.fixed is None else min(self.fixed, requests)
+
     def value(self, service_seconds: float) -> int:
         """The bound, from the live rate and the measured per-request service time."""
         if self.fixed is not None:
-            return min(self.fixed, self.nireq)
+            return self.cap(self.nireq)
         live_requests = math.ceil(self.live_fps * service_seconds)
         return max(1, self.nireq - live_requests)

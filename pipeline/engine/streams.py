@@ -210,6 +210,7 @@ class StreamLifecycle:
     (every feed exhausted and no stream running); then the frame queue is sealed. `active`
     (the running streams by name) is shared with the frame path, which delivers their results.
     With `analytics`, every stream is tracked (its tracks classified, with a cascade too).
+    `on_batch_beside_live` is called before a batch stream starts while live streams run.
     """
 
     def __init__(
@@ -222,8 +223,10 @@ class StreamLifecycle:
         stop: threading.Event,
         wake: threading.Event,
         analytics: AnalyticsOptions | None = None,
+        on_batch_beside_live: Callable[[], None] = lambda: None,
     ) -> None:
         self._analytics = analytics
+        self._on_batch_beside_live = on_batch_beside_live
         self._options = options
         self._frames = frames
         self._stop = stop
@@ -320,6 +323,8 @@ class StreamLifecycle:
             and options.scheduling is Scheduling.CLASSES
             and any(s.service_class is ServiceClass.LIVE for s in self.active.values())
         )
+        if low_priority:
+            self._on_batch_beside_live()
         stop = StreamStop(feed.stop_event)
         decoder = DecoderThread(
             source, self._frames, self._frame_path.prepare, stop,

@@ -14,6 +14,7 @@ import openvino as ov
 
 from pipeline.errors import DeviceError, openvino_message
 from pipeline.models.devices import DevicePlan, plan_device
+from pipeline.thread_priority import call_at_lowest_priority
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ class InferenceRuntime:
     Each request may carry a `kind` (the scheduler's service class): the runtime counts the
     requests in flight per kind, measures the service time (submit to completion, moving
     average), and calls `on_released` once a request's callback has returned.
+
+    On the CPU, `start_background` adds a second copy of the model for work that must yield
+    to the first (batch beside live): its inference threads run at the lowest OS priority, so
+    the OS preempts them whenever the first copy's threads have work, where one shared pool
+    would make a request wait for whole inferences ahead of it. Requests go to it with
+    `submit(..., background=True)`.
     """
 
     def __init__(
@@ -48,6 +55,7 @@ class InferenceRuntime:
         device: str = "AUTO",
         nireq: int | None = None,
     ) -> None:
+        self._core, self._model = core, model  # kept for the background copy
         self.plan: DevicePlan = plan_device(device, core.available_devices)
         if self.plan.absent:
             log.warning(
@@ -84,6 +92,10 @@ class InferenceRuntime:
         self.service_seconds = 0.0  # moving average, 0 before the first completion
         self._on_released: Callable[[], None] | None = None
         self._error: BaseException | None = None
+        self._background: ov.AsyncInferQueue | None = None
+        self._background_lock = threading.Lock()
+        self.background_nireq = 0
+        self._background_in_flight = 0
 
     def set_callback(
         self, on_complete: CompletionCallback, on_released: Callable[[], None] | None = None
@@ -91,12 +103,46 @@ class InferenceRuntime:
         self._on_complete = on_complete
         self._on_released = on_released
 
-    def submit(self, tensor: np.ndarray, userdata: Any, kind: Hashable = None) -> None:
-        """Start inference on `tensor` (shared, not copied: keep it alive in `userdata`).
-        Blocks while every request is busy."""
+    @property
+    def has_background(self) -> bool:
+        return self._background is not None
+
+    def start_background(self) -> bool:
+        """Compile the background copy (once; about as long as the first compile took) if
+        the model runs on the CPU alone; whether there is one. Any thread."""
+        with self._background_lock:  # not `_lock`: requests complete meanwhile
+            if self._background is not None:
+                return True
+            if self.execution_devices != ("CPU",):
+                return False  # other devices' threads only feed the device: no gain
+            config = {"PERFORMANCE_HINT": self.plan.hint}
+            compiled = call_at_lowest_priority(
+                lambda: self._core.compile_model(self._model, self.plan.device, config)
+            )
+            if compiled is None:
+                log.debug("cannot lower the priority of inference threads: no background copy")
+                return False
+            nireq = 2 * int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            pool = ov.AsyncInferQueue(compiled, nireq)  # the pool owns it: see `close`
+            pool.set_callback(self._on_request_done)
+            del compiled
+            self.background_nireq = nireq
+            self._background = pool
+            return True
+
+    def submit(
+        self, tensor: np.ndarray, userdata: Any, kind: Hashable = None, background: bool = False
+    ) -> None:
+        """Start inference on `tensor` (shared, not copied: keep it alive in `userdata`), on
+        the background copy if asked and there is one. Blocks while its pool is busy."""
+        pool = (background and self._background) or self._pool
+        background = pool is not self._pool
         with self._lock:
             self._in_flight[kind] += 1
-        self._pool.start_async(tensor, (kind, time.perf_counter(), userdata), share_inputs=True)
+            self._background_in_flight += background
+        pool.start_async(
+            tensor, (kind, background, time.perf_counter(), userdata), share_inputs=True
+        )
         with self._lock:
             self._submitted += 1
 
@@ -108,14 +154,19 @@ class InferenceRuntime:
         """Requests of every kind submitted and not yet released."""
         return self._in_flight.total()
 
+    def background_in_flight(self) -> int:
+        """Requests submitted to the background copy and not yet released."""
+        return self._background_in_flight
+
     def wait_for_idle_request(self) -> None:
-        """Wait until fewer than `nireq` requests are in flight: `submit` will not block."""
+        """Wait until fewer than `nireq` requests of the first copy are in flight: `submit`
+        to it will not block."""
         with self._lock:
-            while self._in_flight.total() >= self.nireq:
+            while self._in_flight.total() - self._background_in_flight >= self.nireq:
                 self._idle.wait()
 
     def _on_request_done(self, request: ov.InferRequest, tagged: tuple) -> None:
-        kind, submitted_at, userdata = tagged
+        kind, background, submitted_at, userdata = tagged
         try:
             if self._error is None and self._on_complete is not None:
                 outputs = [request.get_output_tensor(i).data for i in range(self._n_outputs)]
@@ -129,10 +180,13 @@ class InferenceRuntime:
             with self._lock:
                 self._completed += 1
                 self._in_flight[kind] -= 1
-                if self.service_seconds:
-                    self.service_seconds += _SERVICE_TIME_WEIGHT * (service - self.service_seconds)
-                else:
-                    self.service_seconds = service
+                self._background_in_flight -= background
+                if not background:  # a background request's time counts its preemptions
+                    self.service_seconds += (
+                        _SERVICE_TIME_WEIGHT * (service - self.service_seconds)
+                        if self.service_seconds
+                        else service
+                    )
                 self._idle.notify_all()
             if self._on_released is not None:
                 self._on_released()
@@ -148,6 +202,8 @@ class InferenceRuntime:
     def drain(self) -> None:
         """Wait until every submitted request has finished and its callback has returned."""
         self._pool.wait_all()
+        if self._background is not None:
+            self._background.wait_all()
         with self._lock:
             while self._completed < self._submitted:
                 self._idle.wait(0.1)
@@ -165,3 +221,4 @@ class InferenceRuntime:
         self.drain()
         self._compiled = None
         self._pool = None
+        self._background = None
