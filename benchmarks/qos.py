@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
-from contextlib import closing
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 
 import cv2
@@ -37,6 +40,7 @@ from sources import FileSource, SimulatedCamera
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CLIPS = [SHARED / "videos" / n for n in ("car-detection.mp4", "one-by-one-person-detection.mp4")]
 CAMERAS = 4
+BESIDE = {False: "no", True: "yes", "busy": "busy loops"}  # what runs beside the cameras
 
 
 def reencode(src: Path, dst: Path, frames: int, fps: float, start: int = 0) -> Path:
@@ -59,6 +63,22 @@ def reencode(src: Path, dst: Path, frames: int, fps: float, start: int = 0) -> P
     return dst
 
 
+@contextmanager
+def busy_loops():
+    """One busy loop per CPU in processes at nice 19: work that takes only the CPU time live
+    streams leave, and no memory or Python lock of theirs."""
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.nice(19))
+        for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def one_run(
     detector, cameras, batch_dir, out, scheduling, seconds, with_batch, batch_requests=None
 ) -> dict:
@@ -67,8 +87,11 @@ def one_run(
         for i, path in enumerate(cameras)
     ]
     options = StreamOptions(scheduling=scheduling, batch_requests=batch_requests)
-    with Pipeline(sources, detector, streams=options) as pipeline:
-        if with_batch:
+    with (
+        Pipeline(sources, detector, streams=options) as pipeline,
+        busy_loops() if with_batch == "busy" else nullcontext(),
+    ):
+        if with_batch is True:
             BatchJob([batch_dir], None, out, force=True).start(pipeline)
         summary = pipeline.run(duration=seconds)
     live = summary.classes["live"]
@@ -109,6 +132,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--scheduling", nargs="+", type=Scheduling, default=list(Scheduling))
     parser.add_argument("--batch-requests", type=int, help="fix the batch bound (default auto)")
+    parser.add_argument(
+        "--busy-loops", action="store_true",
+        help="also run the cameras beside a nice-19 busy loop per CPU instead of the batch: "
+        "what any work filling the spare CPU costs live latency on this machine",
+    )  # fmt: skip
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as the CLI does
     rows = []
@@ -140,7 +168,7 @@ def main() -> None:
             print(f"round {round_index + 1}: inference-only {limit:.1f} fps, "
                   f"batch alone (decode + inference) {capacity:.1f} fps")  # fmt: skip
             for scheduling in args.scheduling:
-                for with_batch in (False, True):
+                for with_batch in (False, True, "busy")[: 3 if args.busy_loops else 2]:
                     row = one_run(detector, cameras, batch_dir, root / "out", scheduling,
                                   args.seconds, with_batch, args.batch_requests)  # fmt: skip
                     row.update(round=round_index + 1, limit_fps=round(limit, 1),
@@ -152,13 +180,13 @@ def main() -> None:
           "live p50 / p95 ms | live dropped | batch fps | total fps |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['round']} | {r['scheduling']} | {'yes' if r['batch'] else 'no'} | "
+        print(f"| {r['round']} | {r['scheduling']} | {BESIDE[r['batch']]} | "
               f"{r['limit_fps']} | {r['capacity_fps']} | {r['live_fps']} | "
               f"{r['live_p50_ms']} / {r['live_p95_ms']} | "
               f"{r['live_dropped']} | {r['batch_fps']} | {r['total_fps']} |")  # fmt: skip
     print()
     for scheduling in (s.value for s in args.scheduling):
-        ratios, shares, capacity_shares = [], [], []
+        ratios, shares, capacity_shares, busy_ratios = [], [], [], []
         for round_index in range(1, args.repeat + 1):
             alone, mixed = (
                 next(r for r in rows if r["round"] == round_index
@@ -166,6 +194,11 @@ def main() -> None:
                 for b in (False, True)
             )  # fmt: skip
             ratios.append(mixed["live_p95_ms"] / alone["live_p95_ms"])
+            busy = next((r for r in rows if r["round"] == round_index
+                         and r["scheduling"] == scheduling and r["batch"] == "busy"),
+                        None)  # fmt: skip
+            if busy is not None:
+                busy_ratios.append(busy["live_p95_ms"] / alone["live_p95_ms"])
             spare = mixed["limit_fps"] - mixed["live_fps"]
             shares.append(mixed["batch_fps"] / spare if spare > 0 else 0.0)
             spare = mixed["capacity_fps"] - mixed["live_fps"]
@@ -176,6 +209,10 @@ def main() -> None:
               f"{', '.join(f'{x:.2f}' for x in shares)} (goal >= 0.9); batch fps / "
               f"(batch alone - live fps) "
               f"{', '.join(f'{x:.2f}' for x in capacity_shares)}")  # fmt: skip
+        if busy_ratios:
+            print(f"{scheduling}: live p95 beside nice-19 busy loops / alone per round "
+                  f"{', '.join(f'{x:.2f}' for x in busy_ratios)} (median "
+                  f"{statistics.median(busy_ratios):.2f}): this machine's floor")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
