@@ -26,9 +26,10 @@ class StreamOptions:
 
     `classes` sets the service class of streams by name (default: live for live sources,
     batch for files); `scheduling` serves live frames first (`classes`) or every stream
-    round-robin (`fair`); `batch_requests` fixes how many requests batch frames may hold while
-    live streams run (default: measured, see `BatchBound`). With `classes`, a batch stream
-    started while live streams run decodes at the lowest OS priority.
+    round-robin (`fair`); `batch_requests` caps how many requests batch frames may hold while
+    live streams run (default: see `BatchBound`). With `classes`, a batch stream started while
+    live streams run decodes at the lowest OS priority, and on the CPU infers on a copy of the
+    model at that priority (`InferenceRuntime.start_background`).
 
     `classify` false leaves a stream's detections out of the second stage (if the pipeline
     has one): a camera added with its own options whose crops need no classifier.

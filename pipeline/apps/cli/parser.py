@@ -232,7 +232,8 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     live.add_argument(
         "--batch-requests", type=_positive_int, metavar="N",
-        help="requests batch frames may hold while live streams run (default: measured)",
+        help="requests batch frames may hold while live streams run (default: on the CPU, "
+        "every request of their lowest-priority copy of the model; elsewhere measured)",
     )  # fmt: skip
     live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     live.add_argument(
