@@ -1,7 +1,7 @@
 """Live cameras with a batch folder on one device: does batch work fill the spare capacity
 without hurting the cameras' latency? (issue 15: service classes)
 
-In one process, on one compiled model: the inference-only limit, then 4 simulated cameras
+In one process, on one loaded model: the inference-only limit, then 4 simulated cameras
 (realtime, looping clips re-encoded at a frame rate that makes their load `--load` x the limit:
 by default what the batch folder alone reaches, decoding and inference together) alone and with
 a batch folder processed at the same time, each with the scheduler's service classes
@@ -11,8 +11,13 @@ alone (what decoding and inference of these clips reach together). Prints one ro
 the goals, per round: live p95 with batch <= 1.2 x alone, batch fps >= 0.9 x (limit - live
 fps), and the share of what batch alone reached that batch got beside live.
 
+With `--busy-loops`, also the cameras beside a nice-19 busy loop per CPU (this machine's
+floor); with `--interleave SEGMENT`, also one run of 2 x `--seconds` with the batch job
+started and stopped every SEGMENT seconds, comparing live latency with and without it within
+that run (the live-alone figure drifts by tens of percent between runs on a shared machine).
+
     python benchmarks/qos.py --model MODEL [--labels L] [--seconds 12] [--repeat 2] [--load 0.5]
-        [--scheduling classes fair] [--json F]
+        [--scheduling classes fair] [--busy-loops] [--interleave 3] [--json F]
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 
@@ -41,6 +48,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 CLIPS = [SHARED / "videos" / n for n in ("car-detection.mp4", "one-by-one-person-detection.mp4")]
 CAMERAS = 4
 BESIDE = {False: "no", True: "yes", "busy": "busy loops"}  # what runs beside the cameras
+SETTLE = 0.5  # seconds after a batch job starts or ends before live frames count
 
 
 def reencode(src: Path, dst: Path, frames: int, fps: float, start: int = 0) -> Path:
@@ -109,6 +117,54 @@ def one_run(
     }
 
 
+def interleaved_run(detector, cameras, batch_dir, out, scheduling, seconds, segment) -> dict:
+    """The cameras for `seconds`, a batch job started and stopped every `segment` seconds:
+    live p50/p95 of the frames captured while it ran (after its first `SETTLE` s) against
+    those captured while it did not (from `SETTLE` s after it ended), in the same run, so
+    that the machine's drift between runs cancels out."""
+    live: list[tuple[float, float]] = []  # (captured_at, latency ms) of each live result
+    windows: list[tuple[float, float]] = []  # wall-clock spans the batch job ran
+    over = threading.Event()
+    sources = [
+        SimulatedCamera(FileSource(path, name=f"cam{i}"), realtime=True, loop=True)
+        for i, path in enumerate(cameras)
+    ]
+    options = StreamOptions(scheduling=scheduling)
+
+    def record(result) -> None:
+        live.append((result.frame.captured_at, result.latency_ms))
+
+    with Pipeline(sources, detector, streams=options, sinks=[record]) as pipeline:
+
+        def toggle() -> None:
+            while not over.wait(segment):
+                job = BatchJob([batch_dir], None, out, force=True)
+                started = time.time()
+                job.start(pipeline)
+                over.wait(segment)
+                job.stop()
+                job.wait()
+                windows.append((started, time.time()))
+
+        toggler = threading.Thread(target=toggle)
+        toggler.start()
+        start = time.time()
+        summary = pipeline.run(duration=seconds)
+        over.set()
+        toggler.join()
+    beside = [ms for at, ms in live if any(a + SETTLE <= at <= b for a, b in windows)]
+    alone = [ms for at, ms in live if at >= start + SETTLE
+             and not any(a <= at <= b + SETTLE for a, b in windows)]  # fmt: skip
+    (a50, a95), (b50, b95) = (statistics.quantiles(x, n=20)[9::9] for x in (alone, beside))
+    return {
+        "scheduling": scheduling.value, "batch": "interleaved", "segments": len(windows),
+        "alone_frames": len(alone), "beside_frames": len(beside),
+        "live_p50_ms": round(a50, 1), "live_p95_ms": round(a95, 1),
+        "beside_p50_ms": round(b50, 1), "beside_p95_ms": round(b95, 1),
+        "live_dropped": summary.classes["live"].dropped,
+    }  # fmt: skip
+
+
 def batch_alone(detector, batch_dir: Path, seconds: float) -> float:
     """Frames per second of the batch folder alone, opened as the batch feed opens it."""
     files = (str(path) for path in sorted(batch_dir.glob("*.mp4")))
@@ -133,13 +189,18 @@ def main() -> None:
     parser.add_argument("--scheduling", nargs="+", type=Scheduling, default=list(Scheduling))
     parser.add_argument("--batch-requests", type=int, help="fix the batch bound (default auto)")
     parser.add_argument(
+        "--interleave", type=float, metavar="SEGMENT",
+        help="also run the cameras for 2 x --seconds with the batch job started and stopped "
+        "every SEGMENT seconds, and compare live latency with and without it in that one run",
+    )  # fmt: skip
+    parser.add_argument(
         "--busy-loops", action="store_true",
         help="also run the cameras beside a nice-19 busy loop per CPU instead of the batch: "
         "what any work filling the spare CPU costs live latency on this machine",
     )  # fmt: skip
     args = parser.parse_args()
     cv2.setNumThreads(1)  # as the CLI does
-    rows = []
+    rows, interleaved = [], []
     with (
         closing(Detector.load(args.model, device=args.device, labels=args.labels)) as detector,
         tempfile.TemporaryDirectory(prefix="vapipe-qos-") as tmp,
@@ -174,6 +235,12 @@ def main() -> None:
                     row.update(round=round_index + 1, limit_fps=round(limit, 1),
                                capacity_fps=round(capacity, 1))  # fmt: skip
                     rows.append(row)
+                    print(json.dumps(row))
+                if args.interleave:
+                    row = interleaved_run(detector, cameras, batch_dir, root / "out", scheduling,
+                                          2 * args.seconds, args.interleave)  # fmt: skip
+                    row.update(round=round_index + 1)
+                    interleaved.append(row)
                     print(json.dumps(row))
     print()
     print("| round | scheduling | batch | limit fps | batch alone fps | live fps | "
@@ -213,8 +280,18 @@ def main() -> None:
             print(f"{scheduling}: live p95 beside nice-19 busy loops / alone per round "
                   f"{', '.join(f'{x:.2f}' for x in busy_ratios)} (median "
                   f"{statistics.median(busy_ratios):.2f}): this machine's floor")  # fmt: skip
+    for scheduling in (s.value for s in args.scheduling):
+        mine = [r for r in interleaved if r["scheduling"] == scheduling]
+        if mine:
+            ratios = [r["beside_p95_ms"] / r["live_p95_ms"] for r in mine]
+            print(f"{scheduling}, interleaved in one run: live p95 with batch / without per "
+                  f"round {', '.join(f'{x:.2f}' for x in ratios)} (median "
+                  f"{statistics.median(ratios):.2f}); ms: " + "; ".join(
+                      f"{r['beside_p95_ms']} / {r['live_p95_ms']} ({r['segments']} "
+                      f"segments, {r['beside_frames']} / {r['alone_frames']} frames)"
+                      for r in mine))  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json.write_text(json.dumps(rows + interleaved, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ LAYERS = [
             "pipeline.detections",
             "pipeline.summary",
             "pipeline.atomic",
+            "pipeline.thread_priority",
         ],
     ),
     ("models", ["pipeline.models"]),

@@ -55,7 +55,8 @@ class InferenceRuntime:
         device: str = "AUTO",
         nireq: int | None = None,
     ) -> None:
-        self._core, self._model = core, model  # kept for the background copy
+        # Kept for the background copy (an IR's weights are mapped from its file, not copied).
+        self._core, self._model = core, model
         self.plan: DevicePlan = plan_device(device, core.available_devices)
         if self.plan.absent:
             log.warning(

@@ -35,6 +35,7 @@ class ClusterRuntime:
     plan: ClusterDevice
     execution_devices: tuple[str, ...] = ("Ray workers",)
     nireq: int = 0
+    background_nireq: int = 0
 
     def in_flight(self, kind: Any = None) -> int:
         return 0

@@ -39,7 +39,7 @@ class StreamFigures:
 class EngineFigures:
     streams: tuple[StreamFigures, ...] = ()
     requests_in_flight: int = 0
-    requests: int = 0  # the request pool's size
+    requests: int = 0  # the request pools' size
 
 
 def _no_figures() -> EngineFigures:

@@ -499,7 +499,8 @@ class Service:
             ))  # fmt: skip
         runtime = pipeline.runtime
         in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
-        return EngineFigures(tuple(streams), in_flight, runtime.nireq)
+        requests = runtime.nireq + runtime.background_nireq  # with batch's copy, if any
+        return EngineFigures(tuple(streams), in_flight, requests)
 
     def _page_figures(self) -> dict:
         figures = self.view.figures()
