@@ -71,6 +71,14 @@ def reencode(src: Path, dst: Path, frames: int, fps: float, start: int = 0) -> P
     return dst
 
 
+def simulated_cameras(clips: list[Path]) -> list[SimulatedCamera]:
+    """The clips as looping cameras that deliver frames at their frame rate."""
+    return [
+        SimulatedCamera(FileSource(path, name=f"cam{i}"), realtime=True, loop=True)
+        for i, path in enumerate(clips)
+    ]
+
+
 @contextmanager
 def busy_loops():
     """One busy loop per CPU in processes at nice 19: work that takes only the CPU time live
@@ -90,10 +98,7 @@ def busy_loops():
 def one_run(
     detector, cameras, batch_dir, out, scheduling, seconds, with_batch, batch_requests=None
 ) -> dict:
-    sources = [
-        SimulatedCamera(FileSource(path, name=f"cam{i}"), realtime=True, loop=True)
-        for i, path in enumerate(cameras)
-    ]
+    sources = simulated_cameras(cameras)
     options = StreamOptions(scheduling=scheduling, batch_requests=batch_requests)
     with (
         Pipeline(sources, detector, streams=options) as pipeline,
@@ -125,10 +130,7 @@ def interleaved_run(detector, cameras, batch_dir, out, scheduling, seconds, segm
     live: list[tuple[float, float]] = []  # (captured_at, latency ms) of each live result
     windows: list[tuple[float, float]] = []  # wall-clock spans the batch job ran
     over = threading.Event()
-    sources = [
-        SimulatedCamera(FileSource(path, name=f"cam{i}"), realtime=True, loop=True)
-        for i, path in enumerate(cameras)
-    ]
+    sources = simulated_cameras(cameras)
     options = StreamOptions(scheduling=scheduling)
 
     def record(result) -> None:
