@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from sources.errors import SourceError
+from sources.pyav_capture import PYAV_MISSING, PyAVCapture
 
 # One FFmpeg decoding thread per stream: streams already decode in parallel, one thread each,
 # and FFmpeg's own frame threads only cost memory and contention. Measured here on the shared
@@ -64,10 +65,7 @@ class DecoderOptions:
         if self.skip_nonref and self.decoder != "pyav":
             raise SourceError("leaving out non-reference frames needs the PyAV decoder (pyav)")
         if self.decoder == "pyav" and importlib.util.find_spec("av") is None:
-            raise SourceError(
-                "the PyAV decoder needs the av package: pip install 'vapipe[pyav]' "
-                "(or use the default OpenCV decoder)"
-            )
+            raise SourceError(PYAV_MISSING)
 
     @property
     def codec_options(self) -> dict[str, str]:
@@ -81,7 +79,5 @@ OPENCV = DecoderOptions()
 def open_file_capture(path: str, options: DecoderOptions = OPENCV) -> Capture:
     """A capture of the video file at `path` (check `isOpened`)."""
     if options.decoder == "pyav":
-        from sources.pyav_capture import PyAVCapture
-
         return PyAVCapture(path, options.codec_options, options.skip_nonref)
     return cv2.VideoCapture(path, cv2.CAP_FFMPEG, DECODE_PARAMS)

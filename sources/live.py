@@ -61,8 +61,7 @@ def configure_ffmpeg_capture(transport: str = "tcp", probe_seconds: float = 1.0)
         raise ValueError(f"RTSP transport must be tcp or udp, not {transport!r}")
     ours = {"rtsp_transport": transport, "analyzeduration": str(round(probe_seconds * 1e6))}
     theirs = _parse_options(os.environ.get(_FFMPEG_OPTIONS, ""))
-    merged = {**ours, **theirs}
-    os.environ[_FFMPEG_OPTIONS] = "|".join(f"{key};{value}" for key, value in merged.items())
+    os.environ[_FFMPEG_OPTIONS] = _format_options({**ours, **theirs})
 
 
 # OpenCV's FFmpeg backend reads OPENCV_FFMPEG_CAPTURE_OPTIONS each time a capture opens; it
@@ -75,15 +74,20 @@ def configure_ffmpeg_capture(transport: str = "tcp", probe_seconds: float = 1.0)
 _OPEN_LOCK = threading.Lock()
 
 
-def capture_options(transport: str | None) -> str | None:
+def _stream_options(transport: str | None) -> dict[str, str]:
     """The FFmpeg options a stream opens with: the process-wide ones with `transport` as the
     RTSP transport (None: the process-wide ones as they are)."""
-    current = os.environ.get(_FFMPEG_OPTIONS)
+    options = _parse_options(os.environ.get(_FFMPEG_OPTIONS, ""))
+    if transport is not None:
+        options["rtsp_transport"] = transport
+    return options
+
+
+def capture_options(transport: str | None) -> str | None:
+    """`_stream_options` in OpenCV's format (None if there are none at all)."""
     if transport is None:
-        return current
-    options = _parse_options(current or "")
-    options["rtsp_transport"] = transport
-    return "|".join(f"{key};{value}" for key, value in options.items())
+        return os.environ.get(_FFMPEG_OPTIONS)
+    return _format_options(_stream_options(transport))
 
 
 @contextlib.contextmanager
@@ -103,6 +107,11 @@ def _capture_options(transport: str | None) -> Iterator[None]:
                 del os.environ[_FFMPEG_OPTIONS]
             else:
                 os.environ[_FFMPEG_OPTIONS] = before
+
+
+def _format_options(options: dict[str, str]) -> str:
+    """`key;value|key;value`, OpenCV's format."""
+    return "|".join(f"{key};{value}" for key, value in options.items())
 
 
 def _parse_options(text: str) -> dict[str, str]:
@@ -309,7 +318,7 @@ def _open_capture(
     if decoder.decoder == "pyav" and not _DEVICE.match(uri):
         capture = PyAVCapture(
             uri, decoder.codec_options, decoder.skip_nonref,
-            container_options=_parse_options(capture_options(options.rtsp_transport) or ""),
+            container_options=_stream_options(options.rtsp_transport),
             timeout=(options.open_timeout, options.read_timeout),
         )  # fmt: skip
         return capture if capture.isOpened() else None

@@ -20,15 +20,18 @@ _ROTATIONS |= {270: cv2.ROTATE_90_CLOCKWISE, -270: cv2.ROTATE_90_COUNTERCLOCKWIS
 _ROTATIONS |= {180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
 
 
+PYAV_MISSING = (
+    "the PyAV decoder needs the av package: pip install 'vapipe[pyav]' "
+    "(or use the default OpenCV decoder)"
+)
+
+
 def import_av():
     """The `av` module, or a SourceError that says how to install it."""
     try:
         import av
     except ImportError:
-        raise SourceError(
-            "the PyAV decoder needs the av package: pip install 'vapipe[pyav]' "
-            "(or use the default OpenCV decoder)"
-        ) from None
+        raise SourceError(PYAV_MISSING) from None
     return av
 
 

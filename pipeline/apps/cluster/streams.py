@@ -226,7 +226,6 @@ class ClusterRun:
         self._nodes: dict[str, Node] = {}
         self._info: WorkerInfo | None = None
         self._next_worker = 0
-        self._delivered = {s.name: _Delivered(s) for s in self.streams}
         self._running: dict[str, list[StreamSpec]] = {}  # worker -> its streams
         nodes = spread(worker_nodes(ray), self.workers)
         cores = shared_machine_cores(nodes)

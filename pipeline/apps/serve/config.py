@@ -466,9 +466,11 @@ def parse_config(
         base_dir=base_dir,
         path=path,
     )
-    if config.cluster is not None and config.output.save_video:
-        raise ConfigError("output.save_video: not available with [cluster] (frames stay on nodes)")
     if config.cluster is not None:
+        if config.output.save_video:
+            raise ConfigError(
+                "output.save_video: not available with [cluster] (frames stay on nodes)"
+            )
         for camera in cameras.values():
             if camera.decoder != "opencv":
                 raise ConfigError(

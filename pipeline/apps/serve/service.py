@@ -346,8 +346,8 @@ class Service:
                 new = dataclasses.replace(new, http=self.config.http)
             cluster_changed = new.cluster != self.config.cluster
             if diff.restarts_pipeline or cluster_changed:
-                reason = "[model] changed" if diff.model_changed else "[output] changed"
-                reason = reason if diff.restarts_pipeline else "[cluster] changed"
+                section = "output" if diff.output_changed else "cluster"
+                reason = f"[{'model' if diff.model_changed else section}] changed"
                 self.config = new
                 self._restart(reason)
                 if diff.mqtt_changed:
