@@ -175,8 +175,9 @@ class StreamAnalytics:
         return tuple(events)
 
     def summary(self) -> dict:
-        """`{"tracks": confirmed tracks, "lines": {NAME: {"in", "out", "by_label"}},
-        "zones": {NAME: {"entered", "max_occupancy", "by_label"}}}`."""
+        """`{"tracks": confirmed tracks, "tentative_discarded": never confirmed, "lines":
+        {NAME: {"in", "out", "by_label"}}, "zones": {NAME: {"entered", "max_occupancy",
+        "by_label"}}}`."""
         lines = {
             c.name: {
                 "in": c.counts["in"],
@@ -200,6 +201,7 @@ class StreamAnalytics:
         empty_zone = {"entered": 0, "max_occupancy": 0, "by_label": {}}
         return {
             "tracks": self.tracker.confirmed_count,
+            "tentative_discarded": self.tracker.discarded,
             "lines": lines or {s.name: dict(empty_line) for s in self.options.lines},
             "zones": zones or {s.name: dict(empty_zone) for s in self.options.zones},
         }
@@ -209,7 +211,9 @@ class StreamAnalytics:
     def _start(self, size: tuple[int, int]) -> None:
         self._size = size
         self.lines = [LineCounter(spec, size) for spec in self.options.lines]
-        self.zones = [ZoneMonitor(spec, size) for spec in self.options.zones]
+        self.zones = [
+            ZoneMonitor(spec, size, self.options.zone_min_seconds) for spec in self.options.zones
+        ]
 
     def _observe(
         self,

@@ -49,9 +49,10 @@ def _analytics(args: argparse.Namespace):
     tracking); a malformed line or zone raises AnalyticsError, naming the option."""
     if not (args.track or args.line or args.zone):
         return None
-    from pipeline.analytics import analytics_options
+    from pipeline.analytics import TrackerOptions, analytics_options
 
-    return analytics_options(args.line, args.zone, args.anchor)
+    tracker = TrackerOptions(confirm_seconds=args.confirm_seconds)
+    return analytics_options(args.line, args.zone, args.anchor, tracker, args.zone_min_seconds)
 
 
 def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
