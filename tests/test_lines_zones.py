@@ -125,8 +125,8 @@ def test_a_crossing_hidden_by_an_occlusion_counts_once_the_track_reappears():
     assert run.counts("mid") == (0, 1)
     assert run.analytics.summary()["tracks"] == 1
     (event,) = events_of(run, "line_cross")
-    # counted when confirmed: 0.67 s matched before the gap, 0.33 s after it (t = 1.73 s)
-    assert event.frame == 52
+    # counted when confirmed: 0.67 s matched before the gap, 0.03 s after it (t = 1.43 s)
+    assert event.frame == 43
 
 
 def test_sampling_every_third_frame_gives_the_same_counts():
@@ -168,7 +168,7 @@ def test_a_zone_reports_enter_exit_and_the_dwell_time():
     (enter,) = events_of(run, "zone_enter")
     (exit_,) = events_of(run, "zone_exit")
     assert (enter.zone, enter.track_id, exit_.track_id) == ("box", 1, 1)
-    # confirmed at t = 1 s, on the edge (x = 160): inside by its sign, so entered 0.5 s later;
+    # confirmed at t = 0.7 s, outside; on the edge (x = 160) at 1 s: entered 0.5 s later;
     # beyond the 8 px band outside from t = 4.3 s, so it leaves 0.5 s later, dated 4.3 s
     assert enter.frame == 45 and exit_.frame == 144
     assert exit_.dwell_s == pytest.approx(4.3 - 1.0, abs=1e-6)
@@ -181,7 +181,7 @@ def test_a_zone_counts_occupancy_per_class():
     later = Mover((60, 100), (100, 0), visible=lambda t: t >= 1.0, class_id=1)
     run = analyse(frames([*inside, later], seconds=3), zones=[ZONE])
     views = [o.overlay.zones[0].occupants for o in run.outputs]
-    assert views[44] == 0 and views[45] == 3 and max(views) == 4  # confirmed at 1 s, + 0.5 s
+    assert views[35] == 0 and views[36] == 3 and max(views) == 4  # confirmed at 0.7 s, + 0.5
     zone = run.analytics.summary()["zones"]["box"]
     assert zone["max_occupancy"] == 4
     assert zone["by_label"] == {"car": {"entered": 2}, "person": {"entered": 2}}
@@ -204,9 +204,9 @@ def test_a_track_that_ends_inside_a_zone_exits_at_its_last_sighting():
     run = analyse(frames([vanishing], seconds=4), zones=[ZONE])
     enter, exit_, end = [e for e in run.events if e.type != "line_cross"]
     assert (enter.type, exit_.type, end.type) == ("zone_enter", "zone_exit", "track_end")
-    assert enter.frame == 45  # confirmed at 1 s, seen inside until 1.5 s: entered at 1 s
+    assert enter.frame == 36  # confirmed at 0.7 s, seen inside until 1.2 s: entered at 0.7
     assert exit_.frame == end.frame == 90  # the first frame more than 1 s after t = 59/30
-    assert exit_.dwell_s == pytest.approx(59 / 30 - 1.0)
+    assert exit_.dwell_s == pytest.approx(59 / 30 - 0.7)
     assert end.duration_s == pytest.approx(59 / 30)
     assert (end.first_frame, end.last_frame) == (0, 59)
 

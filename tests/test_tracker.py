@@ -21,13 +21,13 @@ def track(sequence, options: TrackerOptions | None = None):
 def test_a_track_gets_its_id_once_matched_for_the_confirmation_time_and_keeps_it():
     sequence = frames([Mover((100, 200), (60, 0))], seconds=2)  # 30 fps
     tracker, steps = track(sequence)
-    assert [s.ids for s in steps[:30]] == [(None,)] * 30  # t < 1 s: tentative
-    assert [s.ids for s in steps[30:]] == [(1,)] * (len(steps) - 30)
+    assert [s.ids for s in steps[:21]] == [(None,)] * 21  # t < 0.7 s: tentative
+    assert [s.ids for s in steps[21:]] == [(1,)] * (len(steps) - 21)
     assert tracker.confirmed_count == 1 and tracker.discarded == 0
 
 
 def test_a_track_shorter_than_the_confirmation_time_leaves_no_trace():
-    brief = Mover((300, 200), (60, 0), visible=lambda t: t < 0.9)
+    brief = Mover((300, 200), (60, 0), visible=lambda t: t < 0.6)
     run = analyse(frames([brief], seconds=3), ["mid=0,0.5,1,0.5"])
     assert run.ids_of(0) == {None} and run.events == [] and run.final_events == ()
     assert run.analytics.summary()["tracks"] == 0
