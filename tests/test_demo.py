@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import BOTTLE, CAR, ROOT, SSD_LABELS, SSD_XML, run_cli
+from conftest import BOTTLE, CAR, ROOT, SSD_LABELS, SSD_XML, as_at_a_terminal, run_cli
 from rtsp import free_port
 
 from pipeline import Detector, Pipeline
@@ -96,7 +96,7 @@ def _demo(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", "demo", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, preexec_fn=as_at_a_terminal,
     )  # fmt: skip
 
 
