@@ -264,7 +264,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     decoding.add_argument(
         "--no-deblocking", action="store_true",
         help="with --decoder pyav: skip H.264's deblocking filter (about a sixth less decoding "
-        "CPU; blockier pictures, see the README's Camera density)",
+        "CPU; blockier pictures, see benchmarks/results/density.md)",
     )  # fmt: skip
     decoding.add_argument(
         "--skip-nonref", action="store_true",
