@@ -19,7 +19,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -61,7 +61,8 @@ def live_latency_with_batch(out: Path) -> None:
     """Live p95 latency alone and with a batch job beside it, `classes` against `fair`."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, (name, title) in zip(
-        axes, [("yolo11n.json", "YOLO11n INT8"), ("pvb.json", "person-vehicle-bike INT8")],
+        axes,
+        [("yolo11n.json", "YOLO11n INT8"), ("pvb.json", "person-vehicle-bike INT8")],
         strict=True,
     ):
         runs = json.loads((RESULTS / "qos" / name).read_text())

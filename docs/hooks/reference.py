@@ -74,7 +74,12 @@ def cli_reference() -> str:
             title = {"positional arguments": "arguments", "options": "options"}.get(
                 group.title, group.title
             )
-            out += [f"**{title}**", "", "| option | default | what it does |", "| --- | --- | --- |"]
+            out += [
+                f"**{title}**",
+                "",
+                "| option | default | what it does |",
+                "| --- | --- | --- |",
+            ]
             for action in actions:
                 help_text = (action.help or "") % {"default": action.default}
                 out.append(f"| {_flags(action)} | {_default(action)} | {_cell(help_text)} |")
