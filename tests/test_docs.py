@@ -124,3 +124,16 @@ def test_the_documentation_site_builds_strictly(tmp_path):
     assert "skip_nonref" in config and "topic_prefix" in config
     home = (site / "index.html").read_text(encoding="utf-8")
     assert "Quick start" in home and 'src="images/annotated-frame.jpg"' in home
+
+
+def test_the_readme_service_config_is_valid_and_names_files_that_exist():
+    from pipeline.apps.serve.config import parse_config, parse_toml
+
+    text = README.read_text(encoding="utf-8")
+    toml = re.search(r"cat > vapipe.toml <<'EOF'\n(.*?)^EOF\n", text, re.S | re.M)
+    assert toml, "the README's quick start writes vapipe.toml"
+    config = parse_config(parse_toml(toml.group(1), "vapipe.toml"), base_dir=ROOT)
+    assert config.resolve(config.model.path).is_file()
+    (camera,) = config.cameras.values()
+    assert Path(config.source_of(camera)).is_file() and camera.realtime and camera.loop
+    assert [line.name for line in camera.lines] == ["entry"]
