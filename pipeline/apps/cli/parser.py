@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
     demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
+    demo.add_argument(
+        "--fast", action="store_true",
+        help="analyse video files as fast as they decode (default: at their own frame rate, "
+        "as cameras, i.e. --realtime)",
+    )  # fmt: skip
     _add_stream_options(demo)
     _add_decoder_options(demo)
     _add_tracking_options(demo)
@@ -260,7 +265,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     decoding.add_argument(
         "--no-deblocking", action="store_true",
         help="with --decoder pyav: skip H.264's deblocking filter (about a sixth less decoding "
-        "CPU; blockier pictures, see the README's Camera density)",
+        "CPU; blockier pictures, see benchmarks/results/density.md)",
     )  # fmt: skip
     decoding.add_argument(
         "--skip-nonref", action="store_true",
