@@ -23,7 +23,7 @@ from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.errors import VapipeError
 from pipeline.outputs.sinks import CallbackSink, Sink
-from pipeline.summary import StreamSummary
+from pipeline.summary import StreamOutcome, StreamSummary
 from sources import LiveSource, StreamState, StreamStatus, mask_credentials
 
 log = logging.getLogger(__name__)
@@ -173,11 +173,11 @@ class ActiveStream:
         processed = self.processed
         elapsed = max(0.0, (self.last_result_at or decoder.started_at) - decoder.started_at)
         if decoder.error or self.sink_errors:
-            status = "failed"
+            status = StreamOutcome.FAILED
         elif decoder.reached_end:
-            status = "done"
+            status = StreamOutcome.DONE
         else:
-            status = "stopped"
+            status = StreamOutcome.STOPPED
         live = source.status() if isinstance(source, LiveSource) else None
         latencies = list(self.latencies_ms)  # a copy: results may arrive meanwhile
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)

@@ -30,7 +30,7 @@ from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import Sink, StreamInfo
-from pipeline.summary import ClassSummary, Progress, StreamSummary
+from pipeline.summary import ClassSummary, Progress, StreamOutcome, StreamSummary
 from sources import FrameSampler, StreamStatus, VideoSource, as_source, mask_credentials
 from sources.spec import UniqueNames
 
@@ -150,7 +150,7 @@ class StreamLifecycle:
             if source.name in self.active:  # added twice before either started
                 log.error("stream %s: a stream of that name is already running", source.name)
                 summary = dataclasses.replace(
-                    _never_started(source), status="failed",
+                    _never_started(source), status=StreamOutcome.FAILED,
                     errors=["a stream of that name is already running"],
                 )  # fmt: skip
                 self.ended.append(summary)
@@ -321,7 +321,7 @@ class StreamLifecycle:
     def summaries(self) -> dict[str, StreamSummary]:
         """Each running stream's figures so far (status `running`)."""
         return {
-            name: dataclasses.replace(stream.summary(), status="running")
+            name: dataclasses.replace(stream.summary(), status=StreamOutcome.RUNNING)
             for name, stream in list(self.active.items())
         }
 
@@ -349,7 +349,7 @@ class StreamLifecycle:
                 message = sink_error(sink, error)
                 log.error("stream %s: %s", summary.name, message)
                 summary = dataclasses.replace(
-                    summary, status="failed", errors=[*summary.errors, message]
+                    summary, status=StreamOutcome.FAILED, errors=[*summary.errors, message]
                 )
         return summary
 
@@ -384,6 +384,6 @@ class StreamLifecycle:
 def _never_started(source: VideoSource) -> StreamSummary:
     """The summary of a stream stopped before its decoder started."""
     return StreamSummary(
-        name=source.name, source=mask_credentials(source.uri), status="stopped",
+        name=source.name, source=mask_credentials(source.uri), status=StreamOutcome.STOPPED,
         frames_decoded=0, frames_processed=0, frames_dropped=0, fps=0.0,
     )  # fmt: skip
