@@ -32,8 +32,9 @@ class StreamSummary:
     {"has_bag": 2}}` for multi-label attributes (present ones only). With tracking on,
     `tracks` counts the confirmed tracks, `lines` the crossings per line (`{"in", "out",
     "by_label": {label: {"in", "out"}}}`) and `zones` the entries per zone (`{"entered",
-    "max_occupancy", "by_label"}`); without it `tracks` is None and the three are left out
-    of `summary.json`."""
+    "max_occupancy", "by_label"}`) and `tentative_discarded` the new tracks dropped before
+    they were confirmed (never objects, never counted); without it `tracks` is None and the
+    four are left out of `summary.json`."""
 
     name: str
     source: str
@@ -56,6 +57,7 @@ class StreamSummary:
     tracks: int | None = None
     lines: dict[str, dict] = field(default_factory=dict)
     zones: dict[str, dict] = field(default_factory=dict)
+    tentative_discarded: int | None = None
 
     def counts_text(self) -> str:
         """`4 tracks; line gate: in 2, out 2; zone desk: entered 6, max 1` ("" untracked)."""
@@ -108,7 +110,7 @@ class RunSummary:
         data = asdict(self)
         for stream in data["streams"]:
             if stream["tracks"] is None:  # not tracked: no tracking figures
-                for key in ("tracks", "lines", "zones"):
+                for key in ("tracks", "lines", "zones", "tentative_discarded"):
                     del stream[key]
         return data
 

@@ -44,7 +44,7 @@ class DecoderOptions:
     `deblock=False` (PyAV only) skips H.264/HEVC's in-loop deblocking filter: decoding costs
     about a sixth less, and the pictures show the codec's block edges, an error that builds up
     from each keyframe to the next (every frame is still decoded and counted). Detections on a
-    4 Mbit/s 1080p camera clip barely change (see the README's Camera density); at low bit
+    4 Mbit/s 1080p camera clip barely change (see benchmarks/results/density.md); at low bit
     rates the blocks are larger. For sampled streams whose analysis tolerates it.
     `skip_nonref=True` (PyAV, H.264 only) leaves out pictures no other is predicted from
     (B-frames, in most encoders' settings) without decoding them: they are counted, as

@@ -22,6 +22,7 @@ from conftest import (
     ROOT,
     SSD_LABELS,
     SSD_XML,
+    as_at_a_terminal,
     count_frames,
     cut_clip,
     read_jsonl,
@@ -277,6 +278,7 @@ def test_sigint_stops_a_batch_and_reports_files_in_progress_as_stopped(tmp_path)
         [sys.executable, "-m", "pipeline", "batch", str(root), *map(str, MODEL_ARGS),
          "--out", str(out), "--no-progress", "--concurrency", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        preexec_fn=as_at_a_terminal,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not any(out.rglob("*.part")):

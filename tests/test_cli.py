@@ -17,6 +17,7 @@ from conftest import (
     SSD_LABELS,
     SSD_XML,
     YOLO,
+    as_at_a_terminal,
     read_jsonl,
     run_cli,
 )  # fmt: skip
@@ -135,6 +136,7 @@ def test_an_interrupted_run_flushes_every_sink_and_writes_the_summary(tmp_path, 
         [sys.executable, "-m", "pipeline", "run", str(PERSON), str(BOTTLE),
          "--model", str(SSD_XML), "--out", str(tmp_path), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        preexec_fn=as_at_a_terminal,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while _lines(tmp_path) < 20:

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import BOTTLE, CAR, ROOT, SSD_LABELS, SSD_XML, run_cli
+from conftest import BOTTLE, CAR, ROOT, SSD_LABELS, SSD_XML, as_at_a_terminal, run_cli
 from rtsp import free_port
 
 from pipeline import Detector, Pipeline
@@ -96,7 +96,7 @@ def _demo(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", "demo", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, preexec_fn=as_at_a_terminal,
     )  # fmt: skip
 
 
@@ -434,3 +434,44 @@ def test_space_freezes_the_view_while_inference_goes_on(xvfb):
         _wait_for(port, lambda s: s["frames_shown"] != frozen["frames_shown"], proc, timeout=10)
     finally:
         _quit_with_key(proc, xvfb, "Escape")
+
+
+# -- files at their own frame rate -----------------------------------------------------------
+
+
+def _demo_of(*args: str):
+    from pipeline.apps.cli.main import build_demo
+    from pipeline.apps.cli.parser import build_parser
+
+    return build_demo(build_parser().parse_args(["demo", *map(str, args)]))
+
+
+@pytest.mark.parametrize(
+    ("flags", "realtime", "service_class"),
+    [((), True, "live"), (("--fast",), False, "batch")],
+    ids=["by-default", "with-fast"],
+)
+def test_the_demo_plays_files_at_their_own_frame_rate_unless_asked_to_go_fast(
+    flags, realtime, service_class
+):
+    from sources import FileSource, SimulatedCamera
+
+    demo = _demo_of(CAR, "--model", SSD_XML, "--headless", "--serve", "0", "--duration", "1",
+                    *flags)  # fmt: skip
+    summary = demo.run()
+    (source,) = demo.pipeline.sources
+    if realtime:
+        assert isinstance(source, SimulatedCamera) and source.realtime and source.live
+    else:
+        assert type(source) is FileSource and not source.live
+    (stream,) = summary.streams
+    assert stream.service_class == service_class
+
+
+def test_fast_and_realtime_together_are_refused_in_one_line():
+    proc = run_cli("demo", CAR, "--model", SSD_XML, "--headless", "--serve", "0", "--fast",
+                   "--realtime")  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "vapipe: error: --fast and --realtime contradict each other; give one"
+    )

@@ -23,6 +23,7 @@ LAYERS = [
             "pipeline.summary",
             "pipeline.atomic",
             "pipeline.thread_priority",
+            "pipeline.counting_defaults",
         ],
     ),
     ("models", ["pipeline.models"]),

@@ -8,7 +8,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.needs_shared  # benchmarks/soak.py plays the shared clips
 
 DURATION_S = 180
 

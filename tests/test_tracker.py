@@ -18,12 +18,28 @@ def track(sequence, options: TrackerOptions | None = None):
     return tracker, steps
 
 
-def test_a_track_gets_its_id_at_its_second_sighting_and_keeps_it():
-    sequence = frames([Mover((100, 200), (60, 0))], seconds=2)
+def test_a_track_gets_its_id_once_matched_for_the_confirmation_time_and_keeps_it():
+    sequence = frames([Mover((100, 200), (60, 0))], seconds=2)  # 30 fps
     tracker, steps = track(sequence)
-    assert steps[0].ids == (None,)
-    assert [s.ids for s in steps[1:]] == [(1,)] * (len(steps) - 1)
-    assert tracker.confirmed_count == 1
+    assert [s.ids for s in steps[:21]] == [(None,)] * 21  # t < 0.7 s: tentative
+    assert [s.ids for s in steps[21:]] == [(1,)] * (len(steps) - 21)
+    assert tracker.confirmed_count == 1 and tracker.discarded == 0
+
+
+def test_a_track_shorter_than_the_confirmation_time_leaves_no_trace():
+    brief = Mover((300, 200), (60, 0), visible=lambda t: t < 0.6)
+    run = analyse(frames([brief], seconds=3), ["mid=0,0.5,1,0.5"])
+    assert run.ids_of(0) == {None} and run.events == [] and run.final_events == ()
+    assert run.analytics.summary()["tracks"] == 0
+    assert run.analytics.summary()["tentative_discarded"] == 1
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_confirmation_time_is_in_seconds_of_video(every):
+    sequence = frames([Mover((100, 200), (60, 0))], seconds=2, every=every)
+    _, steps = track(sequence, TrackerOptions(confirm_seconds=0.5))
+    first = next(i for i, s in enumerate(steps) if s.ids == (1,))
+    assert sequence[first].time == pytest.approx(0.5)
 
 
 def test_a_detection_seen_once_never_gets_an_id():
@@ -34,10 +50,10 @@ def test_a_detection_seen_once_never_gets_an_id():
 
 
 def test_a_low_score_detection_keeps_a_track_alive_but_never_starts_one():
-    dimming = Mover((100, 200), (60, 0), score=lambda t: 0.9 if t < 1 else 0.3)
+    dimming = Mover((100, 200), (60, 0), score=lambda t: 0.9 if t < 1.5 else 0.3)
     faint = Mover((500, 300), (-30, 0), score=0.3)
     run = analyse(frames([dimming, faint], seconds=3))
-    assert run.ids_of(0) == {None, 1}  # None only at the first sighting
+    assert run.ids_of(0) == {None, 1}  # None only until confirmed
     assert run.ids_of(1) == {None}
     assert run.analytics.summary()["tracks"] == 1
 
@@ -68,12 +84,12 @@ def test_an_occlusion_shorter_than_the_lost_buffer_keeps_the_id(fps):
 
 @pytest.mark.parametrize("fps", [10.0, 30.0])
 def test_an_occlusion_longer_than_the_lost_buffer_starts_a_new_id(fps):
-    hidden = Mover((100, 240), (100, 0), visible=lambda t: not 1.0 <= t < 2.5)  # 1.5 s
-    run = analyse(frames([hidden], seconds=4, fps=fps))
+    hidden = Mover((100, 240), (100, 0), visible=lambda t: not 1.5 <= t < 3.0)  # 1.5 s
+    run = analyse(frames([hidden], seconds=5, fps=fps))
     assert run.ids_of(0) == {None, 1, 2}
     ends = [(e.track_id, e.frame) for e in run.events if e.type == "track_end"]
-    # id 1 ends at the first frame more than 1 s after its last sighting (t < 1.0)
-    assert ends[0][0] == 1 and 2.0 <= ends[0][1] / fps <= 2.0 + 1.5 / fps
+    # id 1 ends at the first frame more than 1 s after its last sighting (t < 1.5)
+    assert ends[0][0] == 1 and 2.5 <= ends[0][1] / fps <= 2.5 + 1.5 / fps
     assert ends[1][0] == 2
 
 
@@ -97,19 +113,19 @@ def test_every_third_frame_gives_the_same_tracks():
 
 
 def test_a_track_keeps_its_class():
-    car = Mover((100, 240), (100, 0), class_id=0, visible=lambda t: t < 1.0)
-    person = Mover((200, 240), (100, 0), class_id=1, visible=lambda t: t >= 1.0)
-    run = analyse(frames([car, person], seconds=2))
+    car = Mover((100, 240), (100, 0), class_id=0, visible=lambda t: t < 1.5)
+    person = Mover((200, 240), (100, 0), class_id=1, visible=lambda t: t >= 1.5)
+    run = analyse(frames([car, person], seconds=3))
     assert run.ids_of(0) == {None, 1}
     assert run.ids_of(1) == {None, 2}  # where the car would be, but a person: a new track
 
 
 def test_ids_are_never_reused():
     movers = [
-        Mover((100 + 100 * i, 240), (50, 0), visible=lambda t, i=i: i <= t < i + 0.6)
+        Mover((100 + 100 * i, 240), (50, 0), visible=lambda t, i=i: 3 * i <= t < 3 * i + 1.2)
         for i in range(4)
     ]  # one after the other, each gone long before the next comes
-    run = analyse(frames(movers, seconds=6))
+    run = analyse(frames(movers, seconds=12))
     assert [run.ids_of(i) - {None} for i in range(4)] == [{1}, {2}, {3}, {4}]
 
 

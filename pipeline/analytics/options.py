@@ -14,6 +14,7 @@ from typing import Literal
 
 from pipeline.analytics.geometry import Point, folds_back, polygon_area, self_intersects
 from pipeline.analytics.tracker import TrackerOptions
+from pipeline.counting_defaults import ZONE_MIN_SECONDS
 from pipeline.errors import VapipeError
 
 Anchor = Literal["bottom-center", "center"]
@@ -71,8 +72,9 @@ class AnalyticsOptions:
     """Tracking and counting for a run: every stream is tracked; lines and zones apply to
     the streams they name (all when they name none). `anchor` is the point of a box that
     crosses lines and stands in zones: the middle of its bottom edge, or its centre. `band`
-    is the dead band around lines and zone edges, as a fraction of the box's height (at
-    least 2 pixels): anchor jitter smaller than that never changes a side."""
+    is the dead band around lines, as a fraction of the box's height (at least 2 pixels):
+    anchor jitter smaller than that never changes a side. `zone_min_seconds` is how long an
+    anchor must stay on the other side of a zone's edge before the track enters or leaves."""
 
     lines: tuple[LineSpec, ...] = ()
     zones: tuple[ZoneSpec, ...] = ()
@@ -80,8 +82,13 @@ class AnalyticsOptions:
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     band: float = 0.1
     trail_points: int = 16  # anchors kept per track for drawing its trail
+    zone_min_seconds: float = ZONE_MIN_SECONDS
 
     def __post_init__(self) -> None:
+        if not 0 <= self.zone_min_seconds < 3600:
+            raise AnalyticsError(
+                f"--zone-min-seconds must be 0 or more, got {self.zone_min_seconds}"
+            )
         if self.anchor not in ANCHORS:
             raise AnalyticsError(f"--anchor {self.anchor}: choose one of {', '.join(ANCHORS)}")
         for kind, specs in (("line", self.lines), ("zone", self.zones)):
@@ -143,6 +150,7 @@ def analytics_options(
     zones: Sequence[str] = (),
     anchor: str = "bottom-center",
     tracker: TrackerOptions | None = None,
+    zone_min_seconds: float = ZONE_MIN_SECONDS,
 ) -> AnalyticsOptions:
     """AnalyticsOptions from the command line's texts."""
     try:
@@ -151,6 +159,7 @@ def analytics_options(
             tuple(map(parse_zone, zones)),
             anchor,  # type: ignore[arg-type]
             tracker or TrackerOptions(),
+            zone_min_seconds=zone_min_seconds,
         )
     except AnalyticsError:
         raise

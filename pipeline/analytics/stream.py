@@ -193,13 +193,15 @@ class StreamAnalytics:
         return ZoneCounts(entered, zone.max_occupancy)
 
     def summary(self) -> dict:
-        """`{"tracks": confirmed tracks, "lines": {NAME: {"in", "out", "by_label"}},
-        "zones": {NAME: {"entered", "max_occupancy", "by_label"}}}`."""
+        """`{"tracks": confirmed tracks, "tentative_discarded": never confirmed, "lines":
+        {NAME: {"in", "out", "by_label"}}, "zones": {NAME: {"entered", "max_occupancy",
+        "by_label"}}}`."""
         lines = {c.name: self._line_counts(c).to_dict() for c in self.lines}
         zones = {z.name: self._zone_counts(z).to_dict() for z in self.zones}
         empty_line, empty_zone = LineCounts().to_dict(), ZoneCounts().to_dict()
         return {
             "tracks": self.tracker.confirmed_count,
+            "tentative_discarded": self.tracker.discarded,
             "lines": lines or {s.name: dict(empty_line) for s in self.options.lines},
             "zones": zones or {s.name: dict(empty_zone) for s in self.options.zones},
         }
@@ -209,7 +211,9 @@ class StreamAnalytics:
     def _start(self, size: tuple[int, int]) -> None:
         self._size = size
         self.lines = [LineCounter(spec, size) for spec in self.options.lines]
-        self.zones = [ZoneMonitor(spec, size) for spec in self.options.zones]
+        self.zones = [
+            ZoneMonitor(spec, size, self.options.zone_min_seconds) for spec in self.options.zones
+        ]
 
     def _observe(
         self,

@@ -14,11 +14,16 @@ starts tentative tracks when it scores at least `new_track_score`. Matching is a
 assignment (scipy's `linear_sum_assignment`) on 1 - IoU, refused below a minimum IoU, and
 only between boxes of the same class: a track keeps its class.
 
-A tentative track is confirmed when it is matched in `confirm_hits` consecutive processed
-frames, and only then gets an id (1, 2, ... per tracker, never reused); a tentative track
-missed once is dropped. A confirmed track that is missed is lost; it ends once it has not
-been seen for `lost_seconds` (seconds of stream time, not frames, so `--every N` or a
-dropped live frame changes nothing).
+A tentative track is confirmed once it has been matched for `confirm_seconds` of stream time
+(the time between consecutive processed frames in which it was matched, added up) and in at
+least `confirm_hits` frames in a row; only then does it get an id (1, 2, ... per tracker,
+never reused). Until then it is no object: no id, no count, no event. A tentative track that
+is missed waits like a lost one, for `lost_seconds`, and is then discarded (counted in
+`discarded`), leaving no trace. Measured in seconds, not frames, so `--every N` or a dropped
+live frame changes nothing; long enough that a box the detector sees for a moment (a shadow,
+a frame-wide false vehicle, a flicker that another CPU's INT8 kernels let through or not)
+never becomes an object, short against the seconds a real object is in view. A confirmed
+track that is missed is lost; it ends once it has not been seen for `lost_seconds`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 
 from pipeline.analytics import kalman
 from pipeline.analytics.geometry import iou_matrix
+from pipeline.counting_defaults import CONFIRM_SECONDS
 
 _TIME_TOLERANCE = 1e-6  # seconds: 89/30 - 59/30 is not quite 1.0 in floating point
 
@@ -38,7 +44,9 @@ _TIME_TOLERANCE = 1e-6  # seconds: 89/30 - 59/30 is not quite 1.0 in floating po
 class TrackerOptions:
     """ByteTrack's thresholds; the defaults are the paper's (τ_high 0.6, τ_low 0.1,
     ε 0.7, IoU below 0.2 refused, lost tracks kept 30 frames = 1 s at 30 fps). The second
-    association asks for IoU 0.5 and the tentative one 0.3, as the authors' code does."""
+    association asks for IoU 0.5 and the tentative one 0.3, as the authors' code does.
+    `confirm_seconds` (stream seconds a new track must be matched before it is an object)
+    replaces the paper's confirmation at the second frame: see the module's docstring."""
 
     high_score: float = 0.6
     low_score: float = 0.1
@@ -47,6 +55,7 @@ class TrackerOptions:
     low_min_iou: float = 0.5
     tentative_min_iou: float = 0.3
     lost_seconds: float = 1.0
+    confirm_seconds: float = CONFIRM_SECONDS
     confirm_hits: int = 2
 
     def __post_init__(self) -> None:
@@ -54,6 +63,8 @@ class TrackerOptions:
             raise ValueError("need 0 <= low_score <= high_score <= 1")
         if self.lost_seconds < 0 or self.confirm_hits < 1:
             raise ValueError("need lost_seconds >= 0 and confirm_hits >= 1")
+        if not 0 <= self.confirm_seconds < 3600:
+            raise ValueError(f"--confirm-seconds must be 0 or more, got {self.confirm_seconds}")
 
 
 class TrackState(enum.IntEnum):
@@ -83,6 +94,7 @@ class Track:
         "id",
         "key",
         "last_seen",
+        "matched_seconds",
         "score",
         "state",
     )
@@ -95,6 +107,7 @@ class Track:
         self.box = self.first_box = box
         self.score = score
         self.hits = 1  # consecutive processed frames matched
+        self.matched_seconds = 0.0  # time between consecutive matched frames, added up
         self.first_seen = self.last_seen = now
 
     @property
@@ -131,6 +144,7 @@ class ByteTracker:
         self.options = options or TrackerOptions()
         self.tracks: list[Track] = []
         self.confirmed_count = 0  # ids given so far
+        self.discarded = 0  # tentative tracks dropped before they were confirmed
         self._motion = np.zeros((0, 5, 4))  # kalman states, one row per track
         self._keys = 0
         self._now: float | None = None
@@ -204,6 +218,7 @@ class ByteTracker:
     def finish(self) -> tuple[Track, ...]:
         """End every track (the stream is over): the confirmed ones, for their events."""
         ended = tuple(t for t in self.tracks if t.confirmed)
+        self.discarded += len(self.tracks) - len(ended)
         self.tracks = []
         self._motion = self._motion[:0]
         return ended
@@ -225,17 +240,19 @@ class ByteTracker:
         self._motion[rows] = kalman.update(self._motion[rows], boxes[dets])
         for row, det in pairs:
             track = self.tracks[row]
+            if track.hits:  # matched in the previous processed frame too
+                track.matched_seconds += self._now - track.last_seen
             track.box, track.score = boxes[det], float(scores[det])
             track.last_seen = self._now
             track.hits += 1
-            if track.id is None and track.hits >= self.options.confirm_hits:
+            if track.id is None and self._confirms(track):
                 self.confirmed_count += 1
                 track.id = self.confirmed_count
             if track.id is not None:
                 track.state = _TRACKED
 
     def _age(self, matched: set[int]) -> tuple[tuple[Track, ...], tuple[Track, ...]]:
-        """Drop missed tentative tracks, mark missed confirmed ones lost, end the lost ones
+        """Mark missed confirmed tracks lost; end the lost ones and drop the tentative ones
         unseen for longer than `lost_seconds`: (ended, dropped)."""
         keep = ~np.zeros(len(self.tracks), bool)
         ended, dropped = [], []
@@ -243,25 +260,32 @@ class ByteTracker:
             if row in matched:
                 continue
             track.hits = 0
-            if track.state is _TENTATIVE:
-                dropped.append(track)
-                keep[row] = False
+            if track.state is not _TENTATIVE:
+                track.state = _LOST
+            if self._now - track.last_seen <= self.options.lost_seconds + _TIME_TOLERANCE:
                 continue
-            track.state = _LOST
-            if self._now - track.last_seen > self.options.lost_seconds + _TIME_TOLERANCE:
+            keep[row] = False
+            if track.state is _TENTATIVE:
+                self.discarded += 1
+                dropped.append(track)
+            else:
                 ended.append(track)
-                keep[row] = False
         if not keep.all():
             self.tracks = [t for t, k in zip(self.tracks, keep, strict=True) if k]
             self._motion = self._motion[keep]
         return tuple(ended), tuple(dropped)
+
+    def _confirms(self, track: Track) -> bool:
+        o = self.options
+        held = track.matched_seconds + _TIME_TOLERANCE
+        return track.hits >= o.confirm_hits and held >= o.confirm_seconds
 
     def _start(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> list[Track]:
         new = []
         for box, score, class_id in zip(boxes, scores, class_ids, strict=True):
             self._keys += 1
             track = Track(self._keys, box, float(score), int(class_id), self._now)
-            if self.options.confirm_hits <= 1:
+            if self._confirms(track):
                 self.confirmed_count += 1
                 track.id = self.confirmed_count
                 track.state = _TRACKED

@@ -49,9 +49,10 @@ def _analytics(args: argparse.Namespace):
     tracking); a malformed line or zone raises AnalyticsError, naming the option."""
     if not (args.track or args.line or args.zone):
         return None
-    from pipeline.analytics import analytics_options
+    from pipeline.analytics import TrackerOptions, analytics_options
 
-    return analytics_options(args.line, args.zone, args.anchor)
+    tracker = TrackerOptions(confirm_seconds=args.confirm_seconds)
+    return analytics_options(args.line, args.zone, args.anchor, tracker, args.zone_min_seconds)
 
 
 def _check_classes(args: argparse.Namespace, names: Sequence[str]) -> None:
@@ -210,22 +211,31 @@ def _finish_run(args: argparse.Namespace, summary: RunSummary, job: BatchJob | N
     return EXIT_STREAM_FAILED if summary.failed or batch_failed else EXIT_OK
 
 
-def _demo(args: argparse.Namespace, stop: StopController) -> int:
+def build_demo(args: argparse.Namespace):
+    """The `Demo` for `vapipe demo`'s arguments: video files play at their own frame rate,
+    as cameras (`--realtime`), unless `--fast` asks for them as fast as they decode."""
     from pipeline.apps.demo.app import Demo, DemoOptions, default_sources
     from pipeline.apps.demo.default_model import default_model
 
     if args.headless and not args.serve:
         raise VapipeError("--headless shows nothing without --serve HOST:PORT")
+    if args.fast and args.realtime:
+        raise VapipeError("--fast and --realtime contradict each other; give one")
+    args.realtime = not args.fast
     args.sources = args.sources or default_sources()
     model = args.model or default_model()
     options = DemoOptions(
         size=args.size, window=not args.headless, serve=args.serve, duration=args.duration
     )
     streams = _stream_options(args)
-    demo = Demo(
+    return Demo(
         _sources(args, streams), model, options, streams=streams, analytics=_analytics(args),
         **_model_options(args),
     )  # fmt: skip
+
+
+def _demo(args: argparse.Namespace, stop: StopController) -> int:
+    demo = build_demo(args)
     with stop.stopping(demo.stop):
         summary = demo.run()
     print(summary.format_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.counting_defaults import CONFIRM_SECONDS, ZONE_MIN_SECONDS
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 
@@ -102,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.add_argument("--headless", action="store_true", help="no window (use with --serve)")
     demo.add_argument("--size", type=_size, default=(1280, 720), help="WxH (default 1280x720)")
+    demo.add_argument(
+        "--fast", action="store_true",
+        help="analyse video files as fast as they decode (default: at their own frame rate, "
+        "as cameras, i.e. --realtime)",
+    )  # fmt: skip
     _add_stream_options(demo)
     _add_decoder_options(demo)
     _add_tracking_options(demo)
@@ -259,7 +265,7 @@ def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     decoding.add_argument(
         "--no-deblocking", action="store_true",
         help="with --decoder pyav: skip H.264's deblocking filter (about a sixth less decoding "
-        "CPU; blockier pictures, see the README's Camera density)",
+        "CPU; blockier pictures, see benchmarks/results/density.md)",
     )  # fmt: skip
     decoding.add_argument(
         "--skip-nonref", action="store_true",
@@ -287,6 +293,26 @@ def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
         "--anchor", choices=["bottom-center", "center"], default="bottom-center",
         help="the point of a box that crosses lines and stands in zones (default bottom-center)",
     )  # fmt: skip
+    tracking.add_argument(
+        "--confirm-seconds", type=_seconds, default=CONFIRM_SECONDS, metavar="S",
+        help="a new track becomes an object (id, counts, events) once matched in every frame "
+        f"for S seconds of video (default {CONFIRM_SECONDS:g})",
+    )  # fmt: skip
+    tracking.add_argument(
+        "--zone-min-seconds", type=_seconds, default=ZONE_MIN_SECONDS, metavar="S",
+        help="a track enters or leaves a zone once it has stayed on the other side of its edge "
+        f"for S seconds of video (default {ZONE_MIN_SECONDS:g})",
+    )  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {text}")
+    return value
 
 
 def _ray_address(text: str) -> str:

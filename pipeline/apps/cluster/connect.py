@@ -42,7 +42,8 @@ def connect(address: str | None) -> ModuleType:
     try:
         if address is None:
             # Ray runs its workers at nice 15; here they are the job, not background work (on a
-            # shared machine, niced workers got 0.56 of the local batch's rate, see README).
+            # shared machine, niced workers got 0.56 of the local batch's rate;
+            # see docs/guide/cluster.md).
             os.environ.setdefault(WORKER_NICENESS, "0")
             ray.init(include_dashboard=False, **options)
         else:

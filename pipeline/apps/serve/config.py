@@ -34,6 +34,8 @@ from pipeline.analytics.options import (
     LineSpec,
     ZoneSpec,
 )
+from pipeline.analytics.tracker import TrackerOptions
+from pipeline.counting_defaults import CONFIRM_SECONDS, ZONE_MIN_SECONDS
 from pipeline.errors import VapipeError
 from pipeline.models.adapters import ADAPTER_NAMES
 from sources import DecoderOptions, SourceError, is_live_uri
@@ -93,6 +95,13 @@ def _positive_float(path: str, value: Any) -> float:
     number = _number(path, value)
     if number <= 0:
         raise ConfigError(f"{path}: must be a positive number, got {value}")
+    return number
+
+
+def _seconds(path: str, value: Any) -> float:
+    number = _number(path, value)
+    if not 0 <= number < 3600:
+        raise ConfigError(f"{path}: must be a number of seconds from 0 to 3600, got {value}")
     return number
 
 
@@ -321,6 +330,8 @@ class CameraConfig:
     track: bool = field(default=False, metadata=_key(_boolean))
     lines: tuple[Line, ...] = field(default=(), metadata=_key(_lines))
     zones: tuple[Zone, ...] = field(default=(), metadata=_key(_zones))
+    confirm_seconds: float = field(default=CONFIRM_SECONDS, metadata=_key(_seconds))
+    zone_min_seconds: float = field(default=ZONE_MIN_SECONDS, metadata=_key(_seconds))
     classify: bool = field(default=True, metadata=_key(_boolean))
     decoder: str = field(default="opencv", metadata=_key(_choice("opencv", "pyav")))
     deblocking: bool = field(default=True, metadata=_key(_boolean))
@@ -347,7 +358,10 @@ class CameraConfig:
         if not self.tracked:
             return None
         return AnalyticsOptions(
-            tuple(line.spec() for line in self.lines), tuple(zone.spec() for zone in self.zones)
+            tuple(line.spec() for line in self.lines),
+            tuple(zone.spec() for zone in self.zones),
+            tracker=TrackerOptions(confirm_seconds=self.confirm_seconds),
+            zone_min_seconds=self.zone_min_seconds,
         )
 
     def to_table(self) -> dict[str, Any]:
