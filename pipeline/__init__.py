@@ -26,6 +26,7 @@ _EXPORTS = {
     "Detections": "pipeline.detections",
     "Result": "pipeline.detections",
     "RunSummary": "pipeline.summary",
+    "StreamOutcome": "pipeline.summary",
     "StreamSummary": "pipeline.summary",
     "AnalyticsError": "pipeline.analytics",
     "AnalyticsOptions": "pipeline.analytics",

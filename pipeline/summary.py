@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.atomic import write_atomically
+
+
+class StreamOutcome(enum.StrEnum):
+    """How a stream went (`StreamSummary.status`); str-valued, so JSON keeps the words."""
+
+    DONE = "done"  # its source ended by itself and every result was delivered
+    FAILED = "failed"  # its source or one of its sinks failed
+    STOPPED = "stopped"  # stopped before its source ended
+    RUNNING = "running"  # still running (a figure taken while it runs)
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,7 @@ class StreamSummary:
 
     name: str
     source: str
-    status: str  # done | failed | stopped
+    status: StreamOutcome  # done | failed | stopped (running: a figure so far)
     frames_decoded: int
     frames_processed: int
     frames_dropped: int
@@ -94,7 +104,7 @@ class RunSummary:
 
     @property
     def failed(self) -> list[StreamSummary]:
-        return [s for s in self.streams if s.status == "failed"]
+        return [s for s in self.streams if s.status == StreamOutcome.FAILED]
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -6,10 +6,11 @@ results (never two at once for one stream); it keeps the stream's counts for the
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pipeline.analytics.counts import DIRECTIONS, LineCounts, ZoneCounts
 from pipeline.analytics.events import Event
 from pipeline.analytics.geometry import Point
 from pipeline.analytics.lines import LineCounter
@@ -174,31 +175,30 @@ class StreamAnalytics:
         self._records.clear()
         return tuple(events)
 
+    def _line_counts(self, line: LineCounter) -> LineCounts:
+        """A line's counts, its labels in class-id order."""
+        counts = LineCounts(Counter({d: line.counts[d] for d in DIRECTIONS}))
+        for class_id, per_class in sorted(line.by_class.items()):
+            for direction in DIRECTIONS:
+                counts.by_label.setdefault(self._label(class_id), Counter())[direction] += (
+                    per_class[direction]
+                )
+        return counts
+
+    def _zone_counts(self, zone: ZoneMonitor) -> ZoneCounts:
+        """A zone's counts, its labels in class-id order."""
+        entered: Counter[str] = Counter()
+        for class_id, n in sorted(zone.entered.items()):
+            entered[self._label(class_id)] += n
+        return ZoneCounts(entered, zone.max_occupancy)
+
     def summary(self) -> dict:
         """`{"tracks": confirmed tracks, "tentative_discarded": never confirmed, "lines":
         {NAME: {"in", "out", "by_label"}}, "zones": {NAME: {"entered", "max_occupancy",
         "by_label"}}}`."""
-        lines = {
-            c.name: {
-                "in": c.counts["in"],
-                "out": c.counts["out"],
-                "by_label": {
-                    self._label(k): {"in": v["in"], "out": v["out"]}
-                    for k, v in sorted(c.by_class.items())
-                },
-            }
-            for c in self.lines
-        }
-        zones = {
-            z.name: {
-                "entered": sum(z.entered.values()),
-                "max_occupancy": z.max_occupancy,
-                "by_label": {self._label(k): {"entered": n} for k, n in sorted(z.entered.items())},
-            }
-            for z in self.zones
-        }
-        empty_line = {"in": 0, "out": 0, "by_label": {}}
-        empty_zone = {"entered": 0, "max_occupancy": 0, "by_label": {}}
+        lines = {c.name: self._line_counts(c).to_dict() for c in self.lines}
+        zones = {z.name: self._zone_counts(z).to_dict() for z in self.zones}
+        empty_line, empty_zone = LineCounts().to_dict(), ZoneCounts().to_dict()
         return {
             "tracks": self.tracker.confirmed_count,
             "tentative_discarded": self.tracker.discarded,

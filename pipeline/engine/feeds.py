@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
+from pipeline.engine.active_stream import ActiveStream
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import Sink
 from pipeline.summary import Progress, StreamSummary
 from sources import VideoSource
-
-if TYPE_CHECKING:
-    from pipeline.engine.streams import ActiveStream
 
 
 class Feed:
@@ -95,12 +92,14 @@ class Feed:
     def progress(self) -> Progress:
         return progress_of(list(self.active.values()), list(self.ended), list(self.started))
 
-    def finish(self) -> None:
-        """Close its sinks and mark it done (the lifecycle calls this once, when the feed is
-        exhausted and its streams have ended, or at the end of the run)."""
+    def finish(self, skip: Sequence[Sink] = ()) -> None:
+        """Close its sinks (but those in `skip`: they never returned from a write) and mark it
+        done (the lifecycle calls this once, when the feed is exhausted and its streams have
+        ended, or at the end of the run)."""
         try:
             for sink in self.sinks if self.owns_sinks else ():
-                sink.close()
+                if not any(sink is hung for hung in skip):
+                    sink.close()
         finally:
             self._done.set()
 
@@ -110,9 +109,9 @@ def progress_of(
 ) -> Progress:
     """The progress of some streams: those running, those ended, and all started."""
     return Progress(
-        processed=sum(s.release.released for s in active) + sum(e.frames_processed for e in ended),
+        processed=sum(s.processed for s in active) + sum(e.frames_processed for e in ended),
         decoded=sum(s.decoder.decoded for s in active) + sum(e.frames_decoded for e in ended),
-        dropped=sum(s.decoder.dropped for s in active) + sum(e.frames_dropped for e in ended),
+        dropped=sum(s.dropped for s in active) + sum(e.frames_dropped for e in ended),
         expected=sum(s.declared_frames for s in started),
         streams_active=len(active),
         streams_ended=len(ended),

@@ -1,14 +1,20 @@
-"""The per-frame path: prepare (decoder thread), complete (OpenVINO's callback thread),
-deliver (to the stream's sinks, in frame order)."""
+"""The per-frame path: prepare (decoder thread), complete (OpenVINO's callback thread), then
+deliver and write (the stream's delivery thread, in frame order).
+
+    decoder thread          callback thread            delivery thread (one per stream)
+    prepare ──> queue ──> infer ──> complete ──> InOrderRelease ──> deliver ──> write ──> sinks
+    (reserve room)                  postprocess   (frame order)     track        events
+                                    [cascade]     offer: bounded    [cascade] ─┘
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
 
 from pipeline.detections import Result
+from pipeline.engine.active_stream import ActiveStream
 from pipeline.engine.cascade import Cascade, TrackedRelease
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
@@ -16,25 +22,24 @@ from pipeline.models.classifiers.votes import NO_TRACK
 from pipeline.outputs.sinks import EventSink
 from sources import Frame
 
-if TYPE_CHECKING:
-    from pipeline.engine.streams import ActiveStream
-
 
 class FramePath:
     """What happens to each frame between its decoder and its stream's sinks.
 
-    `prepare` runs on the decoder thread (preprocessing off the scheduler thread); `complete`
-    on OpenVINO's callback threads, in any order; it hands the result to the stream's in-order
-    release, which calls `deliver` in frame order, to the stream's own sinks. `streams` is the
-    running streams by name, owned by the stream lifecycle; `wake` is set when a finished
-    stream's last result may have been delivered. With a `cascade`, a result goes to the
-    release only once its second-stage classifications are in (other frames and streams go on
-    meanwhile).
+    `prepare` runs on the decoder thread (preprocessing off the scheduler thread; a lossless
+    stream first waits there for room in its delivery, see `ResultDelivery`); `complete` on
+    OpenVINO's callback threads, in any order: it only postprocesses and hands the result to
+    the stream's in-order release, which offers it, in frame order, to the stream's delivery
+    thread. That thread calls `deliver` and `write`: tracking, the second stage after the
+    tracker, events and sinks never hold an inference request. `streams` is the running
+    streams by name, owned by the stream lifecycle; `wake` is set when the run loop must look
+    (a callback failed). With a `cascade`, an untracked result goes to the release only once
+    its second-stage classifications are in (other frames and streams go on meanwhile).
 
     A tracked stream's results are tracked in `deliver`, in frame order; with a cascade too,
     their tracks are classified after that (the tracks due only, `TrackedRelease`) and the
-    results reach the sinks from there, still in frame order. Events go to the stream's sinks
-    that take them (`write_events`).
+    results come back to the delivery thread to be written, still in frame order. Events go
+    to the stream's sinks that take them (`write_events`).
     """
 
     def __init__(
@@ -50,8 +55,10 @@ class FramePath:
         self._wake = wake
 
     def prepare(self, frame: Frame) -> Job:
-        tensor, meta = self.adapter.preprocess(frame.image)
         stream = self._streams[frame.stream]
+        if stream.stop is not None:
+            stream.delivery.reserve(stream.stop)
+        tensor, meta = self.adapter.preprocess(frame.image)
         return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
@@ -61,37 +68,31 @@ class FramePath:
             result = Result(job.frame, detections, time.time())
             stream = self._streams[job.frame.stream]
             if self.cascade is None or not stream.classify or stream.tracked is not None:
-                self._release(dispatched.seq, result)  # a tracked one: classified after it
+                stream.release.push(dispatched.seq, result)  # a tracked one: classified later
             else:
-                release = lambda ready: self._release(dispatched.seq, ready)  # noqa: E731
+                release = lambda ready: stream.release.push(dispatched.seq, ready)  # noqa: E731
                 self.cascade.process(result, dispatched.seq, release)
         except BaseException:
             self._wake.set()  # the runtime keeps the error: the run loop must see it now
             raise
 
-    def _release(self, seq: int, result: Result) -> None:
-        stream = self._streams[result.stream]
-        stream.release.push(seq, result)
-        if stream.decoder.done:
-            self._wake.set()  # this may have been the stream's last result
-
-    def deliver(self, result: Result) -> None:
-        """In frame order: track the result (tracking on), classify its tracks due (with a
-        cascade too), hand it to the sinks."""
+    def deliver(self, result: Result) -> Result | None:
+        """On the delivery thread, in frame order: track the result (tracking on); the result
+        to write now, or None once handed to the second stage (with a cascade too)."""
         stream = self._streams[result.stream]
         if stream.analytics is None:
-            self.write(result)
-            return
+            return result
         result = stream.analytics.track(result)
         if stream.tracked is None:
-            self.write(result)
-        else:  # `released` is this result's number: the release counts it once emitted
-            ids = [NO_TRACK if i is None else i for i in result.track_ids or ()]
-            stream.tracked.push(stream.release.released, result, ids)
+            return result
+        ids = [NO_TRACK if i is None else i for i in result.track_ids or ()]
+        stream.tracked.push(next(stream.tracked_seq), result, ids)
+        return None
 
-    def tracked_release(self) -> TrackedRelease | None:
-        """A tracked stream's second stage, if there is a cascade (None otherwise)."""
-        return None if self.cascade is None else TrackedRelease(self.cascade, self.write)
+    def tracked_release(self, emit: Callable[[Result], None]) -> TrackedRelease | None:
+        """A tracked stream's second stage, results to `emit` in frame order (None without a
+        cascade)."""
+        return None if self.cascade is None else TrackedRelease(self.cascade, emit)
 
     def write(self, result: Result) -> None:
         """Hand `result` to each of its stream's sinks (its events to those that take them);
@@ -99,17 +100,18 @@ class FramePath:
         other sinks and streams go on."""
         stream = self._streams[result.stream]
         for index, sink in enumerate(stream.sinks):
-            if index in stream.sink_errors:
+            if index in stream.sink_errors or stream.delivery.abandoned:
                 continue
+            stream.in_sink = index
             try:
                 sink.write(result)
             except Exception as error:
                 stream.sink_failed(index, sink, error)
+            finally:
+                stream.in_sink = None
         if result.events:
             self.write_events(result.stream, result.events)
         stream.record(result)
-        if stream.tracked is not None and stream.decoder.done:
-            self._wake.set()  # this may have been the stream's last result
 
     def write_events(self, name: str, events: Sequence) -> None:
         """Hand tracking events, in order, to the stream's sinks that take them."""
@@ -117,7 +119,10 @@ class FramePath:
         for index, sink in enumerate(stream.sinks):
             if index in stream.sink_errors or not isinstance(sink, EventSink):
                 continue
+            stream.in_sink = index
             try:
                 sink.write_events(name, events)
             except Exception as error:
                 stream.sink_failed(index, sink, error)
+            finally:
+                stream.in_sink = None

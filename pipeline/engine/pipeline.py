@@ -146,10 +146,13 @@ class Pipeline:
         self._wake = threading.Event()  # a stream ended, or stop was asked
         active: dict[str, ActiveStream] = {}  # the running streams, shared by the two below
         self._frame_path = FramePath(self.adapter, active, self._wake, self.cascade)
+        self._delivery_error: BaseException | None = None  # the first, from a delivery thread
+        # Results a stream's delivery may hold: a lane's worth, and a burst of completions.
         self._streams = StreamLifecycle(
             options=options, frames=self._frames, frame_path=self._frame_path, active=active,
             stop=self._stop, wake=self._wake, analytics=self.analytics,
-            on_batch_beside_live=self._start_background,
+            result_capacity=self.lane_capacity + detector.runtime.nireq,
+            on_error=self._on_delivery_error, on_batch_beside_live=self._start_background,
         )  # fmt: skip
         # The pipeline's sinks serve the streams of `add_stream` too: the run closes them.
         self._streams.add(
@@ -238,6 +241,12 @@ class Pipeline:
             raise RuntimeError("the pipeline is closed")
         return self._runtime
 
+    def _on_delivery_error(self, error: BaseException) -> None:
+        """A stream's delivery thread raised (a bug in tracking or the engine): the run fails."""
+        if self._delivery_error is None:
+            self._delivery_error = error
+        self._wake.set()
+
     def _start_background(self) -> None:
         """Batch work joins live streams: on the CPU, give it the runtime's background copy."""
         runtime = self.runtime
@@ -289,6 +298,7 @@ class Pipeline:
                     self.cascade.raise_if_failed()
                 if self._failed(scheduler):
                     break
+                self._streams.check_stalls()
                 if time.monotonic() >= deadline and not self._stop.is_set():
                     log.info("%g s elapsed: stopping", duration)
                     self._halt()
@@ -318,6 +328,10 @@ class Pipeline:
         if self.cascade is not None:
             self.cascade.drain()
         self._streams.join_decoders()
+        if failure is None and not self._failed(scheduler):
+            self._streams.drain_deliveries()
+        else:
+            self._streams.abandon_deliveries()
         self._streams.end_complete(on_stream_end, all_remaining=failure is None)
         self._streams.release_waiters()
         if on_tick is not None and failure is None:
@@ -326,12 +340,15 @@ class Pipeline:
             self._streams.finish_feeds()
         finally:
             for sink in self.sinks:
-                sink.close()
+                if not any(sink is hung for hung in self._streams.hung_sinks):
+                    sink.close()
         if failure is not None:
             raise failure
         if scheduler.error is not None:
             raise scheduler.error
         runtime.raise_if_failed()
+        if self._delivery_error is not None:
+            raise self._delivery_error
         if self.cascade is not None:
             self.cascade.raise_if_failed()
         return self._summary(time.time() - started, interrupted or self._interrupted)
@@ -390,8 +407,11 @@ class Pipeline:
         return self._streams.over or self._failed(scheduler)
 
     def _failed(self, scheduler: Scheduler) -> bool:
-        """Inference failed (a callback raised) or the scheduler did: the run must end."""
-        return scheduler.error is not None or self.runtime.failed
+        """Inference failed (a callback raised), or the scheduler or a delivery thread did:
+        the run must end."""
+        return (
+            scheduler.error is not None or self.runtime.failed or self._delivery_error is not None
+        )
 
     def _summary(self, wall_seconds: float, interrupted: bool) -> RunSummary:
         streams = self._streams.ended

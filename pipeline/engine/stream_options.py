@@ -35,6 +35,10 @@ class StreamOptions:
     has one): a camera added with its own options whose crops need no classifier.
     `analytics`, if set, is the streams' own tracking, lines and zones (a camera added with its
     own options); None leaves them to the pipeline's `analytics`.
+
+    Each stream's results reach its sinks on a thread of its own; `sink_timeout` is how long
+    its sinks may hold one result (seconds) before the stream is given up on: it fails, its
+    later results are dropped and counted, and the run goes on.
     """
 
     policy: QueuePolicy | None = None
@@ -47,6 +51,7 @@ class StreamOptions:
     batch_requests: int | None = None
     classify: bool = True
     analytics: AnalyticsOptions | None = None
+    sink_timeout: float = 30.0
 
     def service_class(self, name: str, live: bool) -> ServiceClass:
         """The class of the stream `name` whose source is `live` or not."""

@@ -5,19 +5,23 @@ delivered and their sinks finish (by themselves, or removed while the others run
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import threading
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
 from pipeline.analytics import AnalyticsOptions, StreamAnalytics
-from pipeline.detections import Detections, Result
-from pipeline.engine.cascade import TrackedRelease
+from pipeline.engine.active_stream import (
+    LATENCY_WINDOW,
+    ActiveStream,
+    StreamStop,
+    sink_error,
+    sink_name,
+)
 from pipeline.engine.decoder import DecoderThread
+from pipeline.engine.delivery import ResultDelivery
 from pipeline.engine.feeds import Feed, progress_of
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue, QueuePolicy
@@ -25,180 +29,15 @@ from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
-from pipeline.errors import VapipeError
-from pipeline.outputs.sinks import CallbackSink, Sink, StreamInfo
-from pipeline.summary import ClassSummary, Progress, StreamSummary
-from sources import (
-    FrameSampler,
-    LiveSource,
-    StreamState,
-    StreamStatus,
-    VideoSource,
-    as_source,
-    mask_credentials,
-)
+from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.summary import ClassSummary, Progress, StreamOutcome, StreamSummary
+from sources import FrameSampler, StreamStatus, VideoSource, as_source, mask_credentials
 from sources.spec import UniqueNames
 
 log = logging.getLogger(__name__)
 
-LATENCY_WINDOW = 4096  # a stream's latency percentiles cover its last this many results
-
-
-def _labelled(counts: Counter[int], names: Sequence[str]) -> dict[str, int]:
-    """Counts by class id as counts by label, named as `Detections.label` names them."""
-    label = Detections.empty(names).label
-    labelled: Counter[str] = Counter()
-    for class_id, count in dict(counts).items():  # a copy: results may arrive meanwhile
-        labelled[label(class_id)] += count
-    return dict(sorted(labelled.items()))
-
-
-def _attribute_table(
-    counts: Counter[tuple[int, str, str | None]], names: Sequence[str]
-) -> dict[str, dict]:
-    """{label: {head: {value: n}}} for softmax heads, {label: {attribute: n}} for multi-label."""
-    label = Detections.empty(names).label
-    table: dict[str, dict] = {}
-    for (class_id, key, value), count in sorted(counts.items(), key=str):
-        per_label = table.setdefault(label(class_id), {})
-        if value is None:
-            per_label[key] = per_label.get(key, 0) + count
-        else:
-            per_head = per_label.setdefault(key, {})
-            per_head[value] = per_head.get(value, 0) + count
-    return table
-
-
-def _sink_error(sink: Sink, error: Exception) -> str:
-    """One line for a sink's failure: our own errors say what to do; a bug names its type."""
-    if isinstance(sink, CallbackSink):
-        name = f"callback {sink.on_result or sink.on_event!r}"
-    else:
-        name = type(sink).__name__
-    why = str(error) if isinstance(error, VapipeError) else f"{type(error).__name__}: {error}"
-    return f"{name} failed: {why}"
-
-
-class StreamStop:
-    """Set when the stream's feed (or the whole pipeline) stops, or when this one stream is
-    removed."""
-
-    def __init__(self, feed_stop: threading.Event) -> None:
-        self._feed = feed_stop
-        self._own = threading.Event()
-
-    def set(self) -> None:
-        self._own.set()
-
-    def is_set(self) -> bool:
-        return self._own.is_set() or self._feed.is_set()
-
-
-@dataclass(eq=False)
-class ActiveStream:
-    """A started stream: its decoder, its in-order release, its class and sinks, and what its
-    results counted (its latencies also into `class_latencies_ms`, its class's). `ended` is
-    set once its sinks have finished; `final` then holds its summary."""
-
-    decoder: DecoderThread[Job]
-    release: InOrderRelease[Result]
-    service_class: ServiceClass = ServiceClass.LIVE
-    sinks: Sequence[Sink] = ()
-    stop: StreamStop | None = None
-    classify: bool = True  # its detections go through the second stage, if any
-    dispatch_seq: itertools.count = field(default_factory=itertools.count)  # scheduler only
-    ended: threading.Event = field(default_factory=threading.Event)
-    final: StreamSummary | None = None
-    class_latencies_ms: deque[float] = field(default_factory=deque)
-    class_counts: Counter[int] = field(default_factory=Counter)  # by class id
-    names: Sequence[str] = ()  # the class names of its detections
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
-    last_result_at: float = 0.0
-    # by (class id, head or attribute, label or None for a multi-label attribute)
-    attribute_counts: Counter[tuple[int, str, str | None]] = field(default_factory=Counter)
-    sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
-    analytics: StreamAnalytics | None = None  # tracking, lines and zones, when on
-    tracked: TrackedRelease | None = None  # the second stage after the tracker, when both on
-
-    def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
-        """Sink `index` failed for this stream: it gets nothing more of it; the stream fails."""
-        message = _sink_error(sink, error)
-        self.sink_errors.setdefault(index, message)
-        name = self.decoder.source.name
-        if isinstance(error, VapipeError):
-            log.error("stream %s: %s", name, message)
-        else:  # a bug in the sink: keep the traceback in the log
-            log.error("stream %s: %s", name, message, exc_info=error)
-
-    @property
-    def complete(self) -> bool:
-        """Decoding is over and every queued frame's result has been delivered (through the
-        second stage after the tracker too, when there is one)."""
-        released = self.release.released
-        return (
-            self.decoder.done
-            and released >= self.decoder.dispatchable
-            and (self.tracked is None or self.tracked.released >= released)
-        )
-
-    def record(self, result: Result) -> None:
-        """Count a delivered result (called in frame order, under the release's lock)."""
-        self.last_result_at = result.completed_at
-        self.latencies_ms.append(result.latency_ms)
-        self.class_latencies_ms.append(result.latency_ms)
-        if len(result.detections):
-            self.class_counts.update(result.detections.class_ids.tolist())
-            self.names = result.detections.names
-        for class_id, attributes in zip(
-            result.detections.class_ids.tolist(), result.detections.attributes, strict=False
-        ):
-            if attributes is not None:
-                self.attribute_counts.update(
-                    (class_id, key, value) for key, value in attributes.present()
-                )
-
-    def status(self) -> StreamStatus:
-        source = self.decoder.source
-        if isinstance(source, LiveSource):
-            return source.status()
-        state = StreamState.STREAMING if self.decoder.decoded else StreamState.CONNECTING
-        return StreamStatus(state, self.decoder.started_at, 0, 0.0)
-
-    def summary(self) -> StreamSummary:
-        decoder = self.decoder
-        source = decoder.source
-        processed = self.release.released
-        elapsed = max(0.0, (self.last_result_at or decoder.started_at) - decoder.started_at)
-        if decoder.error or self.sink_errors:
-            status = "failed"
-        elif decoder.reached_end:
-            status = "done"
-        else:
-            status = "stopped"
-        live = source.status() if isinstance(source, LiveSource) else None
-        latencies = list(self.latencies_ms)  # a copy: results may arrive meanwhile
-        p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)
-        return StreamSummary(
-            name=source.name,
-            source=mask_credentials(source.uri),
-            status=status,
-            frames_decoded=decoder.decoded,
-            frames_processed=processed,
-            frames_dropped=decoder.dropped,
-            frames_skipped=decoder.skipped,
-            fps=round(processed / elapsed, 2) if elapsed > 0 else 0.0,
-            latency_p50_ms=round(float(p50), 1),
-            latency_p95_ms=round(float(p95), 1),
-            reconnects=live.reconnects if live else 0,
-            down_seconds=round(live.down_seconds, 2) if live else 0.0,
-            processing_seconds=round(elapsed, 3),
-            media_seconds=round(decoder.decoded / source.fps, 3) if source.fps > 0 else 0.0,
-            detections=_labelled(self.class_counts, self.names),
-            errors=([decoder.error] if decoder.error else []) + list(self.sink_errors.values()),
-            attributes=_attribute_table(self.attribute_counts, self.names),
-            service_class=self.service_class.value,
-            **(self.analytics.summary() if self.analytics is not None else {}),
-        )
+# How long a stream's delivery thread, done with its results, may take to end.
+_DELIVERY_JOIN_SECONDS = 5.0
 
 
 class StreamLifecycle:
@@ -211,6 +50,11 @@ class StreamLifecycle:
     (the running streams by name) is shared with the frame path, which delivers their results.
     With `analytics`, every stream is tracked (its tracks classified, with a cascade too).
     `on_batch_beside_live` is called before a batch stream starts while live streams run.
+
+    Each stream's results are delivered on its own thread (`ResultDelivery`), holding at most
+    `result_capacity` results (twice that for a lossless stream, counting its frames queued
+    and in flight); `on_error` gets an error raised there (a bug: the run fails with it).
+    Sinks that stopped returning (see `check_stalls`) are in `hung_sinks`: nothing closes them.
     """
 
     def __init__(
@@ -222,10 +66,15 @@ class StreamLifecycle:
         active: dict[str, ActiveStream],
         stop: threading.Event,
         wake: threading.Event,
+        result_capacity: int,
+        on_error: Callable[[BaseException], None],
         analytics: AnalyticsOptions | None = None,
         on_batch_beside_live: Callable[[], None] = lambda: None,
     ) -> None:
         self._analytics = analytics
+        self._result_capacity = result_capacity
+        self._on_error = on_error
+        self.hung_sinks: list[Sink] = []
         self._on_batch_beside_live = on_batch_beside_live
         self._options = options
         self._frames = frames
@@ -301,7 +150,7 @@ class StreamLifecycle:
             if source.name in self.active:  # added twice before either started
                 log.error("stream %s: a stream of that name is already running", source.name)
                 summary = dataclasses.replace(
-                    _never_started(source), status="failed",
+                    _never_started(source), status=StreamOutcome.FAILED,
                     errors=["a stream of that name is already running"],
                 )  # fmt: skip
                 self.ended.append(summary)
@@ -333,15 +182,24 @@ class StreamLifecycle:
             sampler=FrameSampler(options.every, options.max_fps) if options.samples else None,
             low_priority=low_priority,
         )  # fmt: skip
+        lossless = policy is QueuePolicy.BLOCK
+        delivery = ResultDelivery(
+            source.name, capacity=self._result_capacity * (2 if lossless else 1),
+            lossless=lossless, deliver=self._frame_path.deliver, write=self._frame_path.write,
+            on_progress=lambda: decoder.done and self._wake.set(), on_error=self._on_error,
+            stall_seconds=options.sink_timeout,
+        )  # fmt: skip
         stream = ActiveStream(
-            decoder, InOrderRelease(self._frame_path.deliver), service_class, feed.sinks, stop,
+            decoder, InOrderRelease(delivery.offer), delivery, service_class, feed.sinks, stop,
             classify=options.classify, class_latencies_ms=self.class_latencies_ms[service_class],
         )  # fmt: skip
         tracking = options.analytics or self._analytics
         if tracking is not None:
             stream.analytics = StreamAnalytics(source.name, tracking, live=source.live)
-            stream.tracked = self._frame_path.tracked_release() if stream.classify else None
+            if stream.classify:
+                stream.tracked = self._frame_path.tracked_release(delivery.classified)
         self.active[source.name] = feed.active[source.name] = stream
+        delivery.start()
         decoder.start()
 
     def _open_sinks(self, source: VideoSource) -> None:
@@ -376,6 +234,7 @@ class StreamLifecycle:
                     continue
                 if stream.complete:
                     self._frames.remove_lane(name)
+                self._close_delivery(stream)
                 summary = stream.summary()
                 try:  # whatever interrupts the sinks (Ctrl-C), the stream stays in the summary
                     if stream.analytics is not None:  # its tracks still open end with it
@@ -391,6 +250,52 @@ class StreamLifecycle:
                 for callback in (feed.on_stream_end, on_stream_end):
                     if callback is not None:
                         callback(summary)
+
+    def _close_delivery(self, stream: ActiveStream) -> None:
+        """End the stream's delivery thread (its results are all delivered or dropped)."""
+        if stream.delivery.abandoned or stream.delivery.close(_DELIVERY_JOIN_SECONDS):
+            return
+        log.warning(
+            "stream %s: its delivery thread did not end within %g s; leaving it",
+            stream.decoder.source.name, _DELIVERY_JOIN_SECONDS,
+        )  # fmt: skip
+        self._give_up(stream)
+
+    def check_stalls(self) -> None:
+        """Give up on each stream whose sinks have held one result for longer than its
+        `sink_timeout`: it fails, and its results are dropped (counted) from now on."""
+        for stream in list(self.active.values()):
+            if stream.delivery.stalled():
+                self._give_up(stream)
+
+    def _give_up(self, stream: ActiveStream) -> None:
+        delivery = stream.delivery
+        index = stream.in_sink
+        delivery.abandon()
+        name = stream.decoder.source.name
+        what = "its delivery" if index is None else sink_name(stream.sinks[index])
+        message = f"{what} did not return within {delivery.stall_seconds:g} s"
+        log.warning("stream %s: %s; the stream fails and its results are dropped", name, message)
+        if index is not None:
+            stream.sink_errors.setdefault(index, message)
+            self.hung_sinks.append(stream.sinks[index])
+        else:
+            stream.sink_errors.setdefault(-1, message)
+        self._wake.set()
+
+    def drain_deliveries(self) -> None:
+        """Wait until every running stream's delivery has delivered what it holds (or has
+        been given up on: see `check_stalls`), on the run thread, at the end of a run."""
+        for stream in list(self.active.values()):
+            while not (stream.delivery.idle or stream.delivery.abandoned):
+                self._wake.wait(0.25)
+                self._wake.clear()
+                self.check_stalls()
+
+    def abandon_deliveries(self) -> None:
+        """After a failed run: drop whatever the running streams' deliveries still hold."""
+        for stream in list(self.active.values()):
+            stream.delivery.abandon()
 
     def remove(self, name: str, timeout: float | None = None) -> StreamSummary:
         """Stop one running stream and wait until it has ended: decoder stopped, the frames
@@ -416,7 +321,7 @@ class StreamLifecycle:
     def summaries(self) -> dict[str, StreamSummary]:
         """Each running stream's figures so far (status `running`)."""
         return {
-            name: dataclasses.replace(stream.summary(), status="running")
+            name: dataclasses.replace(stream.summary(), status=StreamOutcome.RUNNING)
             for name, stream in list(self.active.items())
         }
 
@@ -425,10 +330,9 @@ class StreamLifecycle:
         for feed in self.feeds:
             self._finish(feed)
 
-    @staticmethod
-    def _finish(feed: Feed) -> None:
+    def _finish(self, feed: Feed) -> None:
         if not feed.done:
-            feed.finish()
+            feed.finish(skip=self.hung_sinks)
             if feed.on_done is not None:
                 feed.on_done(feed)
 
@@ -442,10 +346,10 @@ class StreamLifecycle:
             try:
                 sink.finish(summary)
             except Exception as error:
-                message = _sink_error(sink, error)
+                message = sink_error(sink, error)
                 log.error("stream %s: %s", summary.name, message)
                 summary = dataclasses.replace(
-                    summary, status="failed", errors=[*summary.errors, message]
+                    summary, status=StreamOutcome.FAILED, errors=[*summary.errors, message]
                 )
         return summary
 
@@ -480,6 +384,6 @@ class StreamLifecycle:
 def _never_started(source: VideoSource) -> StreamSummary:
     """The summary of a stream stopped before its decoder started."""
     return StreamSummary(
-        name=source.name, source=mask_credentials(source.uri), status="stopped",
+        name=source.name, source=mask_credentials(source.uri), status=StreamOutcome.STOPPED,
         frames_decoded=0, frames_processed=0, frames_dropped=0, fps=0.0,
     )  # fmt: skip

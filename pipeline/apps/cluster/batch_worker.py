@@ -19,7 +19,7 @@ from pipeline.detections import Result
 from pipeline.engine.pipeline import Pipeline
 from pipeline.outputs.sinks import EventSink, Sink, StreamInfo
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
-from pipeline.summary import Progress, StreamSummary
+from pipeline.summary import Progress, StreamOutcome, StreamSummary
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,9 @@ class CommitFence:
             self._sink.write_events(stream, events)
 
     def finish(self, stream: StreamSummary) -> None:
-        if stream.status == "done" and not self._may_commit(stream.name):
-            stream = dataclasses.replace(stream, status="stopped")  # leave it under .part
+        if stream.status == StreamOutcome.DONE and not self._may_commit(stream.name):
+            # leave it under .part
+            stream = dataclasses.replace(stream, status=StreamOutcome.STOPPED)
         self._sink.finish(stream)
 
     def close(self) -> None:

@@ -4,12 +4,12 @@ highest delivered, and the summary's counts add those of the events delivered be
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.analytics import Event
+from pipeline.analytics.counts import LineCounts, ZoneCounts
 from pipeline.detections import Result
 from pipeline.summary import StreamSummary
 
@@ -21,9 +21,10 @@ class CarriedTracks:
 
     offset: int = 0  # added to the current attempt's track ids
     highest: int = 0  # the highest track id delivered so far (offset included)
-    lines: dict[str, dict] = field(default_factory=dict)  # as StreamSummary.lines, so far
-    zones: dict[str, dict] = field(default_factory=dict)  # entries so far, by zone and label
-    carried: tuple[int, dict, dict] | None = None  # (tracks, lines, zones) before this attempt
+    lines: dict[str, LineCounts] = field(default_factory=dict)  # crossings so far, by line
+    zones: dict[str, ZoneCounts] = field(default_factory=dict)  # entries so far, by zone
+    # (tracks, lines, zones) before this attempt
+    carried: tuple[int, dict[str, LineCounts], dict[str, ZoneCounts]] | None = None
 
     def result(self, result: Result) -> Result:
         """The result with its track ids moved past the earlier attempts'."""
@@ -42,42 +43,35 @@ class CarriedTracks:
         for event in moved:
             self.highest = max(self.highest, event.track_id)
             if event.type == "line_cross" and event.line and event.direction:
-                line = self.lines.setdefault(event.line, {"in": 0, "out": 0, "by_label": {}})
-                line[event.direction] += 1
-                by_label = line["by_label"].setdefault(event.label, {"in": 0, "out": 0})
-                by_label[event.direction] += 1
+                self.lines.setdefault(event.line, LineCounts()).add(event)
             elif event.type == "zone_enter" and event.zone:
-                zone = self.zones.setdefault(event.zone, {"entered": 0, "by_label": {}})
-                zone["entered"] += 1
-                by_label = zone["by_label"].setdefault(event.label, {"entered": 0})
-                by_label["entered"] += 1
+                self.zones.setdefault(event.zone, ZoneCounts()).add(event)
         return moved
 
     def restart(self) -> None:
         """The stream starts again elsewhere: what was delivered so far is carried over."""
         self.offset = self.highest
-        self.carried = (self.highest, copy.deepcopy(self.lines), copy.deepcopy(self.zones))
+        none_line, none_zone = LineCounts(), ZoneCounts()
+        self.carried = (
+            self.highest,
+            {name: counts + none_line for name, counts in self.lines.items()},  # copies
+            {name: counts + none_zone for name, counts in self.zones.items()},
+        )
 
     def summary(self, summary: StreamSummary) -> StreamSummary:
         """The last attempt's summary with the earlier attempts' tracks and counts added."""
         if self.carried is None or summary.tracks is None:
             return summary
         tracks, lines, zones = self.carried
-        merged_lines = copy.deepcopy(summary.lines)
+        merged_lines = {name: LineCounts.from_dict(c) for name, c in summary.lines.items()}
         for name, counts in lines.items():
-            line = merged_lines.setdefault(name, {"in": 0, "out": 0, "by_label": {}})
-            for direction in ("in", "out"):
-                line[direction] += counts[direction]
-            for label, by in counts["by_label"].items():
-                mine = line["by_label"].setdefault(label, {"in": 0, "out": 0})
-                mine["in"], mine["out"] = mine["in"] + by["in"], mine["out"] + by["out"]
-        merged_zones = copy.deepcopy(summary.zones)
+            merged_lines[name] = merged_lines.get(name, LineCounts()) + counts
+        merged_zones = {name: ZoneCounts.from_dict(c) for name, c in summary.zones.items()}
         for name, counts in zones.items():
-            zone = merged_zones.setdefault(name, {"entered": 0, "max_occupancy": 0, "by_label": {}})
-            zone["entered"] += counts["entered"]
-            for label, by in counts["by_label"].items():
-                mine = zone["by_label"].setdefault(label, {"entered": 0})
-                mine["entered"] += by["entered"]
+            merged_zones[name] = merged_zones.get(name, ZoneCounts()) + counts
         return dataclasses.replace(
-            summary, tracks=summary.tracks + tracks, lines=merged_lines, zones=merged_zones
+            summary,
+            tracks=summary.tracks + tracks,
+            lines={name: c.to_dict() for name, c in merged_lines.items()},
+            zones={name: c.to_dict() for name, c in merged_zones.items()},
         )

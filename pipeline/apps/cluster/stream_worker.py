@@ -7,6 +7,7 @@ classified with a cascade) and the results come back with their track ids and ev
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import math
 import queue
@@ -35,9 +36,18 @@ NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 BATCH_SECONDS = 0.1  # events are sent in batches at most this old
 START_SECONDS = 30.0  # an `add` waits at most this long for `run` to make its pipeline
 
-# A sink call: ("open", StreamInfo) | ("write", Result) | ("events", (stream, events))
-# | ("finish", StreamSummary), or ("snapshot", (stream, frame index, JPEG)) (see RelaySink)
-Event = tuple[str, Any]
+
+class SinkCall(enum.StrEnum):
+    """What a worker relays to the driver, with its payload (see RelaySink)."""
+
+    OPEN = "open"  # StreamInfo
+    WRITE = "write"  # Result
+    EVENTS = "events"  # (stream, events)
+    FINISH = "finish"  # StreamSummary
+    SNAPSHOT = "snapshot"  # (stream, frame index, JPEG bytes)
+
+
+Event = tuple[SinkCall, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +96,13 @@ class RelaySink:
         self._last_snapshot: dict[str, float] = {}  # by stream; `write` is in order per stream
 
     def open(self, stream: StreamInfo) -> None:
-        self.events.put(("open", stream))
+        self.events.put((SinkCall.OPEN, stream))
 
     def write(self, result: Result) -> None:
         if self._snapshot_seconds is not None:
             self._snapshot(result)
         frame = dataclasses.replace(result.frame, image=NO_IMAGE)  # images stay on the node
-        self.events.put(("write", dataclasses.replace(result, frame=frame)))
+        self.events.put((SinkCall.WRITE, dataclasses.replace(result, frame=frame)))
 
     def _snapshot(self, result: Result) -> None:
         import cv2
@@ -103,13 +113,15 @@ class RelaySink:
         ok, jpeg = cv2.imencode(".jpg", result.frame.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if ok:
             self._last_snapshot[result.stream] = now
-            self.events.put(("snapshot", (result.stream, result.frame.index, jpeg.tobytes())))
+            self.events.put(
+                (SinkCall.SNAPSHOT, (result.stream, result.frame.index, jpeg.tobytes()))
+            )
 
     def write_events(self, stream: str, events: Sequence[TrackEvent]) -> None:
-        self.events.put(("events", (stream, tuple(events))))
+        self.events.put((SinkCall.EVENTS, (stream, tuple(events))))
 
     def finish(self, stream: StreamSummary) -> None:
-        self.events.put(("finish", stream))
+        self.events.put((SinkCall.FINISH, stream))
 
     def close(self) -> None:
         pass

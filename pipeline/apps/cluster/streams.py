@@ -29,6 +29,7 @@ from pipeline.apps.cluster.connect import (
 )
 from pipeline.apps.cluster.stream_worker import (
     START_SECONDS,
+    SinkCall,
     StreamSpec,
     StreamWorker,
     WorkerInfo,
@@ -38,7 +39,7 @@ from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
 from pipeline.outputs.sinks import CallbackSink, EventSink, Sink
-from pipeline.summary import Progress, RunSummary, StreamSummary
+from pipeline.summary import Progress, RunSummary, StreamOutcome, StreamSummary
 from sources import (
     StreamState,
     StreamStatus,
@@ -368,14 +369,14 @@ class ClusterRun:
 
     # -- results -----------------------------------------------------------------------------
 
-    def _deliver(self, kind: str, payload: Any) -> None:
-        if kind == "open":
+    def _deliver(self, kind: SinkCall, payload: Any) -> None:
+        if kind is SinkCall.OPEN:
             delivered = self._delivered[payload.name]
             if not delivered.opened:
                 delivered.opened, delivered.since = True, time.time()
                 for sink in self.sinks:
                     sink.open(payload)
-        elif kind == "write":
+        elif kind is SinkCall.WRITE:
             delivered = self._delivered[payload.stream]
             frame = payload.frame
             index = frame.index + delivered.offset
@@ -392,12 +393,12 @@ class ClusterRun:
             delivered.processed += 1
             for sink in self.sinks:
                 sink.write(payload)
-        elif kind == "snapshot":
+        elif kind is SinkCall.SNAPSHOT:
             name, _, jpeg = payload
             image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             if image is not None:
                 self._delivered[name].image = image
-        elif kind == "events":
+        elif kind is SinkCall.EVENTS:
             name, events = payload
             delivered = self._delivered[name]
             if delivered.skipping:
@@ -471,7 +472,7 @@ class ClusterRun:
                     spec.live or spec.realtime
                 )
                 summaries[spec.name] = StreamSummary(
-                    spec.name, mask_credentials(spec.uri), "running", d.processed,
+                    spec.name, mask_credentials(spec.uri), StreamOutcome.RUNNING, d.processed,
                     d.processed, 0, 0.0, reconnects=d.restarts,
                     service_class=service_class.value,
                 )  # fmt: skip
@@ -497,7 +498,7 @@ class ClusterRun:
         for delivered in self._delivered.values():
             spec = delivered.spec
             summary = delivered.summary or StreamSummary(
-                spec.name, spec.uri, "failed", 0, delivered.processed, 0, 0.0,
+                spec.name, spec.uri, StreamOutcome.FAILED, 0, delivered.processed, 0, 0.0,
                 reconnects=delivered.restarts, errors=["its node was lost; no node left"],
             )  # fmt: skip
             streams.append(summary)

@@ -17,10 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
+from pipeline.analytics.counts import LineCounts, ZoneCounts
 from pipeline.analytics.events import Event
 from pipeline.apps.cluster.serve import cluster_pipeline
 from pipeline.apps.demo.server import MosaicView
@@ -74,6 +76,22 @@ STATE_REPUBLISH_SECONDS = 10.0  # retained state is refreshed this often (figure
 PAGE_SIZE = (1280, 720)
 
 
+@dataclass
+class CameraCounts:
+    """A served camera's line and zone counts since it started, from its events."""
+
+    lines: dict[str, LineCounts] = field(default_factory=dict)
+    zones: dict[str, ZoneCounts] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """`{"lines": {NAME: {"in", "out", "by_label"}}, "zones": {NAME: {"entered",
+        "occupancy"}}}`, as the API and MQTT publish them."""
+        return {
+            "lines": {name: c.to_dict() for name, c in self.lines.items()},
+            "zones": {name: c.live_dict() for name, c in self.zones.items()},
+        }
+
+
 class ConfigWriteError(VapipeError):
     """The config file could not be updated; the change was not applied."""
 
@@ -120,7 +138,7 @@ class Service:
         self._pipeline: Pipeline | None = None
         self._ended: dict[str, StreamSummary] = {}  # cameras whose stream ended, and how
         self._published: dict[str, tuple[str, float]] = {}  # camera -> (state, when)
-        self._counts: dict[str, dict] = {}
+        self._counts: dict[str, CameraCounts] = {}
         self._classes: dict[str, str] = {}  # camera -> its service class, as the engine runs it
         self._class_rates = ClassRates()
         self._segments = Segments()
@@ -476,7 +494,8 @@ class Service:
         ):  # fmt: skip
             view[key] = getattr(summary, key) if summary else 0
         with self._data:
-            view["counts"] = self._counts.get(name, {})
+            counts = self._counts.get(name)
+            view["counts"] = counts.to_dict() if counts is not None else {}
         if camera is not None:
             settings = camera.to_table()
             settings["source"] = mask_credentials(camera.source)
@@ -535,28 +554,16 @@ class Service:
 
     def _count(self, camera: str, event: dict) -> dict | None:
         """Update the camera's line and zone counts; a copy of them if they changed."""
-        kind, label = event.get("type"), str(event.get("label", ""))
+        kind = event.get("type")
         with self._data:
-            counts = self._counts.setdefault(camera, {"lines": {}, "zones": {}})
+            counts = self._counts.setdefault(camera, CameraCounts())
             if kind == "line_cross":
-                line = counts["lines"].setdefault(
-                    event["line"], {"in": 0, "out": 0, "by_label": {}}
-                )
-                direction = event["direction"]
-                line[direction] += 1
-                by_label = line["by_label"].setdefault(label, {"in": 0, "out": 0})
-                by_label[direction] += 1
+                counts.lines.setdefault(event["line"], LineCounts()).add(event)
             elif kind in ("zone_enter", "zone_exit"):
-                zone = counts["zones"].setdefault(event["zone"], {"entered": 0, "occupancy": {}})
-                occupancy = zone["occupancy"]
-                if kind == "zone_enter":
-                    zone["entered"] += 1
-                    occupancy[label] = occupancy.get(label, 0) + 1
-                else:
-                    occupancy[label] = max(0, occupancy.get(label, 0) - 1)
+                counts.zones.setdefault(event["zone"], ZoneCounts()).add(event)
             else:
                 return None
-            return json.loads(json.dumps(counts))  # a deep copy for the publisher
+            return counts.to_dict()  # a copy for the publisher
 
     def _tracked(self, name: str) -> bool:
         camera = self.config.cameras.get(name)

@@ -12,7 +12,7 @@ from pipeline.analytics.events import Event
 from pipeline.detections import Result
 from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
-from pipeline.summary import StreamSummary
+from pipeline.summary import StreamOutcome, StreamSummary
 
 
 def events_path(directory: Path, stream: str) -> Path:
@@ -54,7 +54,7 @@ class EventsJsonlSink:
         file.flush()
         os.fsync(file.fileno())
         file.close()
-        if stream.status == "done" or self.keep_incomplete:
+        if stream.status == StreamOutcome.DONE or self.keep_incomplete:
             os.replace(file.name, self.path_for(stream.name))
 
     def close(self) -> None:

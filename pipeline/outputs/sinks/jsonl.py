@@ -11,7 +11,7 @@ from typing import IO
 from pipeline.atomic import output_error, publish
 from pipeline.detections import Result
 from pipeline.outputs.sinks.base import StreamInfo
-from pipeline.summary import StreamSummary
+from pipeline.summary import StreamOutcome, StreamSummary
 
 PARTIAL_SUFFIX = ".part"
 
@@ -72,7 +72,7 @@ class JsonlSink:
             self._abandon(stream.name)
             raise output_error(file.name, error) from None
         del self._files[stream.name]
-        if stream.status == "done" or self.keep_incomplete:
+        if stream.status == StreamOutcome.DONE or self.keep_incomplete:
             publish(Path(file.name), self.path_for(stream.name))
 
     def _abandon(self, stream: str) -> None:

@@ -17,7 +17,7 @@ from pipeline.atomic import OutputError, publish
 from pipeline.detections import Detections, Result
 from pipeline.outputs.draw import draw_result
 from pipeline.outputs.sinks.base import StreamInfo
-from pipeline.summary import StreamSummary
+from pipeline.summary import StreamOutcome, StreamSummary
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class AnnotatedVideoSink:
         output = self._outputs.get(stream.name)
         if output is None:  # the stream failed before it opened
             return
-        keep = stream.status == "done" or self.keep_incomplete
+        keep = stream.status == StreamOutcome.DONE or self.keep_incomplete
         finished = threading.Event()
         self._queue.put(_FinishItem(stream.name, keep, stream.frames_decoded, finished))
         while not finished.wait(0.5):
