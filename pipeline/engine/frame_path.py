@@ -8,8 +8,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pipeline.detections import Result
+from pipeline.detections import Detections, Result
 from pipeline.engine.cascade import Cascade, TrackedRelease
+from pipeline.engine.motion import NO_MOTION
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
 from pipeline.models.classifiers.votes import NO_TRACK
@@ -35,6 +36,10 @@ class FramePath:
     their tracks are classified after that (the tracks due only, `TrackedRelease`) and the
     results reach the sinks from there, still in frame order. Events go to the stream's sinks
     that take them (`write_events`).
+
+    With motion gating (a stream's `motion`), `prepare` leaves out frames with no motion and
+    no live track: such a job keeps its place in the stream's order and reaches the release
+    through `pass_through` (the scheduler's), with `skipped` set, never the device.
     """
 
     def __init__(
@@ -50,15 +55,28 @@ class FramePath:
         self._wake = wake
 
     def prepare(self, frame: Frame) -> Job:
-        tensor, meta = self.adapter.preprocess(frame.image)
         stream = self._streams[frame.stream]
-        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class)
+        check = None if stream.motion is None else stream.motion.check(frame)
+        boxes = () if check is None else check.motion.boxes
+        if check is not None and not check.infer:  # not inferred: its place in order is kept
+            return Job(frame, None, None, stream.dispatch_seq, stream.service_class,
+                       NO_MOTION, boxes)  # fmt: skip
+        tensor, meta = self.adapter.preprocess(frame.image)
+        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class, None, boxes)
+
+    def pass_through(self, dispatched: Dispatched) -> None:
+        """A frame motion gating left out (scheduler thread): released in order as a result
+        with no detections, `skipped` saying why."""
+        job = dispatched.job
+        empty = Detections.empty(getattr(self.adapter, "names", ()))
+        result = Result(job.frame, empty, time.time(), skipped=job.skipped, motion=job.motion)
+        self._release(dispatched.seq, result)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
         try:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
-            result = Result(job.frame, detections, time.time())
+            result = Result(job.frame, detections, time.time(), motion=job.motion)
             stream = self._streams[job.frame.stream]
             if self.cascade is None or not stream.classify or stream.tracked is not None:
                 self._release(dispatched.seq, result)  # a tracked one: classified after it
@@ -79,10 +97,15 @@ class FramePath:
         """In frame order: track the result (tracking on), classify its tracks due (with a
         cascade too), hand it to the sinks."""
         stream = self._streams[result.stream]
+        if result.skipped is not None:
+            stream.no_motion += 1
         if stream.analytics is None:
             self.write(result)
             return
-        result = stream.analytics.track(result)
+        if result.skipped is not None:  # the tracker did not see it: told nothing
+            result = stream.analytics.unseen(result)
+        else:
+            result = stream.analytics.track(result)
         if stream.tracked is None:
             self.write(result)
         else:  # `released` is this result's number: the release counts it once emitted

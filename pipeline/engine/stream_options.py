@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 from sources.live_options import LiveOptions
 
@@ -35,6 +36,8 @@ class StreamOptions:
     has one): a camera added with its own options whose crops need no classifier.
     `analytics`, if set, is the streams' own tracking, lines and zones (a camera added with its
     own options); None leaves them to the pipeline's `analytics`.
+    `motion`, if set, gates inference by motion (see `MotionOptions`): a frame with no motion
+    and no live track is delivered, in order, as a result `skipped` "no_motion".
     """
 
     policy: QueuePolicy | None = None
@@ -47,6 +50,7 @@ class StreamOptions:
     batch_requests: int | None = None
     classify: bool = True
     analytics: AnalyticsOptions | None = None
+    motion: MotionOptions | None = None
 
     def service_class(self, name: str, live: bool) -> ServiceClass:
         """The class of the stream `name` whose source is `live` or not."""

@@ -21,6 +21,8 @@ from pipeline.engine.decoder import DecoderThread
 from pipeline.engine.feeds import Feed, progress_of
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue, QueuePolicy
+from pipeline.engine.motion import MotionGate
+from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import Scheduling, ServiceClass
@@ -119,6 +121,8 @@ class ActiveStream:
     sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
     analytics: StreamAnalytics | None = None  # tracking, lines and zones, when on
     tracked: TrackedRelease | None = None  # the second stage after the tracker, when both on
+    motion: MotionGate | None = None  # motion gating, when on (its decoder thread only)
+    no_motion: int = 0  # results released `skipped` for no motion (under the release's lock)
 
     def sink_failed(self, index: int, sink: Sink, error: Exception) -> None:
         """Sink `index` failed for this stream: it gets nothing more of it; the stream fails."""
@@ -167,7 +171,8 @@ class ActiveStream:
     def summary(self) -> StreamSummary:
         decoder = self.decoder
         source = decoder.source
-        processed = self.release.released
+        no_motion = self.no_motion
+        processed = self.release.released - no_motion  # inferred
         elapsed = max(0.0, (self.last_result_at or decoder.started_at) - decoder.started_at)
         if decoder.error or self.sink_errors:
             status = "failed"
@@ -185,7 +190,8 @@ class ActiveStream:
             frames_decoded=decoder.decoded,
             frames_processed=processed,
             frames_dropped=decoder.dropped,
-            frames_skipped=decoder.skipped,
+            frames_skipped=decoder.skipped + no_motion,
+            frames_no_motion=no_motion,
             fps=round(processed / elapsed, 2) if elapsed > 0 else 0.0,
             latency_p50_ms=round(float(p50), 1),
             latency_p95_ms=round(float(p95), 1),
@@ -341,6 +347,8 @@ class StreamLifecycle:
         if tracking is not None:
             stream.analytics = StreamAnalytics(source.name, tracking, live=source.live)
             stream.tracked = self._frame_path.tracked_release() if stream.classify else None
+        if options.motion is not None:
+            stream.motion = _motion_gate(options.motion, source, stream.analytics)
         self.active[source.name] = feed.active[source.name] = stream
         decoder.start()
 
@@ -475,6 +483,14 @@ class StreamLifecycle:
                 latency_p95_ms=round(float(p95), 1),
             )
         return summaries
+
+
+def _motion_gate(
+    options: MotionOptions, source: VideoSource, analytics: StreamAnalytics | None
+) -> MotionGate:
+    """A stream's motion gate; frames are inferred while its tracker has tracks."""
+    alive = (lambda: analytics.has_tracks) if analytics is not None else (lambda: False)
+    return MotionGate(options, source.name, live=source.live, tracks_alive=alive)
 
 
 def _never_started(source: VideoSource) -> StreamSummary:
