@@ -84,7 +84,9 @@ class Result:
     With tracking on, `track_ids[i]` is detection i's confirmed track id (None while its
     track is not confirmed), `events` what tracked objects did at this frame, and `overlay`
     what to draw of the tracking (a `pipeline.analytics.Overlay`: lines, zones, trails);
-    without it, `track_ids` and `overlay` are None.
+    without it, `track_ids` and `overlay` are None. With motion gating, `motion` holds the
+    moving regions seen in the frame (x1, y1, x2, y2 in pixels) and `skipped` is
+    `"no_motion"` for a frame not sent to the detector (its detections are then empty).
     """
 
     frame: Frame
@@ -93,6 +95,8 @@ class Result:
     track_ids: tuple[int | None, ...] | None = None
     events: tuple[TrackEvent, ...] = ()
     overlay: object | None = None
+    skipped: str | None = None
+    motion: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def stream(self) -> str:
@@ -111,4 +115,5 @@ class Result:
             "captured_at": round(self.frame.captured_at, 3),
             "latency_ms": round(self.latency_ms, 2),
             "detections": self.detections.to_list(self.track_ids),
+            **({"skipped": self.skipped} if self.skipped else {}),
         }

@@ -22,7 +22,9 @@ class StreamOutcome(enum.StrEnum):
 @dataclass(frozen=True)
 class StreamSummary:
     """How one stream went. frames_decoded = processed + dropped (live policy: oldest queued
-    frame dropped when inference lags) + skipped (`every`, `max_fps`). `fps` is its processing
+    frame dropped when inference lags) + skipped (`every`, `max_fps`, and with motion gating
+    `frames_no_motion`: frames delivered as results `skipped` "no_motion", not inferred;
+    `frames_processed` counts inferred frames only). `fps` is its processing
     rate over `processing_seconds`; `media_seconds` the decoded frames' duration at the
     stream's nominal rate (0 if unknown); latency is capture to result, over the last 4096
     results; `reconnects` and `down_seconds` are a live stream's; `detections` counts
@@ -44,6 +46,7 @@ class StreamSummary:
     frames_dropped: int
     fps: float
     frames_skipped: int = 0
+    frames_no_motion: int = 0
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     reconnects: int = 0

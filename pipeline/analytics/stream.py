@@ -6,6 +6,7 @@ results (never two at once for one stream); it keeps the stream's counts for the
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -140,15 +141,7 @@ class StreamAnalytics:
             self._forget(track.key)
         for track in step.ended:
             events += self._end(track)
-        overlay = Overlay(
-            tuple(
-                LineView(c.name, c.start, c.end, c.counts["in"], c.counts["out"])
-                for c in self.lines
-            ),
-            tuple(self._zone_view(z) for z in self.zones),
-            tuple(trails),
-        )
-        return FrameAnalytics(step.ids, tuple(events), overlay)
+        return FrameAnalytics(step.ids, tuple(events), self._overlay(tuple(trails)))
 
     def track(self, result: Result) -> Result:
         """The result with its track ids, events and overlay (the pipeline calls this for
@@ -163,8 +156,30 @@ class StreamAnalytics:
             pts_ms=frame.pts_ms,
             captured_at=frame.captured_at,
         )
-        return Result(frame, result.detections, result.completed_at, out.track_ids, out.events,
-                      out.overlay)  # fmt: skip
+        return dataclasses.replace(
+            result, track_ids=out.track_ids, events=out.events, overlay=out.overlay
+        )
+
+    def unseen(self, result: Result) -> Result:
+        """A result whose frame the detector did not see (motion gating): the tracker is not
+        told anything (no detections there is not "nothing there"); it gets the lines and
+        zones to draw, with no trails."""
+        frame = result.frame
+        if self._size is None:
+            self._start((frame.image.shape[1], frame.image.shape[0]))
+        return dataclasses.replace(result, track_ids=(), overlay=self._overlay(()))
+
+    def _overlay(self, trails: tuple[Trail, ...]) -> Overlay:
+        lines = tuple(
+            LineView(c.name, c.start, c.end, c.counts["in"], c.counts["out"]) for c in self.lines
+        )
+        return Overlay(lines, tuple(self._zone_view(z) for z in self.zones), trails)
+
+    @property
+    def has_tracks(self) -> bool:
+        """The tracker follows some object now (tentative, confirmed or lost): from any
+        thread (a list's length, read once)."""
+        return len(self.tracker.tracks) > 0
 
     def finish(self) -> tuple[Event, ...]:
         """The stream ended: every track ends (zone exits, then track ends), stamped with the

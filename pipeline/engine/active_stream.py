@@ -18,6 +18,7 @@ from pipeline.detections import Detections, Result
 from pipeline.engine.cascade import TrackedRelease
 from pipeline.engine.decoder import DecoderThread
 from pipeline.engine.delivery import ResultDelivery
+from pipeline.engine.motion import MotionGate
 from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import ServiceClass
@@ -111,6 +112,8 @@ class ActiveStream:
     sink_errors: dict[int, str] = field(default_factory=dict)  # by sink index: failed sinks
     analytics: StreamAnalytics | None = None  # tracking, lines and zones, when on
     tracked: TrackedRelease | None = None  # the second stage after the tracker, when both on
+    motion: MotionGate | None = None  # motion gating, when on (its decoder thread only)
+    no_motion: int = 0  # results delivered `skipped` for no motion (its delivery thread)
     tracked_seq: itertools.count = field(default_factory=itertools.count)  # delivery only
     in_sink: int | None = None  # the index of the sink its delivery thread is in, if any
 
@@ -135,8 +138,8 @@ class ActiveStream:
 
     @property
     def processed(self) -> int:
-        """Results delivered to its sinks."""
-        return self.delivery.delivered
+        """Results of inferred frames delivered to its sinks."""
+        return self.delivery.delivered - self.no_motion
 
     @property
     def dropped(self) -> int:
@@ -188,7 +191,8 @@ class ActiveStream:
             frames_decoded=decoder.decoded,
             frames_processed=processed,
             frames_dropped=self.dropped,
-            frames_skipped=decoder.skipped,
+            frames_skipped=decoder.skipped + self.no_motion,
+            frames_no_motion=self.no_motion,
             fps=round(processed / elapsed, 2) if elapsed > 0 else 0.0,
             latency_p50_ms=round(float(p50), 1),
             latency_p95_ms=round(float(p95), 1),

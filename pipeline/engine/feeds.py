@@ -109,7 +109,8 @@ def progress_of(
 ) -> Progress:
     """The progress of some streams: those running, those ended, and all started."""
     return Progress(
-        processed=sum(s.processed for s in active) + sum(e.frames_processed for e in ended),
+        processed=sum(s.processed - s.no_motion for s in active)
+        + sum(e.frames_processed for e in ended),
         decoded=sum(s.decoder.decoded for s in active) + sum(e.frames_decoded for e in ended),
         dropped=sum(s.dropped for s in active) + sum(e.frames_dropped for e in ended),
         expected=sum(s.declared_frames for s in started),

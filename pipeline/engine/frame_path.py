@@ -13,9 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from pipeline.detections import Result
+from pipeline.detections import Detections, Result
 from pipeline.engine.active_stream import ActiveStream
 from pipeline.engine.cascade import Cascade, TrackedRelease
+from pipeline.engine.motion import NO_MOTION
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
 from pipeline.models.classifiers.votes import NO_TRACK
@@ -40,6 +41,10 @@ class FramePath:
     their tracks are classified after that (the tracks due only, `TrackedRelease`) and the
     results come back to the delivery thread to be written, still in frame order. Events go
     to the stream's sinks that take them (`write_events`).
+
+    With motion gating (a stream's `motion`), `prepare` leaves out frames with no motion and
+    no live track: such a job keeps its place in the stream's order and reaches the release
+    through `pass_through` (the scheduler's), with `skipped` set, never the device.
     """
 
     def __init__(
@@ -58,14 +63,27 @@ class FramePath:
         stream = self._streams[frame.stream]
         if stream.stop is not None:
             stream.delivery.reserve(stream.stop)
+        check = None if stream.motion is None else stream.motion.check(frame)
+        boxes = () if check is None else check.motion.boxes
+        if check is not None and not check.infer:  # not inferred: its place in order is kept
+            return Job(frame, None, None, stream.dispatch_seq, stream.service_class,
+                       NO_MOTION, boxes)  # fmt: skip
         tensor, meta = self.adapter.preprocess(frame.image)
-        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class)
+        return Job(frame, tensor, meta, stream.dispatch_seq, stream.service_class, None, boxes)
+
+    def pass_through(self, dispatched: Dispatched) -> None:
+        """A frame motion gating left out (scheduler thread): released in order as a result
+        with no detections, `skipped` saying why."""
+        job = dispatched.job
+        empty = Detections.empty(getattr(self.adapter, "names", ()))
+        result = Result(job.frame, empty, time.time(), skipped=job.skipped, motion=job.motion)
+        self._streams[result.stream].release.push(dispatched.seq, result)
 
     def complete(self, outputs: Sequence, dispatched: Dispatched) -> None:
         try:
             job = dispatched.job
             detections = self.adapter.postprocess(outputs, job.meta)
-            result = Result(job.frame, detections, time.time())
+            result = Result(job.frame, detections, time.time(), motion=job.motion)
             stream = self._streams[job.frame.stream]
             if self.cascade is None or not stream.classify or stream.tracked is not None:
                 stream.release.push(dispatched.seq, result)  # a tracked one: classified later
@@ -80,9 +98,14 @@ class FramePath:
         """On the delivery thread, in frame order: track the result (tracking on); the result
         to write now, or None once handed to the second stage (with a cascade too)."""
         stream = self._streams[result.stream]
+        if result.skipped is not None:
+            stream.no_motion += 1
         if stream.analytics is None:
             return result
-        result = stream.analytics.track(result)
+        if result.skipped is not None:  # the tracker did not see it: told nothing
+            result = stream.analytics.unseen(result)
+        else:
+            result = stream.analytics.track(result)
         if stream.tracked is None:
             return result
         ids = [NO_TRACK if i is None else i for i in result.track_ids or ()]

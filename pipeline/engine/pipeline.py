@@ -282,7 +282,7 @@ class Pipeline:
         runtime = self.runtime
         runtime.set_callback(self._frame_path.complete, on_released=self._frames.wake)
         bound = BatchBound(runtime.nireq, self.options.batch_requests)
-        scheduler = Scheduler(self._frames, runtime, bound)
+        scheduler = Scheduler(self._frames, runtime, bound, self._frame_path.pass_through)
         started = self._run_started = time.time()
         interrupted = False
         failure: BaseException | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +24,16 @@ class Job:
     """A frame ready for inference: the model input made in the decoder thread, the
     adapter's metadata for postprocessing, and its stream's dispatch counter and service class
     (the stream's own, so that a stream started again under an earlier one's name counts from
-    0 again and has its own class)."""
+    0 again and has its own class). A job with `skipped` set (motion gating: "no_motion") has
+    no tensor: it keeps its place in the stream's order but is not inferred."""
 
     frame: Frame
-    tensor: np.ndarray
+    tensor: np.ndarray | None
     meta: Any
     stream_seq: Iterator[int]
     service_class: ServiceClass
+    skipped: str | None = None
+    motion: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,8 @@ class Scheduler(threading.Thread):
     the runtime's background copy if it has one (see `InferenceRuntime.start_background`),
     are taken only while batch holds fewer requests than `bound` allows (see `_admit_batch`),
     and a request's release wakes the queue to look again. Otherwise it takes jobs round-robin and
-    waits in `submit` for a request (the behaviour before service classes).
+    waits in `submit` for a request (the behaviour before service classes). A `skipped` job
+    takes no request: it goes to `pass_through` with its sequence number.
 
     Ends when every lane is closed and empty, or when the runtime reports a failure (then it
     aborts the queue so that the decoders stop too).
@@ -60,9 +64,11 @@ class Scheduler(threading.Thread):
         frames: FairFrameQueue[Job],
         runtime: InferenceRuntime,
         bound: BatchBound | None = None,
+        pass_through: Callable[[Dispatched], None] | None = None,
     ) -> None:
         super().__init__(name="scheduler", daemon=True)
         self._frames = frames
+        self._pass_through = pass_through
         self._runtime = runtime
         self.bound = bound or BatchBound(runtime.nireq)
         self.error: BaseException | None = None
@@ -80,6 +86,10 @@ class Scheduler(threading.Thread):
                 if job is None or self._runtime.failed:
                     break
                 seq = next(job.stream_seq)  # only this thread counts
+                if job.skipped is not None:
+                    assert self._pass_through is not None, "a skipped job needs pass_through"
+                    self._pass_through(Dispatched(job, seq))  # in order, not inferred
+                    continue
                 service_class = job.service_class
                 if service_class is ServiceClass.LIVE:
                     self.bound.live_dispatched(time.monotonic())

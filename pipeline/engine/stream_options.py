@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.engine.frame_queue import QueuePolicy
+from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 from sources.live_options import LiveOptions
 
@@ -39,6 +40,8 @@ class StreamOptions:
     Each stream's results reach its sinks on a thread of its own; `sink_timeout` is how long
     its sinks may hold one result (seconds) before the stream is given up on: it fails, its
     later results are dropped and counted, and the run goes on.
+    `motion`, if set, gates inference by motion (see `MotionOptions`): a frame with no motion
+    and no live track is delivered, in order, as a result `skipped` "no_motion".
     """
 
     policy: QueuePolicy | None = None
@@ -52,6 +55,7 @@ class StreamOptions:
     classify: bool = True
     analytics: AnalyticsOptions | None = None
     sink_timeout: float = 30.0
+    motion: MotionOptions | None = None
 
     def service_class(self, name: str, live: bool) -> ServiceClass:
         """The class of the stream `name` whose source is `live` or not."""

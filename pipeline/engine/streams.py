@@ -25,6 +25,8 @@ from pipeline.engine.delivery import ResultDelivery
 from pipeline.engine.feeds import Feed, progress_of
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue, QueuePolicy
+from pipeline.engine.motion import MotionGate
+from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.ordering import InOrderRelease
 from pipeline.engine.scheduler import Job
 from pipeline.engine.service_classes import Scheduling, ServiceClass
@@ -198,6 +200,8 @@ class StreamLifecycle:
             stream.analytics = StreamAnalytics(source.name, tracking, live=source.live)
             if stream.classify:
                 stream.tracked = self._frame_path.tracked_release(delivery.classified)
+        if options.motion is not None:
+            stream.motion = _motion_gate(options.motion, source, stream.analytics)
         self.active[source.name] = feed.active[source.name] = stream
         delivery.start()
         decoder.start()
@@ -379,6 +383,14 @@ class StreamLifecycle:
                 latency_p95_ms=round(float(p95), 1),
             )
         return summaries
+
+
+def _motion_gate(
+    options: MotionOptions, source: VideoSource, analytics: StreamAnalytics | None
+) -> MotionGate:
+    """A stream's motion gate; frames are inferred while its tracker has tracks."""
+    alive = (lambda: analytics.has_tracks) if analytics is not None else (lambda: False)
+    return MotionGate(options, source.name, live=source.live, tracks_alive=alive)
 
 
 def _never_started(source: VideoSource) -> StreamSummary:

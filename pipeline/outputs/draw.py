@@ -140,6 +140,30 @@ def draw_overlay(
     return image
 
 
+_MOTION_COLOR = (200, 200, 200)  # light grey: a debug view, under the detections
+
+
+def draw_motion(
+    image: np.ndarray,
+    boxes: Sequence[tuple[float, float, float, float]],
+    scale: float = 1.0,
+    offset: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """Motion gating's debug view, in place: the moving regions as thin grey boxes (source
+    pixels, placed by `scale` and `offset` as in `draw_detections`)."""
+    for x1, y1, x2, y2 in boxes:
+        top_left = (round(x1 * scale) + offset[0], round(y1 * scale) + offset[1])
+        bottom_right = (round(x2 * scale) + offset[0], round(y2 * scale) + offset[1])
+        cv2.rectangle(image, top_left, bottom_right, _MOTION_COLOR, 1, cv2.LINE_4)
+    return image
+
+
+def draw_skipped(image: np.ndarray, reason: str) -> np.ndarray:
+    """Why the detector did not see this frame ("no motion"), at its bottom left, in place."""
+    draw_label(image, reason.replace("_", " "), (4, image.shape[0] - 8), _MOTION_COLOR)
+    return image
+
+
 def draw_result(
     image: np.ndarray,
     detections: Detections,

@@ -136,6 +136,7 @@ class LiveView:
                         latest.detections.to_list(latest.track_ids) if latest else []
                     ),
                     **_tracking_figures(latest),
+                    "skipped": latest.skipped if latest else None,
                     "ended": view.ended or None,
                 })  # fmt: skip
             layout = {
@@ -160,5 +161,5 @@ class LiveView:
             caption += f"  ({view.ended})"
         return Tile(
             name, latest.frame.image, latest.detections, caption, latest.track_ids,
-            latest.overlay,
+            latest.overlay, latest.motion,
         )  # fmt: skip

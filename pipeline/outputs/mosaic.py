@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.detections import Detections
-from pipeline.outputs.draw import draw_label, draw_result
+from pipeline.outputs.draw import draw_label, draw_motion, draw_result
 
 HEADER_HEIGHT = 28
 _BACKGROUND = (24, 24, 24)
@@ -28,6 +28,7 @@ class Tile:
     caption: str
     track_ids: tuple[int | None, ...] | None = None
     overlay: object | None = None
+    motion: tuple[tuple[float, float, float, float], ...] = ()  # moving regions (gating on)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def compose(tiles: list[Tile], header: str, size: tuple[int, int]) -> tuple[np.n
             canvas[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = cv2.resize(
                 tile.image, (rect.width, rect.height), interpolation=cv2.INTER_LINEAR
             )
+            if tile.motion:
+                draw_motion(canvas, tile.motion, rect.width / src_w, (rect.x, rect.y))
             if tile.detections is not None and (len(tile.detections) or tile.overlay):
                 draw_result(
                     canvas, tile.detections, tile.track_ids, tile.overlay,

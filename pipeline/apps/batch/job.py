@@ -15,8 +15,10 @@ from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.batch.files import BatchFile, OutputLayout, find_videos
 from pipeline.apps.batch.report import BatchReport, FileReport, previous_reports
 from pipeline.engine.feeds import Feed
+from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.pipeline import Pipeline, Progress
 from pipeline.engine.service_classes import ServiceClass
+from pipeline.engine.stream_options import StreamOptions
 from pipeline.outputs.sinks import AnnotatedVideoSink, EventsJsonlSink, JsonlSink, Sink
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import StreamSummary
@@ -54,7 +56,8 @@ class BatchJob:
     complete (`force` processes everything again). A file that fails is reported and the
     others go on. `concurrency` defaults to the request-pool size: each request can then
     serve a different file, and a file opening does not leave the device idle. With
-    `analytics`, each file is tracked and its events written to `<stem>.events.jsonl`.
+    `analytics`, each file is tracked and its events written to `<stem>.events.jsonl`; with
+    `motion`, frames without motion are not inferred (see `StreamOptions.motion`).
 
         job = BatchJob(["recordings"], "yolo11n_openvino_model", "out")
         report = job.run(on_file=lambda f: print(f.file, f.status))
@@ -76,8 +79,10 @@ class BatchJob:
         force: bool = False,
         save_video: bool = False,
         analytics: AnalyticsOptions | None = None,
+        motion: MotionOptions | None = None,
         **detector_options: Any,
     ) -> None:
+        self.motion = motion
         self.layout = OutputLayout(Path(out), save_video, events=analytics is not None)
         self.analytics = analytics
         self.files = find_videos(inputs, patterns, exclude=self.layout.root)
@@ -281,7 +286,8 @@ class BatchJob:
         # A generator, so each file becomes a source only when its turn comes.
         return Pipeline(
             file_sources(todo), self._model, sinks=batch_sinks(self.layout),
-            concurrency=self.concurrency, analytics=self.analytics, **self._detector_options,
+            concurrency=self.concurrency, analytics=self.analytics,
+            streams=StreamOptions(motion=self.motion), **self._detector_options,
         )  # fmt: skip
 
 

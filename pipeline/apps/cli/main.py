@@ -41,7 +41,24 @@ def _stream_options(args: argparse.Namespace) -> StreamOptions:
         classes=dict(args.classes),
         scheduling=Scheduling(args.scheduling),
         batch_requests=args.batch_requests,
+        motion=_motion(args),
     )
+
+
+def _motion(args: argparse.Namespace):
+    """MotionOptions from `--motion` and its settings (each implies it), or None; a malformed
+    mask raises MotionError, naming the option."""
+    settings = {
+        "threshold": args.motion_threshold, "min_area": args.motion_min_area,
+        "keepalive": args.motion_keepalive,
+    }  # fmt: skip
+    if not (args.motion or args.motion_mask or any(v is not None for v in settings.values())):
+        return None
+    from pipeline.engine.motion_options import MotionOptions, parse_motion_mask
+
+    masks = tuple(parse_motion_mask(text) for text in args.motion_mask)
+    given = {key: value for key, value in settings.items() if value is not None}
+    return MotionOptions(masks=masks, **given)
 
 
 def _analytics(args: argparse.Namespace):
@@ -151,6 +168,8 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
             raise VapipeError("--batch is not available with --ray; run `vapipe batch --ray`")
         if _decoder(args).decoder != "opencv":
             raise VapipeError("--decoder pyav is not available with --ray yet")
+        if options.motion is not None:
+            raise VapipeError("--motion is not available with --ray yet")
         return _run_on_cluster(args, sinks, options, analytics, stop)
     with (
         Pipeline(
@@ -251,13 +270,16 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
     analytics = _analytics(args)
     options = dict(
         patterns=args.glob, concurrency=args.concurrency, force=args.force,
-        save_video=args.save_video, **_model_options(args),
+        save_video=args.save_video, motion=_motion(args), **_model_options(args),
     )  # fmt: skip
     if args.workers and not args.ray:
         raise VapipeError("--workers needs --ray")
     check_writable_folder(args.out)
     if args.ray:
         from pipeline.apps.cluster.batch import ClusterBatchJob
+
+        if options.pop("motion") is not None:
+            raise VapipeError("--motion is not available with --ray yet")
 
         address = None if args.ray == "local" else args.ray
         job = ClusterBatchJob(

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_options(run)
     _add_decoder_options(run)
     _add_tracking_options(run)
+    _add_motion_options(run)
     _add_cluster_options(run)
 
     demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_options(demo)
     _add_decoder_options(demo)
     _add_tracking_options(demo)
+    _add_motion_options(demo)
 
     batch = commands.add_parser("batch", help="analyse every video under folders, resumably")
     batch.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="folder (or file)")
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--save-video", action="store_true", help="annotated video beside each")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     _add_tracking_options(batch)
+    _add_motion_options(batch)
     _add_cluster_options(batch)
 
     bench = commands.add_parser("bench", help="measure inference, decode and e2e throughput")
@@ -313,6 +316,40 @@ def _seconds(text: str) -> float:
     if not 0 <= value < 3600:
         raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {text}")
     return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return value
+
+
+def _add_motion_options(parser: argparse.ArgumentParser) -> None:
+    motion = parser.add_argument_group("motion-gated inference")
+    motion.add_argument(
+        "--motion", action="store_true",
+        help="infer only frames with motion or live tracks (and a keep-alive); the others are "
+        'results with "skipped": "no_motion"',
+    )  # fmt: skip
+    motion.add_argument(
+        "--motion-threshold", type=_fraction, metavar="F",
+        help="grey-level change of a moving pixel, a fraction of full scale (default 0.06; "
+        "implies --motion)",
+    )  # fmt: skip
+    motion.add_argument(
+        "--motion-min-area", type=_fraction, metavar="F",
+        help="smallest moving region, a fraction of the frame (default 0.002; implies --motion)",
+    )  # fmt: skip
+    motion.add_argument(
+        "--motion-mask", action="append", default=[], metavar="[STREAM:]x1,y1,x2,y2,x3,y3,...",
+        help="a polygon (fractions 0..1) where motion is ignored, e.g. a timestamp "
+        "(repeatable; implies --motion)",
+    )  # fmt: skip
+    motion.add_argument(
+        "--motion-keepalive", type=_positive_float, metavar="SECONDS",
+        help="infer at least one frame every SECONDS without motion (default 5; implies --motion)",
+    )  # fmt: skip
 
 
 def _ray_address(text: str) -> str:

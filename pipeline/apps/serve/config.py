@@ -6,7 +6,8 @@
     [output]          dir, save_video (optional)
     [cluster]         address, workers: the cameras run on a Ray cluster (optional)
     [cameras.NAME]    source and every stream option of `vapipe run`, plus realtime, loop,
-                      track, lines, zones, classify, class
+                      track, lines, zones, classify, class, motion, motion_threshold,
+                      motion_min_area, motion_mask, motion_keepalive
 
 Read with the standard library's tomllib (tomli on Python 3.10). The checks are written here
 rather than with a schema library: each field carries its own parser, so every error is one
@@ -36,6 +37,7 @@ from pipeline.analytics.options import (
 )
 from pipeline.analytics.tracker import TrackerOptions
 from pipeline.counting_defaults import CONFIRM_SECONDS, ZONE_MIN_SECONDS
+from pipeline.engine.motion_options import MotionOptions, motion_masks
 from pipeline.errors import VapipeError
 from pipeline.models.adapters import ADAPTER_NAMES
 from sources import DecoderOptions, SourceError, is_live_uri
@@ -204,6 +206,32 @@ def _named(path: str, value: Any) -> list[tuple[str, str, Any]]:
     return items
 
 
+def _fraction(path: str, value: Any) -> float:
+    number = _number(path, value)
+    if not 0.0 < number <= 1.0:
+        raise ConfigError(f"{path}: must be a fraction in (0, 1], got {value}")
+    return number
+
+
+def _masks(path: str, value: Any) -> tuple[tuple[float, ...], ...]:
+    """Motion masks: `[[x1, y1, x2, y2, x3, y3, ...], ...]`, fractions of the frame."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: must be an array of polygons, got {_kind(value)}")
+    masks = []
+    for i, polygon in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(polygon, list):
+            raise ConfigError(f"{where}: must be an array of numbers, got {_kind(polygon)}")
+        numbers = tuple(_unit_interval(f"{where}[{j}]", p) for j, p in enumerate(polygon))
+        if len(numbers) < 6 or len(numbers) % 2:
+            raise ConfigError(
+                f"{where}: expected at least 3 corners [x1, y1, x2, y2, x3, y3, ...], "
+                f"got {len(numbers)} numbers"
+            )
+        masks.append(numbers)
+    return tuple(masks)
+
+
 def _lines(path: str, value: Any) -> tuple[Line, ...]:
     lines = []
     for where, name, numbers in _named(path, value):
@@ -339,6 +367,11 @@ class CameraConfig:
     service_class: str | None = field(
         default=None, metadata=_key(_choice("live", "batch"), key="class")
     )
+    motion: bool = field(default=False, metadata=_key(_boolean))
+    motion_threshold: float | None = field(default=None, metadata=_key(_fraction))
+    motion_min_area: float | None = field(default=None, metadata=_key(_fraction))
+    motion_mask: tuple[tuple[float, ...], ...] = field(default=(), metadata=_key(_masks))
+    motion_keepalive: float | None = field(default=None, metadata=_key(_positive_float))
 
     @property
     def is_file(self) -> bool:
@@ -364,6 +397,17 @@ class CameraConfig:
             zone_min_seconds=self.zone_min_seconds,
         )
 
+    def motion_options(self) -> MotionOptions | None:
+        """The camera's motion gating (None: off); any motion key turns it on."""
+        settings = {
+            "threshold": self.motion_threshold, "min_area": self.motion_min_area,
+            "keepalive": self.motion_keepalive,
+        }  # fmt: skip
+        given = {key: value for key, value in settings.items() if value is not None}
+        if not (self.motion or self.motion_mask or given):
+            return None
+        return MotionOptions(masks=motion_masks(self.motion_mask), **given)
+
     def to_table(self) -> dict[str, Any]:
         """The camera as a TOML/JSON table: its source and the keys that differ from the
         defaults, in declaration order (lines and zones as tables of arrays)."""
@@ -376,6 +420,8 @@ class CameraConfig:
                 continue
             if f.name in ("lines", "zones"):
                 value = {item.name: list(item.points) for item in value}
+            if f.name == "motion_mask":
+                value = [list(polygon) for polygon in value]
             table[f.metadata["key"] or f.name] = value
         return table
 

@@ -33,6 +33,7 @@ class StreamFigures:
     skipped: int
     reconnects: int
     service_class: str = ""  # live or batch
+    no_motion: int = 0  # not inferred: no motion and no live track (with motion gating)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class _EngineCollector:
                 ("decoded", "Frames decoded per stream"),
                 ("processed", "Frames analysed (result delivered) per stream"),
                 ("dropped", "Frames dropped because inference lagged (live streams)"),
-                ("skipped", "Frames left out by every/max_fps sampling"),
+                ("skipped", "Frames left out by every/max_fps sampling or motion gating"),
+                ("no_motion", "Frames not inferred: no motion and no live track"),
             )
         }  # fmt: skip
         reconnects = CounterMetricFamily(

@@ -263,7 +263,7 @@ class Service:
         options = StreamOptions(
             policy=QueuePolicy(camera.policy) if camera.policy else None,
             every=camera.every, max_fps=camera.max_fps, live=live, classify=camera.classify,
-            analytics=camera.analytics(),
+            analytics=camera.analytics(), motion=camera.motion_options(),
         )  # fmt: skip
         service_class = ServiceClass(camera.service_class) if camera.service_class else None
         pipeline.add_stream(source, options, service_class=service_class)
@@ -490,7 +490,7 @@ class Service:
         view["fps"] = fps
         for key in (
             "frames_decoded", "frames_processed", "frames_dropped", "frames_skipped",
-            "latency_p50_ms", "latency_p95_ms", "reconnects", "down_seconds",
+            "frames_no_motion", "latency_p50_ms", "latency_p95_ms", "reconnects", "down_seconds",
         ):  # fmt: skip
             view[key] = getattr(summary, key) if summary else 0
         with self._data:
@@ -514,7 +514,7 @@ class Service:
             streams.append(StreamFigures(
                 name, up, summary.frames_decoded, summary.frames_processed,
                 summary.frames_dropped, summary.frames_skipped, summary.reconnects,
-                summary.service_class,
+                summary.service_class, summary.frames_no_motion,
             ))  # fmt: skip
         runtime = pipeline.runtime
         in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)

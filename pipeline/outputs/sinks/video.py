@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.atomic import OutputError, publish
 from pipeline.detections import Detections, Result
-from pipeline.outputs.draw import draw_result
+from pipeline.outputs.draw import draw_motion, draw_result, draw_skipped
 from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.summary import StreamOutcome, StreamSummary
 
@@ -61,6 +61,8 @@ class _FrameItem:
     detections: Detections
     track_ids: tuple[int | None, ...] | None = None
     overlay: object | None = None
+    motion: tuple[tuple[float, float, float, float], ...] = ()
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class AnnotatedVideoSink:
         self._queue.put(
             _FrameItem(
                 result.stream, frame.index, frame.image, result.detections, result.track_ids,
-                result.overlay,
+                result.overlay, result.motion, result.skipped,
             )
         )  # fmt: skip
 
@@ -173,6 +175,10 @@ class AnnotatedVideoSink:
             image = cv2.resize(image, output.size)
         else:
             image = image.copy()
+        if item.motion:  # motion gating's debug view, under the rest
+            draw_motion(image, item.motion, output.size[0] / item.image.shape[1])
+        if item.skipped:
+            draw_skipped(image, item.skipped)
         output.last = draw_result(image, item.detections, item.track_ids, item.overlay)
         output.writer.write(output.last)
         output.written += 1
