@@ -11,7 +11,10 @@ from pipeline.engine.service_classes import Scheduling, ServiceClass
 
 # The adapters' names, spelt out so that `vapipe --help` does not load OpenVINO to list them
 # (tests/test_layout.py checks them against pipeline.models.adapters.ADAPTER_NAMES).
-ADAPTER_CHOICES = ("auto", "ssd", "yolo", "blazeface")
+ADAPTER_CHOICES = (
+    "auto", "ssd", "omz-boxes", "yolo-end2end", "yolo-seg", "yolo-pose", "yolo", "yolov5",
+    "blazeface",
+)  # fmt: skip
 # Likewise the classifier families (tests/test_classifiers.py checks them).
 CLASSIFY_ADAPTER_CHOICES = ("auto", "softmax", "multilabel")
 
