@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import openvino as ov
 
-from pipeline.detections import Detections
+from pipeline.detections import COCO_KEYPOINTS, Detections
 from pipeline.models.adapters.base import ModelInfo, shape_text, static_dims
 from pipeline.models.adapters.letterboxed import (
     LetterboxedAdapter,
@@ -16,17 +16,6 @@ from pipeline.models.adapters.letterboxed import (
     unletterbox,
 )
 from pipeline.models.adapters.yolo import Letterbox
-
-COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-# COCO skeleton, as pairs of keypoint indices.
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
 
 
 def _kpt_shape(info: ModelInfo) -> tuple[int, int]:
