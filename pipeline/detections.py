@@ -103,7 +103,7 @@ class Detections:
         return items
 
 
-def mask_polygons(mask: np.ndarray) -> list[list[float]]:
+def mask_polygons(mask: np.ndarray) -> list[list[int]]:
     """A mask as polygons in source pixels, COCO style `[[x1, y1, x2, y2, ...], ...]`: the
     outer contour of each part, simplified to within one pixel (holes are not kept)."""
     import cv2
@@ -113,7 +113,7 @@ def mask_polygons(mask: np.ndarray) -> list[list[float]]:
     for contour in contours:
         points = cv2.approxPolyDP(contour, 1.0, True).reshape(-1, 2)
         if len(points) >= 3:
-            polygons.append([float(v) for v in points.reshape(-1)])
+            polygons.append([int(v) for v in points.reshape(-1)])
     return polygons
 
 
