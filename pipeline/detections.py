@@ -11,18 +11,34 @@ import numpy as np
 from pipeline.attributes import Attributes
 from sources.frame import Frame
 
+# The 17 COCO keypoints in the order pose models give them, and the skeleton joining them.
+COCO_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+# COCO skeleton, as pairs of keypoint indices.
+COCO_SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Detections:
     """Detections of one frame as arrays: `boxes` (N, 4) x1 y1 x2 y2 in source pixels,
     `scores` (N,), `class_ids` (N,); `names` maps class ids to labels. `attributes` is empty
-    without second-stage models, else one entry per detection (None: not classified)."""
+    without second-stage models, else one entry per detection (None: not classified).
+    `masks` (N, H, W) bool at source resolution (segmentation models) and `keypoints`
+    (N, K, 3) x, y in source pixels and confidence (pose models) are None otherwise."""
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     names: Sequence[str] = ()
     attributes: tuple[Attributes | None, ...] = ()
+    masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -32,6 +48,17 @@ class Detections:
             raise ValueError(f"class_ids must have shape ({n},), got {self.class_ids.shape}")
         if self.attributes and len(self.attributes) != n:
             raise ValueError(f"attributes must have {n} entries, got {len(self.attributes)}")
+        if self.masks is not None and (
+            self.masks.ndim != 3 or len(self.masks) != n or self.masks.dtype != np.bool_
+        ):
+            raise ValueError(
+                f"masks must be bool of shape ({n}, H, W), got {self.masks.dtype} "
+                f"{self.masks.shape}"
+            )
+        if self.keypoints is not None and (
+            self.keypoints.ndim != 3 or len(self.keypoints) != n or self.keypoints.shape[2] != 3
+        ):
+            raise ValueError(f"keypoints must have shape ({n}, K, 3), got {self.keypoints.shape}")
 
     @classmethod
     def empty(cls, names: Sequence[str] = ()) -> Detections:
@@ -64,7 +91,30 @@ class Detections:
                 item["track_id"] = track_id
         for item, attributes in zip(items, self.attributes, strict=False):
             item["attributes"] = attributes.to_dict() if attributes is not None else {}
+        if self.masks is not None:
+            for item, mask in zip(items, self.masks, strict=True):
+                item["mask"] = mask_polygons(mask)
+        if self.keypoints is not None:
+            for item, points in zip(items, self.keypoints, strict=True):
+                item["keypoints"] = [
+                    [round(float(x), 1), round(float(y), 1), round(float(c), 3)]
+                    for x, y, c in points
+                ]
         return items
+
+
+def mask_polygons(mask: np.ndarray) -> list[list[int]]:
+    """A mask as polygons in source pixels, COCO style `[[x1, y1, x2, y2, ...], ...]`: the
+    outer contour of each part, simplified to within one pixel (holes are not kept)."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polygons = []
+    for contour in contours:
+        points = cv2.approxPolyDP(contour, 1.0, True).reshape(-1, 2)
+        if len(points) >= 3:
+            polygons.append([int(v) for v in points.reshape(-1)])
+    return polygons
 
 
 class TrackEvent(Protocol):

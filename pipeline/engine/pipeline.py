@@ -90,6 +90,7 @@ class Pipeline:
         iou: float = 0.7,
         nireq: int | None = None,
         labels: str | None = None,
+        input_size: tuple[int, int] | None = None,
         concurrency: int | None = None,
         streams: StreamOptions | None = None,
         classify: Sequence[str | ClassifySpec] = (),
@@ -116,7 +117,7 @@ class Pipeline:
                 source.open()
             detector = detector or Detector.load(
                 model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
-                labels=labels, core=core,
+                labels=labels, core=core, input_size=input_size,
             )  # fmt: skip
             self.cascade = Cascade.load(
                 classify, getattr(detector.adapter, "names", ()), classify_options,

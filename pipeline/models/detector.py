@@ -8,7 +8,7 @@ from pathlib import Path
 import openvino as ov
 
 from pipeline.models.adapters import ModelAdapter, create_adapter
-from pipeline.models.loader import load_model
+from pipeline.models.loader import fix_input_size, load_model
 from pipeline.models.runtime import InferenceRuntime
 
 
@@ -36,13 +36,15 @@ class Detector:
         nireq: int | None = None,
         labels: str | None = None,
         core: ov.Core | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> Detector:
         """Read `model`, pick or check the adapter, compile for `device` (VapipeError if not)."""
         core = core or ov.Core()
         loaded = load_model(core, model, labels)
+        fix_input_size(loaded.model, loaded.info, input_size, f"model {loaded.path}")
         fitted = create_adapter(
             loaded.model, adapter, names=loaded.names, conf=conf, iou=iou,
-            model_label=f"model {loaded.path}",
+            model_label=f"model {loaded.path}", info=loaded.info,
         )  # fmt: skip
         runtime = InferenceRuntime(core, fitted.prepare_model(loaded.model), device, nireq)
         return cls(loaded.path, fitted, runtime)

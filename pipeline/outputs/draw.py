@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.analytics.stream import Overlay
-from pipeline.detections import Detections
+from pipeline.detections import COCO_SKELETON, Detections
 
 # Distinct, saturated BGR colours; class i uses _PALETTE[i % len(_PALETTE)].
 _PALETTE = (
@@ -76,6 +76,10 @@ def draw_detections(
     `track_ids`, a tracked box is labelled `#id` first and drawn in its track's colour.
     """
     thickness = thickness or max(1, round(2 * _scale(image)))
+    if detections.masks is not None:
+        draw_masks(image, detections, scale, offset, track_ids)
+    if detections.keypoints is not None:
+        draw_skeletons(image, detections.keypoints, scale, offset, thickness)
     attributes = detections.attributes or (None,) * len(detections)
     ids = track_ids if track_ids is not None else (None,) * len(detections)
     for box, score, class_id, attrs, track_id in zip(
@@ -91,6 +95,77 @@ def draw_detections(
         caption = attrs.caption() if attrs is not None else ""
         if caption:
             draw_label(image, caption, (x1, bottom + _line_height(image)), color)
+    return image
+
+
+_MASK_ALPHA = 0.45
+_KEYPOINT_MIN_CONF = 0.5
+_SKELETON_COLOR = (255, 255, 255)
+_KEYPOINT_COLOR = (0, 215, 255)
+
+
+def draw_masks(
+    image: np.ndarray,
+    detections: Detections,
+    scale: float = 1.0,
+    offset: tuple[int, int] = (0, 0),
+    track_ids: Sequence[int | None] | None = None,
+) -> np.ndarray:
+    """Each detection's mask blended in translucently in its box's colour, in place. Masks are
+    at source resolution; at another `scale` they are resized (nearest) to where the frame was
+    drawn."""
+    masks = detections.masks
+    if masks is None or len(masks) == 0:
+        return image
+    src_h, src_w = masks.shape[1:]
+    w, h = round(src_w * scale), round(src_h * scale)
+    x0, y0 = offset
+    region = image[y0 : y0 + h, x0 : x0 + w]
+    ids = track_ids if track_ids is not None else (None,) * len(masks)
+    colours = np.array(
+        [class_color(int(c)) if t is None else track_color(t)
+         for c, t in zip(detections.class_ids, ids, strict=True)],
+        np.float32,
+    )  # fmt: skip
+    # Paint in one pass: each pixel takes the colour of the last mask covering it.
+    covered = masks.any(axis=0)
+    if (w, h) != (src_w, src_h):
+        index = np.ascontiguousarray(masks.shape[0] - 1 - np.argmax(masks[::-1], axis=0))
+        index = cv2.resize(index.astype(np.uint16), (w, h), interpolation=cv2.INTER_NEAREST)
+        covered = cv2.resize(covered.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        covered = covered.astype(bool)
+    else:
+        index = masks.shape[0] - 1 - np.argmax(masks[::-1], axis=0)
+    covered = covered[: region.shape[0], : region.shape[1]]
+    index = index[: region.shape[0], : region.shape[1]]
+    pixels = region[covered].astype(np.float32)
+    region[covered] = (pixels * (1 - _MASK_ALPHA) + colours[index[covered]] * _MASK_ALPHA).astype(
+        np.uint8
+    )
+    return image
+
+
+def draw_skeletons(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    scale: float = 1.0,
+    offset: tuple[int, int] = (0, 0),
+    thickness: int = 2,
+) -> np.ndarray:
+    """COCO skeletons (17 keypoints) or bare points (other layouts), in place; keypoints
+    below confidence 0.5 are left out."""
+    radius = max(2, thickness + 1)
+    for points in keypoints:
+        xy = [(round(float(x) * scale) + offset[0], round(float(y) * scale) + offset[1])
+              for x, y, _ in points]  # fmt: skip
+        seen = points[:, 2] >= _KEYPOINT_MIN_CONF
+        if len(points) == 17:
+            for a, b in COCO_SKELETON:
+                if seen[a] and seen[b]:
+                    cv2.line(image, xy[a], xy[b], _SKELETON_COLOR, thickness, cv2.LINE_AA)
+        for point, visible in zip(xy, seen, strict=True):
+            if visible:
+                cv2.circle(image, point, radius, _KEYPOINT_COLOR, cv2.FILLED, cv2.LINE_AA)
     return image
 
 

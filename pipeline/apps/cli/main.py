@@ -104,6 +104,7 @@ def _model_options(args: argparse.Namespace) -> dict:
     return dict(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
         nireq=args.nireq, labels=args.labels, **_classify_options(args),
+        **({"input_size": args.input_size} if args.input_size else {}),
     )  # fmt: skip
 
 

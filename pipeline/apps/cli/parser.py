@@ -11,7 +11,10 @@ from pipeline.engine.service_classes import Scheduling, ServiceClass
 
 # The adapters' names, spelt out so that `vapipe --help` does not load OpenVINO to list them
 # (tests/test_layout.py checks them against pipeline.models.adapters.ADAPTER_NAMES).
-ADAPTER_CHOICES = ("auto", "ssd", "yolo", "blazeface")
+ADAPTER_CHOICES = (
+    "auto", "ssd", "omz-boxes", "yolo-end2end", "yolo-seg", "yolo-pose", "yolo", "yolov5",
+    "blazeface",
+)  # fmt: skip
 # Likewise the classifier families (tests/test_classifiers.py checks them).
 CLASSIFY_ADAPTER_CHOICES = ("auto", "softmax", "multilabel")
 
@@ -182,6 +185,21 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -
     )
     parser.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
     parser.add_argument("--adapter", choices=ADAPTER_CHOICES, default="auto")
+    parser.add_argument(
+        "--input-size", type=_input_size, metavar="WxH",
+        help="fixed input for a dynamic-input model (default: imgsz from metadata.yaml)",
+    )  # fmt: skip
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    """`--input-size 640x384` -> (640, 384); both multiples of 32 as YOLO strides need."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WxH, e.g. 640x640") from None
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be multiples of 32")
+    return width, height
 
 
 def _add_classify_options(parser: argparse.ArgumentParser) -> None:

@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import openvino as ov
 
 from pipeline.detections import Detections
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model says about itself (Ultralytics `metadata.yaml`, or the IR's
+    `rt_info/model_info`): class names, task, whether NMS is inside, keypoint shape."""
+
+    names: tuple[str, ...] = ()
+    task: str | None = None
+    end2end: bool | None = None
+    kpt_shape: tuple[int, int] | None = None
+    imgsz: tuple[int, int] | None = None  # (height, width)
+
+
+def shape_text(model: ov.Model) -> str:
+    """The model's outputs as text, for errors: `[1,300,6]` or `boxes [?,5], labels [?]`."""
+    parts = []
+    for output in model.outputs:
+        shape = str(output.get_partial_shape()).replace(" ", "")
+        names = output.get_names()
+        parts.append(f"{sorted(names)[0]} {shape}" if len(model.outputs) > 1 and names else shape)
+    return ", ".join(parts)
+
+
+def static_dims(model: ov.Model, index: int = 0) -> tuple[int, ...] | None:
+    """Output `index`'s dimensions when all are static, else None."""
+    shape = model.outputs[index].get_partial_shape()
+    if not shape.is_static:
+        return None
+    return tuple(d.get_length() for d in shape)
 
 
 class ModelAdapter(Protocol):

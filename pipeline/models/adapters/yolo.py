@@ -15,7 +15,7 @@ import numpy as np
 import openvino as ov
 
 from pipeline.detections import Detections
-from pipeline.models.adapters.base import nhwc_u8_input
+from pipeline.models.adapters.base import ModelInfo, nhwc_u8_input, shape_text, static_dims
 from pipeline.models.adapters.nms import nms
 
 _MAX_WH = 7680  # class offset for class-aware NMS, as Ultralytics
@@ -23,18 +23,24 @@ _MAX_NMS = 30000
 _MAX_DET = 300
 
 
-def yolo_misfit(model: ov.Model) -> str | None:
-    """Why `model` is not an Ultralytics detector, or None when it is."""
-    shape = model.outputs[0].get_partial_shape()
-    if (
-        len(model.outputs) == 1
-        and shape.rank.is_static
-        and shape.rank.get_length() == 3
-        and shape[1].is_static
-        and shape[1].get_length() > 4
-    ):
-        return None
-    return f"expects one output [1, 4 + classes, N]; the model gives {shape}"
+def yolo_misfit(model: ov.Model, info: ModelInfo | None = None) -> str | None:
+    """Why `model` is not an Ultralytics YOLOv8/11 detector, or None when it is: the layout
+    must have more candidates than channels, as many classes as the model names, and
+    the metadata must not say end-to-end or another task."""
+    info = info or ModelInfo()
+    dims = static_dims(model) if len(model.outputs) == 1 else None
+    if dims is None or len(dims) != 3 or dims[0] != 1 or dims[1] <= 4 or dims[2] <= dims[1]:
+        return (
+            "expects one output [1, 4 + classes, N] with more candidates than channels; "
+            f"the model gives {shape_text(model)}"
+        )
+    if info.names and len(info.names) != dims[1] - 4:
+        return f"reads {dims[1] - 4} classes but the model names {len(info.names)}"
+    if info.end2end:
+        return "expects raw candidates; metadata.yaml says end2end: true"
+    if info.task not in (None, "detect"):
+        return f"expects a detection model; metadata.yaml says task: {info.task}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
