@@ -45,7 +45,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CAMERA_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # used with fullmatch: no newline, no "/"
+MAX_NAME = 64
+
+
+def valid_name(name: str) -> bool:
+    """A camera, line or zone name: letters, digits, _ . - (at most 64), not only dots (so it
+    never names `.` or `..` as a file name under `[output] dir`)."""
+    return CAMERA_NAME.fullmatch(name) is not None and name.strip(".") != ""
 
 
 class ConfigError(VapipeError):
@@ -195,8 +202,11 @@ class Zone:
 def _named(path: str, value: Any) -> list[tuple[str, str, Any]]:
     items = []
     for name, points in _table(path, value).items():
-        if not CAMERA_NAME.match(name):
-            raise ConfigError(f"{path}.{name}: a name may hold only letters, digits, _ . -")
+        if not valid_name(name):
+            raise ConfigError(
+                f"{path}.{name!r}: a name may hold only letters, digits, _ . - (at most "
+                f"{MAX_NAME}, not only dots)"
+            )
         if not isinstance(points, list):
             raise ConfigError(f"{path}.{name}: must be an array of numbers, got {_kind(points)}")
         numbers = tuple(_unit_interval(f"{path}.{name}[{i}]", p) for i, p in enumerate(points))
@@ -435,10 +445,11 @@ def _build(cls: type, path: str, table: Any, where: str = "", **given: Any) -> A
 def parse_camera(name: str, table: Any, path: str = "", where: str = "") -> CameraConfig:
     """A camera from its table (TOML or a JSON body); errors name keys under `path`, and
     an unknown key says it is in `where` (default: the table `[path]`)."""
-    if not CAMERA_NAME.match(name):
+    if not valid_name(name):
         where = f"{path}: " if path else ""
         raise ConfigError(
-            f"{where}camera name {name!r} may hold only letters, digits, _ . - (e.g. gate-2)"
+            f"{where}camera name {name!r} may hold only letters, digits, _ . - (at most "
+            f"{MAX_NAME}, not only dots; e.g. gate-2)"
         )
     camera = _build(CameraConfig, path, table, where, name=name)
     prefix = f"{path}." if path else ""
