@@ -12,12 +12,20 @@ import time
 
 import numpy as np
 import pytest
+from mosquitto import Mosquitto, Subscriber
 
 from pipeline import Detections, Result
 from pipeline.apps.demo.server import MosaicServer
 from pipeline.apps.serve.api import ApiServer
-from pipeline.apps.serve.config import ConfigError, HttpConfig, parse_camera
+from pipeline.apps.serve.config import (
+    ConfigError,
+    HttpConfig,
+    MqttConfig,
+    parse_camera,
+    parse_config,
+)
 from pipeline.apps.serve.metrics import ServiceMetrics
+from pipeline.apps.serve.mqtt import MqttPublisher
 from pipeline.outputs import live_view
 from pipeline.outputs.live_view import MAX_ARRIVALS, LiveView
 from sources import Frame, mask_credentials
@@ -221,3 +229,38 @@ def test_a_stream_named_like_html_is_shown_as_text_in_a_real_browser(tmp_path):
         server.close()
     assert "&lt;img src=x onerror=" in dom, dom[-800:]
     assert '<img src="x"' not in dom
+
+
+# -- 10. MQTT ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["site/#", "a/+/b", "/"])
+def test_a_topic_prefix_that_cannot_be_published_to_is_refused(prefix):
+    document = {"model": {"path": "m.xml"}, "mqtt": {"host": "h", "topic_prefix": prefix}}
+    with pytest.raises(ConfigError, match="mqtt.topic_prefix: .* cannot be published to"):
+        parse_config(document)
+
+
+def test_an_mqtt_password_without_tls_to_another_host_is_warned_about(caplog):
+    config = MqttConfig(host="10.0.0.7", username="cam", password="hunter2")
+    with caplog.at_level("WARNING", logger="pipeline.apps.serve.mqtt"):
+        MqttPublisher(config)
+    assert "clear text" in caplog.text and "[mqtt] tls" in caplog.text
+    assert "hunter2" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pipeline.apps.serve.mqtt"):
+        MqttPublisher(MqttConfig(host="127.0.0.1", username="cam", password="x"))
+    assert "clear text" not in caplog.text
+
+
+def test_a_message_the_client_refuses_does_not_stop_the_publisher(tmp_path):
+    with Mosquitto(tmp_path / "broker") as broker, Subscriber(broker.port) as sub:
+        mqtt = MqttPublisher(MqttConfig(host="127.0.0.1", port=broker.port)).start()
+        try:
+            mqtt.publish_event("bad+camera", {"n": 0})  # a wildcard: paho refuses the topic
+            mqtt.publish_event("gate", {"n": 1})
+            assert sub.wait_for(lambda s: s.on("vapipe/gate/events") == [b'{"n":1}'], 15), (
+                sub.messages
+            )
+        finally:
+            mqtt.close()

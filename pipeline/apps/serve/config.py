@@ -80,6 +80,16 @@ def _string(path: str, value: Any) -> str:
     return value
 
 
+def _topic_prefix(path: str, value: Any) -> str:
+    """An MQTT topic to publish under: no wildcard (+ #), no NUL, not only slashes."""
+    text = _string(path, value)
+    if any(c in text for c in "+#\0") or not text.strip("/"):
+        raise ConfigError(
+            f"{path}: {text!r} cannot be published to (no + or #, not empty); e.g. site/vapipe"
+        )
+    return text
+
+
 def _boolean(path: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{path}: must be true or false, got {_kind(value)}")
@@ -284,7 +294,7 @@ class HttpConfig:
 class MqttConfig:
     host: str = field(metadata=_key(_string))
     port: int = field(default=1883, metadata=_key(_port))
-    topic_prefix: str = field(default="vapipe", metadata=_key(_string))
+    topic_prefix: str = field(default="vapipe", metadata=_key(_topic_prefix))
     client_id: str | None = field(default=None, metadata=_key(_string))
     username: str | None = field(default=None, metadata=_key(_string))
     password: str | None = field(default=None, metadata=_key(_string), repr=False)
