@@ -237,7 +237,7 @@ def test_a_stream_named_like_html_is_shown_as_text_in_a_real_browser(tmp_path):
 @pytest.mark.parametrize("prefix", ["site/#", "a/+/b", "/"])
 def test_a_topic_prefix_that_cannot_be_published_to_is_refused(prefix):
     document = {"model": {"path": "m.xml"}, "mqtt": {"host": "h", "topic_prefix": prefix}}
-    with pytest.raises(ConfigError, match="mqtt.topic_prefix: .* cannot be published to"):
+    with pytest.raises(ConfigError, match=r"mqtt.topic_prefix: .* cannot be published to"):
         parse_config(document)
 
 
@@ -264,3 +264,20 @@ def test_a_message_the_client_refuses_does_not_stop_the_publisher(tmp_path):
             )
         finally:
             mqtt.close()
+
+
+# -- 4. a local Ray ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", [{}, {"address": "local"}, {"expose_ray_ports": False}])
+def test_starting_ray_here_needs_an_opt_in_naming_its_open_ports(table):
+    with pytest.raises(ConfigError) as error:
+        parse_config({"model": {"path": "m.xml"}, "cluster": table})
+    message = str(error.value)
+    assert message.startswith("cluster.address:") and "without authentication" in message
+    assert "expose_ray_ports = true" in message
+    opted = parse_config(
+        {"model": {"path": "m.xml"}, "cluster": {**table, "expose_ray_ports": True}}
+    )
+    assert opted.cluster.address == "local"
+    assert parse_config({"model": {"path": "m.xml"}, "cluster": {"address": "auto"}}).cluster

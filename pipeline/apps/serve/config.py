@@ -4,7 +4,7 @@
     [http]            bind, token, media_root
     [mqtt]            host, port, topic_prefix, username, password, tls ... (optional)
     [output]          dir, save_video (optional)
-    [cluster]         address, workers: the cameras run on a Ray cluster (optional)
+    [cluster]         address, workers, expose_ray_ports: the cameras run on a Ray cluster
     [cameras.NAME]    source and every stream option of `vapipe run`, plus realtime, loop,
                       track, lines, zones, classify, class
 
@@ -330,6 +330,9 @@ class ClusterConfig:
 
     address: str = field(default="local", metadata=_key(_cluster_address))
     workers: int | None = field(default=None, metadata=_key(_int_at_least(1)))
+    # `local` starts Ray here, whose ports take tasks from anyone who reaches them, without
+    # authentication (and Ray binds the machine's address, not loopback): only when asked.
+    expose_ray_ports: bool = field(default=False, metadata=_key(_boolean))
 
 
 @dataclass(frozen=True)
@@ -502,6 +505,14 @@ def parse_config(
         path=path,
     )
     if config.cluster is not None:
+        if config.cluster.address == "local" and not config.cluster.expose_ray_ports:
+            raise ConfigError(
+                'cluster.address: "local" starts Ray on this machine, whose ports run tasks from '
+                "anyone on the network without authentication (Ray binds the machine's address, "
+                'not loopback); join a cluster (address = "HOST:PORT"), or accept that with '
+                "[cluster] expose_ray_ports = true (behind a firewall, or in a loopback-only "
+                "network namespace)"
+            )
         if config.output.save_video:
             raise ConfigError(
                 "output.save_video: not available with [cluster] (frames stay on nodes)"
