@@ -177,3 +177,29 @@ def test_batch_beside_live_runs_at_the_lowest_priority_with_the_results_it_gets_
         assert [line["detections"] for line in got] == [line["detections"] for line in expected]
         assert len(got) == count_frames(recordings / f"{name}.mp4")
     assert summary.classes["live"].frames > 0
+
+
+def test_a_second_job_over_the_same_files_gets_the_same_stream_names_once_the_first_ended(
+    folder, tmp_path
+):
+    batch, live = folder
+    camera = SimulatedCamera(FileSource(live, name="cam"), realtime=True)
+    with Pipeline([camera], SSD_XML, labels=SSD_LABELS, device="CPU", concurrency=1) as pipeline:
+        first = BatchJob([batch / "b"], None, tmp_path / "one", concurrency=1)
+        second = BatchJob([batch / "b"], None, tmp_path / "two", concurrency=1)
+
+        def supervise():
+            first.start(pipeline)
+            assert first.wait(60) is not None
+            second.start(pipeline)
+            assert second.wait(60) is not None
+            pipeline.stop()
+
+        supervisor = threading.Thread(target=supervise)
+        supervisor.start()
+        summary = pipeline.run()
+        supervisor.join()
+    names = [s.name for s in summary.streams if s.name != "cam"]
+    assert sorted(names) == ["car30", "car30", "person20", "person20"], names
+    assert sorted(p.name for p in (tmp_path / "two").rglob("*.jsonl")) == [
+        "car30.jsonl", "person20.jsonl"]  # fmt: skip
