@@ -52,7 +52,7 @@ from pipeline.apps.serve.http_guard import (
     GuardError,
     RequestGuard,
 )
-from pipeline.apps.serve.jobs import JobController, JobNotFound, parse_job
+from pipeline.apps.serve.jobs import JobController, JobNotFound, JobsFull, parse_job
 from pipeline.apps.serve.metrics import ServiceMetrics
 from pipeline.errors import VapipeError
 from sources import is_live_uri
@@ -332,6 +332,8 @@ class ApiServer:
             _send_error(handler, 404, str(error))
         except StreamExists as error:
             _send_error(handler, 409, str(error))
+        except JobsFull as error:
+            _send_error(handler, 429, str(error))
         except VapipeError as error:  # a config error on reload, a camera that cannot start
             _send_error(handler, 400, str(error))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):

@@ -375,11 +375,12 @@ class Service:
         return self.jobs.describe(job_id)
 
     def start_job(self, request: JobRequest) -> dict:
+        job = self.jobs.prepare(request)  # the folder scan, without the lock
         with self._lock:
             pipeline = self._pipeline
             if pipeline is None or self._stopping.is_set():
                 raise VapipeError("the pipeline is not running (restarting or stopping)")
-            view = self.jobs.start(pipeline, request)
+            view = self.jobs.start(pipeline, request, job)
         log.info("batch %s: %s into %s", view["id"], ", ".join(view["input"]), view["out"])
         return view
 
