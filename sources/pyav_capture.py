@@ -79,7 +79,7 @@ class PyAVCapture:
             self._container = av.open(uri, options=container_options or {}, timeout=timeout)
             stream = self._container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError) as error:
-            log.debug("%s: PyAV cannot open it: %s", self._shown, error)
+            log.debug("%s: PyAV cannot open it: %s", self._shown, mask_credentials(str(error)))
             self.release()
             return
         context = stream.codec_context
@@ -111,7 +111,7 @@ class PyAVCapture:
             except StopIteration:
                 return
             except errors as error:
-                log.info("%s: reading stopped: %s", self._shown, error)
+                log.info("%s: reading stopped: %s", self._shown, mask_credentials(str(error)))
                 return
             if length_size is not None and packet.size and is_non_reference(packet, length_size):
                 yield _Discarded(packet.pts)
@@ -119,7 +119,7 @@ class PyAVCapture:
             try:
                 yield from packet.decode()
             except errors as error:
-                log.debug("%s: packet skipped: %s", self._shown, error)
+                log.debug("%s: packet skipped: %s", self._shown, mask_credentials(str(error)))
 
     def isOpened(self) -> bool:  # OpenCV's name
         return self._container is not None

@@ -25,7 +25,7 @@ def split_spec(spec: str) -> tuple[str | None, str]:
 
 
 class UniqueNames:
-    """Hands out names never handed out before: `cam`, `cam`, `cam` become `cam`, `cam-2`,
+    """Hands out names not in use: `cam`, `cam`, `cam` become `cam`, `cam-2`,
     `cam-3`; a name taken as it was wanted (`cam-2`) is skipped by the numbering. The one
     de-duplicator for stream names and output names."""
 
@@ -39,6 +39,11 @@ class UniqueNames:
             name = f"{wanted}-{n}"
         self._taken.add(name)
         return name
+
+    def release(self, name: str) -> None:
+        """`name` may be handed out again (its stream has ended: a later batch job over the
+        same files gets the same output names, so it resumes)."""
+        self._taken.discard(name)
 
     def take(self, name: str) -> str:
         """Hand out `name` as it is, whether or not it was handed out before (a stream that

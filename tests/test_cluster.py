@@ -430,7 +430,8 @@ def test_a_cluster_section_in_the_service_config_is_checked_key_by_key(tmp_path)
     config = parse_config({"model": model, "cluster": {"address": "auto", "workers": 3}})
     assert (config.cluster.address, config.cluster.workers) == ("auto", 3)
     assert parse_config({"model": model}).cluster is None
-    assert parse_config({"model": model, "cluster": {}}).cluster.address == "local"
+    local = {"expose_ray_ports": True}
+    assert parse_config({"model": model, "cluster": local}).cluster.address == "local"
     for table, message in [
         ({"address": "nowhere"}, "cluster.address: must be local (start Ray here), auto, "),
         ({"workers": 0}, "cluster.workers: must be 1 or more, got 0"),
@@ -440,7 +441,7 @@ def test_a_cluster_section_in_the_service_config_is_checked_key_by_key(tmp_path)
             parse_config({"model": model, "cluster": table})
         assert str(error.value).startswith(message)
     with pytest.raises(ConfigError, match=r"output\.save_video: not available with \[cluster\]"):
-        parse_config({"model": model, "cluster": {}, "output": {"dir": "o", "save_video": True}})
+        parse_config({"model": model, "cluster": local, "output": {"dir": "o", "save_video": True}})
 
 
 def test_a_live_stream_restarted_elsewhere_numbers_its_tracks_on_and_keeps_its_counts(tmp_path):

@@ -7,12 +7,16 @@ import json
 import os
 import shutil
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from conftest import CAR, SSD_LABELS, SSD_XML, count_frames, cut_clip, read_jsonl, run_cli
 
 from pipeline import JsonlSink, Pipeline
 from pipeline.apps.batch.job import BatchJob
+from pipeline.apps.serve.config import ConfigError
+from pipeline.apps.serve.jobs import JobRequest, JobTable, parse_job
 from sources import FileSource, SimulatedCamera
 
 MODEL = ["--model", SSD_XML, "--labels", SSD_LABELS, "--device", "CPU", "--no-progress"]
@@ -177,3 +181,61 @@ def test_batch_beside_live_runs_at_the_lowest_priority_with_the_results_it_gets_
         assert [line["detections"] for line in got] == [line["detections"] for line in expected]
         assert len(got) == count_frames(recordings / f"{name}.mp4")
     assert summary.classes["live"].frames > 0
+
+
+def test_a_second_job_over_the_same_files_gets_the_same_stream_names_once_the_first_ended(
+    folder, tmp_path
+):
+    batch, live = folder
+    camera = SimulatedCamera(FileSource(live, name="cam"), realtime=True)
+    with Pipeline([camera], SSD_XML, labels=SSD_LABELS, device="CPU", concurrency=1) as pipeline:
+        first = BatchJob([batch / "b"], None, tmp_path / "one", concurrency=1)
+        second = BatchJob([batch / "b"], None, tmp_path / "two", concurrency=1)
+
+        def supervise():
+            first.start(pipeline)
+            assert first.wait(60) is not None
+            second.start(pipeline)
+            assert second.wait(60) is not None
+            pipeline.stop()
+
+        supervisor = threading.Thread(target=supervise)
+        supervisor.start()
+        summary = pipeline.run()
+        supervisor.join()
+    names = [s.name for s in summary.streams if s.name != "cam"]
+    assert sorted(names) == ["car30", "car30", "person20", "person20"], names
+    assert sorted(p.name for p in (tmp_path / "two").rglob("*.jsonl")) == [
+        "car30.jsonl", "person20.jsonl"]  # fmt: skip
+
+
+def test_the_service_job_table_keeps_a_bounded_number_forgetting_the_oldest_finished(
+    folder, tmp_path
+):
+    batch, live = folder
+    table = JobTable(max_jobs=2)
+    camera = SimulatedCamera(FileSource(live, name="cam"), realtime=True)
+    views = []
+    with Pipeline([camera], SSD_XML, labels=SSD_LABELS, device="CPU", concurrency=1) as pipeline:
+
+        def supervise():
+            for n in range(3):
+                request = JobRequest((batch / "b",), tmp_path / f"out{n}", concurrency=1)
+                views.append(table.start(pipeline, request))
+                deadline = time.monotonic() + 60
+                while not table.describe(views[-1]["id"])["over"] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            pipeline.stop()
+
+        supervisor = threading.Thread(target=supervise)
+        supervisor.start()
+        pipeline.run()
+        supervisor.join()
+    assert [v["id"] for v in views] == ["job-1", "job-2", "job-3"]
+    assert table.ids() == ["job-2", "job-3"]
+
+
+@pytest.mark.parametrize("concurrency", [0, 65, 10**9, True])
+def test_a_job_concurrency_outside_1_to_64_is_refused(concurrency):
+    with pytest.raises(ConfigError, match="concurrency: must be an integer from 1 to 64"):
+        parse_job({"input": "a", "out": "b", "concurrency": concurrency}, Path("/m"), Path("/o"))

@@ -58,7 +58,10 @@ class Service:
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as reply:
@@ -421,3 +424,61 @@ def test_a_broker_killed_and_restarted_mid_run_gets_every_event_of_events_jsonl_
         f"events: {len(expected)} in events.jsonl, {len(received)} over MQTT; "
         f"{delivered_before} before the kill, {during_outage} written while the broker was down"
     )
+
+
+def test_a_deleted_file_camera_does_not_fail_the_reload_and_sighup_keeps_the_apis_cameras(
+    loops, tmp_path
+):
+    port = free_port()
+    (tmp_path / "media").mkdir()
+    gone = shutil.copy(loops["person"], tmp_path / "media" / "gone.mp4")
+    cameras = (
+        f'[cameras.yard]\nsource = "{loops["car"]}"\nrealtime = true\nloop = true\n\n'
+        f'[cameras.gone]\nsource = "{gone}"\nrealtime = true\nloop = true\n'
+    )
+    config = tmp_path / "vapipe.toml"
+    config.write_text(config_text(port, cameras))
+    written = config.read_text()
+    service = Service(config, port, "--read-only-config")
+    try:
+        service.wait(lambda s: s.processed("yard") > 3, "the camera streaming")
+        status, _ = service.call(
+            "POST",
+            "/api/streams",
+            {"name": "extra", "source": "gone.mp4", "realtime": True, "loop": True},
+        )
+        assert status == 201
+        Path(gone).unlink()  # the file goes; the running decoders hold it open
+        status, diff = service.call("POST", "/api/reload")
+        assert status == 200 and diff["removed"] == [], diff
+        service.process.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert set(service.streams()) == {"yard", "gone", "extra"}
+        before = service.processed("yard")
+        service.wait(lambda s: s.processed("yard") > before, "the camera streaming on")
+    finally:
+        code, _ = service.stop()
+    assert code == 130
+    assert config.read_text() == written, "a read-only config is never written"
+
+
+def test_a_change_that_cannot_be_saved_leaves_the_camera_running_and_adds_nothing(loops, tmp_path):
+    port = free_port()
+    cameras = f'[cameras.yard]\nsource = "{loops["car"]}"\nrealtime = true\nloop = true\n'
+    config = tmp_path / "vapipe.toml"
+    config.write_text(config_text(port, cameras))
+    service = Service(config, port)
+    try:
+        service.wait(lambda s: s.processed("yard") > 3, "the camera streaming")
+        config.write_text(config.read_text() + "\n[broken\n")  # the next save cannot parse it
+        status, body = service.call("PUT", "/api/streams/yard", {"source": "rtsp://127.0.0.1:9/x"})
+        assert status == 400 and "cannot update" in body["error"], body
+        status, body = service.call("POST", "/api/streams", {"name": "more", "source": "0"})
+        assert status == 400 and "cannot update" in body["error"], body
+        before = service.processed("yard")
+        service.wait(lambda s: s.processed("yard") > before + 3, "the camera streaming on")
+        assert set(service.streams()) == {"yard"}
+        assert service.streams()["yard"]["config"]["source"] == str(loops["car"])
+    finally:
+        code, _ = service.stop()
+    assert code == 130

@@ -94,6 +94,8 @@ def call(server, method, path, body=None, token=TOKEN, headers=None, raw=None):
     if token:
         sent["Authorization"] = f"Bearer {token}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if method in ("POST", "PUT"):
+        sent.setdefault("Content-Type", "application/json")
     connection.request(method, path, body=data, headers=sent)
     reply = connection.getresponse()
     payload = reply.read()

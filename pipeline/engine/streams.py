@@ -247,6 +247,7 @@ class StreamLifecycle:
                     summary = self._finish_sinks(stream, summary)
                 finally:
                     del self.active[name], feed.active[name]
+                    self._names.release(name)
                     self.ended.append(summary)
                     feed.ended.append(summary)
                     stream.final = summary

@@ -22,19 +22,29 @@ from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.summary import StreamSummary
 
 RATE_WINDOW_SECONDS = 2.0
+MAX_ARRIVALS = 1024  # arrival times kept per stream: rates up to 512 fps over the window
 
 
 @dataclass
 class _StreamView:
     latest: Result | None = None
     processed: int = 0
-    arrivals: deque[float] = field(default_factory=deque)
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS))
     ended: str = ""  # the final status once the stream has ended
 
+    def arrived(self, now: float) -> None:
+        """Count a frame; times older than the window go at once (whether or not anyone asks
+        for the rate: a service only scraped by Prometheus must not grow)."""
+        self.arrivals.append(now)
+        self._trim(now)
+
     def fps(self, now: float) -> float:
+        self._trim(now)
+        return len(self.arrivals) / RATE_WINDOW_SECONDS
+
+    def _trim(self, now: float) -> None:
         while self.arrivals and self.arrivals[0] < now - RATE_WINDOW_SECONDS:
             self.arrivals.popleft()
-        return len(self.arrivals) / RATE_WINDOW_SECONDS
 
 
 def _tracking_figures(latest: Result | None) -> dict:
@@ -78,7 +88,7 @@ class LiveView:
             view = self._streams.setdefault(result.stream, _StreamView())
             view.latest = result
             view.processed += 1
-            view.arrivals.append(now)
+            view.arrived(now)
 
     def finish(self, stream: StreamSummary) -> None:
         with self._lock:

@@ -161,9 +161,12 @@ class ClusterPipeline:
         pass
 
 
-def cluster_pipeline(address: str, workers: int | None) -> Callable[..., ClusterPipeline]:
+def cluster_pipeline(
+    address: str, workers: int | None, expose_ray_ports: bool = False
+) -> Callable[..., ClusterPipeline]:
     """Makes a `ClusterPipeline` from the arguments the service gives `Pipeline`; `address`
-    as in the config: `local` starts Ray here."""
+    as in the config: `local` starts Ray here (the config allows it only with
+    `expose_ray_ports`)."""
 
     def make(
         sources: Sequence[Any],

@@ -43,10 +43,16 @@ async function stats() {
     const s = await (await fetch("stats.json")).json();
     document.getElementById("total").textContent =
       `${s.total_fps.toFixed(1)} fps in all, ${s.processed} frames`;
-    document.getElementById("rows").innerHTML = s.streams.map(x =>
-      `<tr><td>${x.name}</td><td>${x.state ?? x.ended ?? ""}</td>` +
-      `<td>${x.processed}</td><td>${x.fps.toFixed(1)}</td>` +
-      `<td>${x.latency_ms ?? ""}</td><td>${x.detections.length}</td></tr>`).join("");
+    // Names come from file names and the API: text only, never parsed as HTML.
+    document.getElementById("rows").replaceChildren(...s.streams.map(x => {
+      const row = document.createElement("tr");
+      for (const value of [x.name, x.state ?? x.ended ?? "", x.processed, x.fps.toFixed(1),
+                           x.latency_ms ?? "", x.detections.length]) {
+        const cell = row.insertCell();
+        cell.textContent = String(value);
+      }
+      return row;
+    }));
   } catch (e) {}
   setTimeout(stats, 1000);
 }
@@ -137,7 +143,7 @@ class MosaicView:
                     + b"\r\n"
                 )
                 self._closing.wait(self._period)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):  # the client went away
             pass
 
 

@@ -14,7 +14,8 @@
     GET    /metrics                        Prometheus text
     GET    /, /mosaic.jpg, /stats.json, /stream.mjpg   the demo's live view
 
-Security: with a token (`[http] token` or VAPIPE_TOKEN) every path but /healthz needs
+Security: `http_guard` checks Host, Origin, the content type and connections. With a token
+(`[http] token` or VAPIPE_TOKEN) every path but /healthz needs
 `Authorization: Bearer TOKEN` (or HTTP Basic with TOKEN as the password, so that a browser can
 open the page), compared in constant time; 401 otherwise. Bodies over 64 KB get 413; malformed
 JSON or an unknown field 400 naming it. A file source given through the API must lie under
@@ -37,14 +38,21 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from pipeline.apps.demo.server import MosaicView, send
 from pipeline.apps.serve.config import CameraConfig, ConfigError, HttpConfig, parse_camera
 from pipeline.apps.serve.controller import StreamController, StreamExists, StreamNotFound
-from pipeline.apps.serve.jobs import JobController, JobNotFound, parse_job
+from pipeline.apps.serve.http_guard import (
+    MAX_CONNECTIONS,
+    SOCKET_TIMEOUT,
+    BoundedHTTPServer,
+    GuardError,
+    RequestGuard,
+)
+from pipeline.apps.serve.jobs import JobController, JobNotFound, JobsFull, parse_job
 from pipeline.apps.serve.metrics import ServiceMetrics
 from pipeline.errors import VapipeError
 from sources import is_live_uri
@@ -88,6 +96,8 @@ class Request:
             value = json.loads(body)
         except ValueError as error:
             raise HttpError(400, f"malformed JSON: {error}") from None
+        except RecursionError:
+            raise HttpError(400, "malformed JSON: nested too deeply") from None
         if not isinstance(value, dict):
             raise HttpError(400, "the body must be a JSON object (a camera table)")
         return {key: item for key, item in value.items() if item is not None}
@@ -153,6 +163,8 @@ class ApiServer:
         media_root: Path | None = None,
         jobs: JobController | None = None,
         output_root: Path | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        socket_timeout: float = SOCKET_TIMEOUT,
     ) -> None:
         self.controller = controller
         self.jobs = jobs
@@ -164,11 +176,13 @@ class ApiServer:
         check_exposure(http, self._token)
         host, port = http.bind
         try:
-            self._http = ThreadingHTTPServer((host, port), self._handler())
+            self._http = BoundedHTTPServer(
+                (host, port), self._handler(socket_timeout), max_connections
+            )
         except OSError as error:
             raise VapipeError(f"cannot serve on {host}:{port}: {error.strerror}") from None
-        self._http.daemon_threads = True
         self.address = self._http.server_address[:2]
+        self._guard = RequestGuard((host, self.address[1]))
         self._thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
         self.routes: list[Route] = [
             ("GET", _path(r"/api/streams"), self._list),
@@ -302,6 +316,10 @@ class ApiServer:
                 if not path.startswith("/api/") and path != "/metrics":
                     challenge = 'Basic realm="vapipe"'  # the page: the browser asks
                 raise HttpError(401, "a valid token is needed", (("WWW-Authenticate", challenge),))
+            try:
+                self._guard.check(method, handler.headers)
+            except GuardError as error:
+                raise HttpError(error.status, str(error)) from None
             if method == "GET" and self.view is not None and self.view.handle_get(handler, path):
                 return
             route, groups = self._route(method, path)
@@ -314,10 +332,12 @@ class ApiServer:
             _send_error(handler, 404, str(error))
         except StreamExists as error:
             _send_error(handler, 409, str(error))
+        except JobsFull as error:
+            _send_error(handler, 429, str(error))
         except VapipeError as error:  # a config error on reload, a camera that cannot start
             _send_error(handler, 400, str(error))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            handler.close_connection = True
         except Exception as error:  # a bug: keep the traceback in the log
             log.exception("HTTP %s %s failed", method, path)
             _send_error(handler, 500, f"internal error: {type(error).__name__}")
@@ -335,10 +355,12 @@ class ApiServer:
                             (("Allow", ", ".join(allowed)),))  # fmt: skip
         raise HttpError(404, f"no such path: {path}")
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self, socket_timeout: float) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):  # HTTP/1.0: a connection per request
+            timeout = socket_timeout
+
             def _serve(self) -> None:
                 with server.metrics.http_in_flight.track_inprogress():
                     server._dispatch(self)

@@ -4,7 +4,7 @@
     [http]            bind, token, media_root
     [mqtt]            host, port, topic_prefix, username, password, tls ... (optional)
     [output]          dir, save_video (optional)
-    [cluster]         address, workers: the cameras run on a Ray cluster (optional)
+    [cluster]         address, workers, expose_ray_ports: the cameras run on a Ray cluster
     [cameras.NAME]    source and every stream option of `vapipe run`, plus realtime, loop,
                       track, lines, zones, classify, class, motion, motion_threshold,
                       motion_min_area, motion_mask, motion_keepalive
@@ -47,7 +47,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CAMERA_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # used with fullmatch: no newline, no "/"
+MAX_NAME = 64
+
+
+def valid_name(name: str) -> bool:
+    """A camera, line or zone name: letters, digits, _ . - (at most 64), not only dots (so it
+    never names `.` or `..` as a file name under `[output] dir`)."""
+    return CAMERA_NAME.fullmatch(name) is not None and name.strip(".") != ""
 
 
 class ConfigError(VapipeError):
@@ -73,6 +80,16 @@ def _string(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{path}: must be a non-empty string, got {_kind(value)}")
     return value
+
+
+def _topic_prefix(path: str, value: Any) -> str:
+    """An MQTT topic to publish under: no wildcard (+ #), no NUL, not only slashes."""
+    text = _string(path, value)
+    if any(c in text for c in "+#\0") or not text.strip("/"):
+        raise ConfigError(
+            f"{path}: {text!r} cannot be published to (no + or #, not empty); e.g. site/vapipe"
+        )
+    return text
 
 
 def _boolean(path: str, value: Any) -> bool:
@@ -197,8 +214,11 @@ class Zone:
 def _named(path: str, value: Any) -> list[tuple[str, str, Any]]:
     items = []
     for name, points in _table(path, value).items():
-        if not CAMERA_NAME.match(name):
-            raise ConfigError(f"{path}.{name}: a name may hold only letters, digits, _ . -")
+        if not valid_name(name):
+            raise ConfigError(
+                f"{path}.{name!r}: a name may hold only letters, digits, _ . - (at most "
+                f"{MAX_NAME}, not only dots)"
+            )
         if not isinstance(points, list):
             raise ConfigError(f"{path}.{name}: must be an array of numbers, got {_kind(points)}")
         numbers = tuple(_unit_interval(f"{path}.{name}[{i}]", p) for i, p in enumerate(points))
@@ -302,7 +322,7 @@ class HttpConfig:
 class MqttConfig:
     host: str = field(metadata=_key(_string))
     port: int = field(default=1883, metadata=_key(_port))
-    topic_prefix: str = field(default="vapipe", metadata=_key(_string))
+    topic_prefix: str = field(default="vapipe", metadata=_key(_topic_prefix))
     client_id: str | None = field(default=None, metadata=_key(_string))
     username: str | None = field(default=None, metadata=_key(_string))
     password: str | None = field(default=None, metadata=_key(_string), repr=False)
@@ -338,6 +358,9 @@ class ClusterConfig:
 
     address: str = field(default="local", metadata=_key(_cluster_address))
     workers: int | None = field(default=None, metadata=_key(_int_at_least(1)))
+    # `local` starts Ray here, whose ports take tasks from anyone who reaches them, without
+    # authentication (and Ray binds the machine's address, not loopback): only when asked.
+    expose_ray_ports: bool = field(default=False, metadata=_key(_boolean))
 
 
 @dataclass(frozen=True)
@@ -481,10 +504,11 @@ def _build(cls: type, path: str, table: Any, where: str = "", **given: Any) -> A
 def parse_camera(name: str, table: Any, path: str = "", where: str = "") -> CameraConfig:
     """A camera from its table (TOML or a JSON body); errors name keys under `path`, and
     an unknown key says it is in `where` (default: the table `[path]`)."""
-    if not CAMERA_NAME.match(name):
+    if not valid_name(name):
         where = f"{path}: " if path else ""
         raise ConfigError(
-            f"{where}camera name {name!r} may hold only letters, digits, _ . - (e.g. gate-2)"
+            f"{where}camera name {name!r} may hold only letters, digits, _ . - (at most "
+            f"{MAX_NAME}, not only dots; e.g. gate-2)"
         )
     camera = _build(CameraConfig, path, table, where, name=name)
     prefix = f"{path}." if path else ""
@@ -527,6 +551,14 @@ def parse_config(
         path=path,
     )
     if config.cluster is not None:
+        if config.cluster.address == "local" and not config.cluster.expose_ray_ports:
+            raise ConfigError(
+                'cluster.address: "local" starts Ray on this machine, whose ports run tasks from '
+                "anyone on the network without authentication (Ray binds the machine's address, "
+                'not loopback); join a cluster (address = "HOST:PORT"), or accept that with '
+                "[cluster] expose_ray_ports = true (behind a firewall, or in a loopback-only "
+                "network namespace)"
+            )
         if config.output.save_video:
             raise ConfigError(
                 "output.save_video: not available with [cluster] (frames stay on nodes)"

@@ -49,6 +49,8 @@ class JobRequest:
 
 
 _FIELDS = {"input", "out", "glob", "force", "save_video", "concurrency"}
+MAX_CONCURRENCY = 64  # files of one job at once (each holds a decoder thread and its queue)
+MAX_JOBS = 100  # jobs the table keeps; the oldest finished ones go first
 
 
 def parse_job(
@@ -78,9 +80,11 @@ def parse_job(
             raise ConfigError(f"{flag}: must be true or false")
     concurrency = body.get("concurrency")
     if concurrency is not None and (
-        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
     ):
-        raise ConfigError("concurrency: must be a positive integer")
+        raise ConfigError(f"concurrency: must be an integer from 1 to {MAX_CONCURRENCY}")
     return JobRequest(
         inputs=tuple(_under(media_root, i, "input", "[http] media_root") for i in inputs),
         out=_under(output_root, out, "out", "[output] dir"),
@@ -99,24 +103,53 @@ def _under(root: Path | None, path: str, field: str, setting: str) -> Path:
     return resolved
 
 
-class JobTable:
-    """The service's batch jobs by id (`job-1`, `job-2` ...), in the order they started."""
+class JobsFull(VapipeError):
+    """The table holds `MAX_JOBS` jobs, none of them over."""
 
-    def __init__(self) -> None:
+
+class JobTable:
+    """The service's batch jobs by id (`job-1`, `job-2` ...), in the order they started; at
+    most `max_jobs` (the oldest finished ones are forgotten first)."""
+
+    def __init__(self, max_jobs: int = MAX_JOBS) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, tuple[BatchJob, JobRequest]] = {}
         self._ids = itertools.count(1)
+        self._max = max_jobs
 
-    def start(self, pipeline: Pipeline, request: JobRequest) -> dict:
-        job = BatchJob(
+    @staticmethod
+    def prepare(request: JobRequest) -> BatchJob:
+        """The job, its folders scanned (slow on a big folder: call it without the service's
+        lock)."""
+        return BatchJob(
             list(request.inputs), None, request.out, patterns=request.patterns,
             concurrency=request.concurrency, force=request.force, save_video=request.save_video,
         )  # fmt: skip
-        job.start(pipeline)
+
+    def start(self, pipeline: Pipeline, request: JobRequest, job: BatchJob | None = None) -> dict:
+        job = job if job is not None else self.prepare(request)
         with self._lock:
+            self._make_room()
             job_id = f"job-{next(self._ids)}"
             self._jobs[job_id] = (job, request)
+        try:
+            job.start(pipeline)
+        except BaseException:
+            with self._lock:
+                del self._jobs[job_id]
+            raise
         return self.describe(job_id)
+
+    def _make_room(self) -> None:
+        """Forget the oldest finished jobs beyond the bound (lock held)."""
+        while len(self._jobs) >= self._max:
+            over = next((i for i, (job, _) in self._jobs.items() if job.progress().over), None)
+            if over is None:
+                raise JobsFull(
+                    f"{len(self._jobs)} batch jobs are running, the most kept; stop one "
+                    "(DELETE /api/jobs/ID) or wait for one to end"
+                )
+            del self._jobs[over]
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -18,6 +18,7 @@ lost its retained messages). Nothing here logs or publishes a source URL.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -48,6 +49,15 @@ class _Message:
     payload: bytes
     qos: int
     retain: bool
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _json(value: Any) -> bytes:
@@ -199,6 +209,10 @@ class MqttPublisher:
                     info = self._client.publish(
                         message.topic, message.payload, message.qos, message.retain
                     )
+                except (ValueError, TypeError, RuntimeError, OSError) as error:
+                    # One bad message (a topic paho refuses) must not end the publisher.
+                    log.warning("MQTT: cannot publish to %r: %s; dropped", message.topic, error)
+                    continue
                 finally:
                     self._changed.acquire()
                 if message.qos:
@@ -271,6 +285,11 @@ class MqttPublisher:
         password = config.password or os.environ.get("VAPIPE_MQTT_PASSWORD")
         if config.username:
             client.username_pw_set(config.username, password)
+            if password and not config.tls and not _loopback(config.host):
+                log.warning(
+                    "MQTT: the password for %s goes to %s:%d in clear text; set [mqtt] tls = "
+                    "true (the broker must offer TLS)", config.username, config.host, config.port,
+                )  # fmt: skip
         if config.tls:
 
             def path(name: str | None) -> str | None:

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,9 +96,10 @@ class ConfigWriteError(VapipeError):
     """The config file could not be updated; the change was not applied."""
 
 
-def check_startable(config: ServiceConfig) -> None:
-    """What can be checked before the pipeline starts: the model and file sources exist, the
-    API is not exposed without a token."""
+def check_startable(config: ServiceConfig, running: Collection[str] = ()) -> None:
+    """What can be checked before the pipeline starts: the model and file sources exist (but
+    those of the cameras `running` on unchanged: a file deleted since does not stop the
+    others), the API is not exposed without a token."""
     model = config.resolve(config.model.path)
     if not model.exists():
         raise ConfigError(f"model.path: no such model file or folder: {model}")
@@ -106,7 +107,8 @@ def check_startable(config: ServiceConfig) -> None:
         if not Path(spec.model).exists():
             raise ConfigError(f"model.classify[{i}]: no such model file or folder: {spec.model}")
     for camera in config.cameras.values():
-        check_camera_source(config, camera, f"cameras.{camera.name}.source")
+        if camera.name not in running:
+            check_camera_source(config, camera, f"cameras.{camera.name}.source")
     check_exposure(config.http, effective_token(config.http))
 
 
@@ -131,6 +133,7 @@ class Service:
         check_startable(config)
         self.config = config
         self._file = None if read_only or config.path is None else ConfigFile(config.path)
+        self._memory_only: dict[str, CameraConfig] = {}  # read-only: the API's cameras
         self._lock = threading.RLock()  # serialises changes (API, reload, restarts)
         self._data = threading.Lock()  # guards the dicts below; never held while waiting
         self._stopping = threading.Event()
@@ -316,18 +319,42 @@ class Service:
         return self._describe(name, self._figures())
 
     def add_stream(self, camera: CameraConfig) -> dict:
+        """Start, then save: a camera that cannot start is not saved, one that cannot be saved
+        is stopped again."""
         with self._lock:
             if camera.name in self.config.cameras:
                 raise StreamExists(f"a camera named {camera.name!r} exists; PUT to change it")
-            self._apply_camera(camera)
+            check_camera_source(self.config, camera, "source")
+            self._set_camera(camera.name, camera)
+            try:
+                self._start_camera(camera)
+                self._save(lambda file: file.put_camera(camera))
+            except BaseException:
+                self._stop_camera(camera.name)
+                self._set_camera(camera.name, None)
+                raise
         return self.get_stream(camera.name)
 
     def replace_stream(self, camera: CameraConfig) -> dict:
+        """Save, then restart: a change that cannot be saved leaves the camera running as it
+        was; one that cannot start puts the old settings back (file and stream)."""
         with self._lock:
-            if camera.name not in self.config.cameras:
+            old = self.config.cameras.get(camera.name)
+            if old is None:
                 raise StreamNotFound(f"no camera named {camera.name!r}; POST to add it")
+            check_camera_source(self.config, camera, "source")
+            self._save(lambda file: file.put_camera(camera))
             self._stop_camera(camera.name)
-            self._apply_camera(camera)
+            self._set_camera(camera.name, camera)
+            try:
+                self._start_camera(camera)
+            except BaseException:
+                self._stop_camera(camera.name)
+                self._set_camera(camera.name, old)
+                with contextlib.suppress(VapipeError):
+                    self._save(lambda file: file.put_camera(old))
+                self._start_camera(old)
+                raise
         return self.get_stream(camera.name)
 
     def remove_stream(self, name: str) -> dict:
@@ -335,8 +362,7 @@ class Service:
             if name not in self.config.cameras:
                 raise StreamNotFound(f"no camera named {name!r}")
             self._save(lambda file: file.remove_camera(name))
-            cameras = {k: v for k, v in self.config.cameras.items() if k != name}
-            self.config = dataclasses.replace(self.config, cameras=cameras)
+            self._set_camera(name, None)
             summary = self._stop_camera(name)
         return {"name": name, "summary": dataclasses.asdict(summary) if summary else None}
 
@@ -356,7 +382,11 @@ class Service:
             if self.config.path is None:
                 raise ConfigError("this service has no config file to reload")
             new = load_config(self.config.path)
-            check_startable(new)
+            if self._file is None and self._memory_only:  # read-only: the API's cameras stay
+                kept = {k: v for k, v in self._memory_only.items() if k not in new.cameras}
+                new = dataclasses.replace(new, cameras={**new.cameras, **kept})
+            unchanged = [n for n, c in new.cameras.items() if self.config.cameras.get(n) == c]
+            check_startable(new, running=unchanged)
             diff = diff_configs(self.config, new)
             log.info("reload: %s", diff.describe())
             if diff.http_changed:
@@ -393,11 +423,12 @@ class Service:
         return self.jobs.describe(job_id)
 
     def start_job(self, request: JobRequest) -> dict:
+        job = self.jobs.prepare(request)  # the folder scan, without the lock
         with self._lock:
             pipeline = self._pipeline
             if pipeline is None or self._stopping.is_set():
                 raise VapipeError("the pipeline is not running (restarting or stopping)")
-            view = self.jobs.start(pipeline, request)
+            view = self.jobs.start(pipeline, request, job)
         log.info("batch %s: %s into %s", view["id"], ", ".join(view["input"]), view["out"])
         return view
 
@@ -416,14 +447,17 @@ class Service:
 
     # -- helpers (lock held where said) -------------------------------------------------------
 
-    def _apply_camera(self, camera: CameraConfig) -> None:
-        """Save and start a camera (lock held)."""
-        check_camera_source(self.config, camera, "source")
-        self._save(lambda file: file.put_camera(camera))
-        cameras = dict(self.config.cameras)
-        cameras[camera.name] = camera
+    def _set_camera(self, name: str, camera: CameraConfig | None) -> None:
+        """Put (or with None, drop) a camera in the running config (lock held)."""
+        cameras = {k: v for k, v in self.config.cameras.items() if k != name}
+        if camera is not None:
+            cameras[name] = camera
         self.config = dataclasses.replace(self.config, cameras=cameras)
-        self._start_camera(camera)
+        if self._file is None:
+            if camera is None:
+                self._memory_only.pop(name, None)
+            else:
+                self._memory_only[name] = camera
 
     def _save(self, change) -> None:
         if self._file is None:
