@@ -1,0 +1,19 @@
+"""Recording: a camera's compressed packets kept as they arrive (no decoding, no re-encoding),
+written into crash-safe fragmented-MP4 segments."""
+
+from pipeline.recording.recorder import CameraRecorder, RecordOptions
+from pipeline.recording.segments import (
+    SegmentWriter,
+    list_segments,
+    repair_unfinished,
+    segment_start,
+)
+
+__all__ = [
+    "CameraRecorder",
+    "RecordOptions",
+    "SegmentWriter",
+    "list_segments",
+    "repair_unfinished",
+    "segment_start",
+]

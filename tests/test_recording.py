@@ -1,0 +1,180 @@
+"""Recording a camera by stream copy: real RTSP from the GStreamer test server, the segments
+checked with the ffmpeg CLI and ffprobe."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, VIDEOS
+from rtsp import RtspServer
+
+av = pytest.importorskip("av")
+
+from pipeline.recording import (  # noqa: E402
+    CameraRecorder,
+    RecordOptions,
+    list_segments,
+    repair_unfinished,
+    segment_start,
+)
+
+FRAME = 1 / 12.5  # the car clip's frame interval
+
+
+@pytest.fixture(scope="module")
+def short_gop(tmp_path_factory) -> Path:
+    """The car clip with a keyframe every 2 s (its own GOP is 9.6 s), so segments are short."""
+    out = tmp_path_factory.mktemp("clips") / "car-gop2.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(VIDEOS / "car-detection.mp4"), "-an",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-bf", "0", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def probe(path: Path) -> float:
+    """The duration ffprobe reads; fails the test on any ffprobe error."""
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+         str(path)], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", f"{path.name}: {proc.stderr}"
+    return float(proc.stdout)
+
+
+def decode_all(path: Path) -> int:
+    """Frames decoded from `path` (fails on a decoding error)."""
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_recorded_segments_hold_the_packets_an_ffmpeg_stream_copy_holds(short_gop, tmp_path):
+    with RtspServer({"car": short_gop}) as server:
+        url = server.url("car")
+        reference = tmp_path / "ffmpeg-copy.mp4"
+        ffmpeg = subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-y", "-rtsp_transport", "tcp", "-i", url,
+             "-c", "copy", "-an", "-t", "9", str(reference)],
+        )  # fmt: skip
+        recorder = CameraRecorder("car", url, tmp_path / "car", RecordOptions(segment_seconds=2))
+        with recorder:
+            wait_for(lambda: recorder.segments_written >= 4)
+        assert ffmpeg.wait(timeout=60) == 0
+    segments = list_segments(tmp_path / "car")
+    assert len(segments) >= 4 and not list((tmp_path / "car").glob("*.part"))
+    recorded = [p for segment in segments for p in packets(segment)]
+    copied = packets(reference)
+    common = min(len(recorded), len(copied))
+    assert common >= 100
+    assert recorded[:common] == copied[:common]  # bit-exact, in order, none missing
+    for segment in segments:
+        count = len(packets(segment))
+        assert abs(probe(segment) - count * FRAME) <= FRAME
+        assert decode_all(segment) == count
+    starts = [segment_start(s) for s in segments]
+    assert starts == sorted(starts)
+    # wall time between segment starts matches the video held (the server sends in real time);
+    # the first start is estimated while the demuxer still hands out its probing backlog
+    pairs = zip(starts, starts[1:], segments[:-1], strict=True)
+    gaps = [abs((b - a) - probe(s)) for a, b, s in pairs]
+    assert gaps[0] <= 4 * FRAME and max(gaps[1:]) <= FRAME, gaps
+
+
+def test_segments_are_cut_at_keyframes_of_about_the_configured_length(short_gop, tmp_path):
+    recorder = CameraRecorder("car", str(short_gop), tmp_path, RecordOptions(segment_seconds=3))
+    assert recorder.start().join(timeout=60)
+    segments = list_segments(tmp_path)
+    assert recorder.error is None
+    assert [round(probe(s), 2) for s in segments] == [4.0] * 7 + [2.16]  # 2 s GOPs, 377 frames
+    assert sum(len(packets(s)) for s in segments) == 377
+    for segment in segments:
+        with av.open(str(segment)) as container:
+            first = next(container.demux(video=0))
+            assert first.is_keyframe
+
+
+KILLED = """
+import sys, time
+from pathlib import Path
+from pipeline.recording import CameraRecorder, RecordOptions
+CameraRecorder("car", sys.argv[1], Path(sys.argv[2]), RecordOptions(segment_seconds=2)).start()
+time.sleep(120)
+"""
+
+
+def test_kill_9_while_recording_leaves_finished_segments_playable_and_the_last_repairable(
+    short_gop, tmp_path
+):
+    folder = tmp_path / "car"
+    with RtspServer({"car": short_gop}) as server:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen([sys.executable, "-c", KILLED, server.url("car"), str(folder)],
+                                env=env, cwd=ROOT)  # fmt: skip
+        try:
+            wait_for(lambda: len(list_segments(folder)) >= 2)
+            time.sleep(1.3)  # into the third segment: at least one fragment written
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    finished = list_segments(folder)
+    partial = list(folder.glob("*.part"))
+    assert len(finished) >= 2 and len(partial) == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [p.name for p in finished] + [partial[0].name]
+    )
+    for segment in finished:
+        assert decode_all(segment) == len(packets(segment)) == 25  # one 2 s GOP
+        probe(segment)
+    repaired = repair_unfinished(folder)
+    assert len(repaired) == 1 and not list(folder.glob("*.part"))
+    assert repaired[0].name == partial[0].name.removesuffix(".part")
+    kept = len(packets(repaired[0]))
+    assert 1 <= kept < 25 and decode_all(repaired[0]) == kept
+    probe(repaired[0])
+
+
+def test_a_camera_that_drops_and_reconnects_leaves_a_gap_not_a_corrupt_file(short_gop, tmp_path):
+    server = RtspServer({"car": short_gop}).start()
+    options = RecordOptions(segment_seconds=2, timeout=(3.0, 2.0))
+    recorder = CameraRecorder("car", server.url("car"), tmp_path, options).start()
+    try:
+        wait_for(lambda: recorder.segments_written >= 2)
+        server.kill()
+        wait_for(lambda: recorder.connections == 1 and recorder.segments_written >= 3)
+        before = list_segments(tmp_path)
+        time.sleep(2.0)  # the camera is away
+        server = RtspServer({"car": short_gop}, port=server.port).start()
+        wait_for(lambda: recorder.connections == 2 and len(list_segments(tmp_path)) > len(before))
+    finally:
+        recorder.stop()
+        server.stop()
+    assert recorder.error is None
+    segments = list_segments(tmp_path)
+    after = segments[len(before)]
+    for segment in segments:
+        assert decode_all(segment) == len(packets(segment)) > 0
+    last = before[-1]
+    gap = segment_start(after) - (segment_start(last) + probe(last))
+    assert gap >= 1.5  # the two seconds away, as a gap between files
+    starts = [segment_start(s) for s in segments]
+    assert starts == sorted(starts)
