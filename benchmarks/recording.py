@@ -53,6 +53,11 @@ while cap.read()[0]:
 assert n
 """
 
+# ffmpeg's segment muxer, stream copy; the input goes after the first four
+FFMPEG_SEGMENTS = ["ffmpeg", "-loglevel", "error", "-y", "-c", "copy", "-an", "-f", "segment",
+                   "-segment_time", "10", "-segment_format", "mp4",
+                   "-reset_timestamps", "1"]  # fmt: skip
+
 
 def child_cpu(args: list[str]) -> float:
     """CPU seconds (user + system) the child running `args` used."""
@@ -82,13 +87,18 @@ def main() -> None:
          str(clip), "-c", "copy", "-an", str(looped)], check=True,
     )  # fmt: skip
     py = sys.executable
-    ways = {
+    ways = {  # command, the video it handles
         "record-pyav": ([py, "-c", RECORD_PYAV, str(looped), str(work / "pyav")], looped),
         "record-ffmpeg": (
-            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(looped), "-c", "copy", "-an",
-             "-f", "segment", "-segment_time", "10", "-segment_format", "mp4",
-             "-reset_timestamps", "1", str(work / "ffmpeg-%03d.mp4")], looped,
-        ),  # fmt: skip
+            [
+                *FFMPEG_SEGMENTS[:4],
+                "-i",
+                str(looped),
+                *FFMPEG_SEGMENTS[4:],
+                str(work / "ffmpeg-%03d.mp4"),
+            ],
+            looped,
+        ),
         "decode-pyav": ([py, "-c", DECODE_PYAV, str(clip)], clip),
         "decode-opencv": ([py, "-c", DECODE_OPENCV, str(clip)], clip),
     }

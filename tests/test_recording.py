@@ -95,7 +95,7 @@ def test_recorded_segments_hold_the_packets_an_ffmpeg_stream_copy_holds(short_go
     assert starts == sorted(starts)
     # wall time between segment starts matches the video held (the server sends in real time);
     # the first start is estimated while the demuxer still hands out its probing backlog
-    pairs = zip(starts, starts[1:], segments[:-1], strict=True)
+    pairs = zip(starts[:-1], starts[1:], segments[:-1], strict=True)
     gaps = [abs((b - a) - probe(s)) for a, b, s in pairs]
     assert gaps[0] <= 4 * FRAME and max(gaps[1:]) <= FRAME, gaps
 
@@ -178,3 +178,37 @@ def test_a_camera_that_drops_and_reconnects_leaves_a_gap_not_a_corrupt_file(shor
     assert gap >= 1.5  # the two seconds away, as a gap between files
     starts = [segment_start(s) for s in segments]
     assert starts == sorted(starts)
+
+
+def test_vapipe_run_with_record_writes_every_packet_of_the_stream_into_segments(tmp_path):
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    proc = run_cli("run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--record", str(tmp_path / "rec"), "--segment-seconds", "5",
+                   "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    segments = list_segments(tmp_path / "rec" / "car-detection")
+    assert [round(probe(s), 2) for s in segments] == [9.6, 9.6, 9.6, 1.36]  # its 9.6 s GOPs
+    recorded = [p for s in segments for p in packets(s)]
+    assert recorded == packets(CAR)  # a file's packets, bit-exact
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--record-source", "car=rtsp://x"], "--record-source needs --record DIR"),
+        (["--record", "REC", "--record-source", "car"], "--record-source car: expected NAME=URL"),
+        (["--record", "REC", "--segment-seconds", "0"], "--segment-seconds 0: must be above 0"),
+        (["--record", "REC", "--record-source", "cam=rtsp://x"], "no stream named cam"),
+    ],
+)
+def test_vapipe_run_refuses_bad_recording_options_in_one_line(tmp_path, options, message):
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    options = [str(tmp_path / "rec") if o == "REC" else o for o in options]
+    proc = run_cli("run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--no-progress", *options)  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr

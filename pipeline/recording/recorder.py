@@ -140,7 +140,7 @@ class CameraRecorder:
         try:
             stream = source.streams.video[0]
             timestamps = _Timestamps(stream)
-            clock = _WallClock(stream.time_base)
+            clock = _WallClock(stream.time_base, refine=self._live)
             packets = source.demux(stream)
             while not self._stop.is_set():
                 try:
@@ -227,10 +227,12 @@ class _WallClock:
     """The wall time of each packet of one connection: its stream time laid on the earliest
     arrival seen. Packets arrive late (the demuxer buffers the first seconds while probing, the
     network bunches them), never early, so arrival - stream time is smallest for the packet
-    delayed least."""
+    delayed least. A file (`refine` off) is read faster than real time: its first packet's
+    arrival stays the anchor."""
 
-    def __init__(self, time_base) -> None:
+    def __init__(self, time_base, refine: bool = True) -> None:
         self._time_base = time_base
+        self._refine = refine
         self._first: int | None = None
         self._anchor = float("inf")
 
@@ -238,7 +240,8 @@ class _WallClock:
         if self._first is None:
             self._first = packet.dts
         offset = float((packet.dts - self._first) * self._time_base)
-        self._anchor = min(self._anchor, arrival - offset)
+        if self._refine or self._anchor == float("inf"):
+            self._anchor = min(self._anchor, arrival - offset)
         return self._anchor + offset
 
     def at(self, dts: int) -> float:

@@ -1,0 +1,89 @@
+"""`vapipe run --record DIR`: each stream's camera recorded (stream copy) beside the analysis."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pipeline.atomic import check_writable_folder
+from pipeline.errors import VapipeError
+
+log = logging.getLogger(__name__)
+
+
+def add_recording_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("recording")
+    group.add_argument(
+        "--record", type=Path, metavar="DIR",
+        help="also record every stream, its packets copied as they are (no re-encoding), into "
+        "DIR/<stream>/<UTC start>.mp4 segments (fragmented MP4); needs PyAV",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-source", action="append", default=[], metavar="NAME=URL",
+        help="record stream NAME from URL instead (e.g. the camera's main stream while the "
+        "sub-stream is analysed); repeatable",
+    )  # fmt: skip
+    group.add_argument(
+        "--segment-seconds", type=float, default=60.0, metavar="S",
+        help="recorded segments' length: cut at the first keyframe after S seconds (default 60)",
+    )  # fmt: skip
+
+
+def record_urls(
+    record_sources: Sequence[str], names: Sequence[str], urls: Sequence[str]
+) -> dict[str, str]:
+    """Stream name -> the URL to record it from: its own, or the one `--record-source` gives."""
+    chosen = dict(zip(names, urls, strict=True))
+    for spec in record_sources:
+        name, _, url = spec.partition("=")
+        if name not in chosen:
+            known = ", ".join(names)
+            raise VapipeError(f"--record-source {spec}: no stream named {name} (streams: {known})")
+        chosen[name] = url
+    return chosen
+
+
+def check_recording_options(args: argparse.Namespace) -> None:
+    """The recording options' errors, before any work starts."""
+    if args.record is None:
+        if args.record_source:
+            raise VapipeError("--record-source needs --record DIR to write the recordings to")
+        return
+    from sources.pyav_capture import import_av
+
+    import_av()  # a one-line error if PyAV is missing
+    if not args.segment_seconds > 0:
+        raise VapipeError(f"--segment-seconds {args.segment_seconds:g}: must be above 0")
+    for spec in args.record_source:
+        name, sep, url = spec.partition("=")
+        if not sep or not name or not url:
+            raise VapipeError(f"--record-source {spec}: expected NAME=URL")
+    check_writable_folder(args.record, "--record")
+
+
+@contextlib.contextmanager
+def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
+    """Record the streams `names` (in the order of `args.sources`) while the block runs."""
+    if args.record is None:
+        yield []
+        return
+    from pipeline.recording import CameraRecorder, RecordOptions
+    from sources import split_spec
+
+    urls = record_urls(args.record_source, names, [split_spec(s)[1] for s in args.sources])
+    options = RecordOptions(
+        segment_seconds=args.segment_seconds,
+        rtsp_transport=getattr(args, "rtsp_transport", "tcp"),
+    )
+    recorders = [
+        CameraRecorder(name, url, args.record / name, options).start() for name, url in urls.items()
+    ]
+    try:
+        yield recorders
+    finally:
+        for recorder in recorders:
+            recorder.stop()
+            log.info("%s: %d segments recorded", recorder.name, recorder.segments_written)
