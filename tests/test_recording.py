@@ -212,3 +212,43 @@ def test_vapipe_run_refuses_bad_recording_options_in_one_line(tmp_path, options,
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def recorded_car(tmp_path_factory) -> Path:
+    """The car clip recorded from the file: 9.6 s segments (its keyframes are 4.8 s apart)."""
+    folder = tmp_path_factory.mktemp("recorded") / "car"
+    recorder = CameraRecorder("car", str(VIDEOS / "car-detection.mp4"), folder, RecordOptions(5))
+    assert recorder.start().join(timeout=60) and recorder.error is None
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first", "count"),
+    [
+        (12.0, 22.0, 120, 155),  # from the keyframe at 9.6 s, across two segments
+        (5.0, 8.0, 60, 40),  # the keyframe at 4.8 s, inside one segment
+        (0.5, 40.0, 0, 377),  # all of it
+    ],
+)
+def test_a_cut_starts_at_the_keyframe_before_its_start_and_copies_packets_bit_exact(
+    recorded_car, tmp_path, start, end, first, count
+):
+    from pipeline.recording.cut import cut
+
+    t0 = segment_start(list_segments(recorded_car)[0])
+    clip = cut(recorded_car, t0 + start, t0 + end, tmp_path / "clip.mp4")
+    assert packets(clip) == packets(VIDEOS / "car-detection.mp4")[first : first + count]
+    assert abs(probe(clip) - count * FRAME) <= FRAME
+    assert decode_all(clip) == count
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_cut_of_a_time_with_nothing_recorded_is_refused(recorded_car, tmp_path):
+    from pipeline.errors import VapipeError
+    from pipeline.recording.cut import cut
+
+    t0 = segment_start(list_segments(recorded_car)[0])
+    with pytest.raises(VapipeError, match="nothing recorded between"):
+        cut(recorded_car, t0 + 100, t0 + 110, tmp_path / "clip.mp4")
+    assert list(tmp_path.iterdir()) == []
