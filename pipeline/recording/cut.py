@@ -14,6 +14,8 @@ from pipeline.recording.segments import PARTIAL, SUFFIX, segment_start
 from sources.pyav_capture import import_av
 
 log = logging.getLogger(__name__)
+# Segment names keep microseconds: a packet this close to a limit counts as at it.
+_SLACK = 1e-4
 
 
 def recorded_files(folder: Path) -> list[Path]:
@@ -59,13 +61,13 @@ def cut(folder: Path, start: float, end: float, out: Path) -> Path:
     written = 0
     try:
         for wall, packet, video in _packets(chosen):
-            if wall >= end:
+            if wall >= end - _SLACK:
                 break
-            if packet.is_keyframe and wall <= start:
+            if packet.is_keyframe and wall <= start + _SLACK:
                 pending = []
             if output is None:
                 pending.append((wall, packet))
-                if wall < start or not pending[0][1].is_keyframe:
+                if wall < start - _SLACK or not pending[0][1].is_keyframe:
                     if not pending[0][1].is_keyframe:
                         pending = []
                     continue
