@@ -30,6 +30,14 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
         "--segment-seconds", type=float, default=60.0, metavar="S",
         help="recorded segments' length: cut at the first keyframe after S seconds (default 60)",
     )  # fmt: skip
+    group.add_argument(
+        "--record-max-days", type=float, metavar="D",
+        help="remove recorded segments older than D days, oldest first, while recording",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-max-gb", type=float, metavar="G",
+        help="keep at most G GB of recorded segments in DIR, removing the oldest first",
+    )  # fmt: skip
 
 
 def record_urls(
@@ -57,6 +65,10 @@ def check_recording_options(args: argparse.Namespace) -> None:
     import_av()  # a one-line error if PyAV is missing
     if not args.segment_seconds > 0:
         raise VapipeError(f"--segment-seconds {args.segment_seconds:g}: must be above 0")
+    for key in ("record_max_days", "record_max_gb"):
+        value = getattr(args, key)
+        if value is not None and not value > 0:
+            raise VapipeError(f"--{key.replace('_', '-')} {value:g}: must be above 0")
     for spec in args.record_source:
         name, sep, url = spec.partition("=")
         if not sep or not name or not url:
@@ -71,6 +83,7 @@ def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
         yield []
         return
     from pipeline.recording import CameraRecorder, RecordOptions
+    from pipeline.recording.retention import Retention, Tier
     from sources import split_spec
 
     urls = record_urls(args.record_source, names, [split_spec(s)[1] for s in args.sources])
@@ -81,9 +94,16 @@ def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
     recorders = [
         CameraRecorder(name, url, args.record / name, options).start() for name, url in urls.items()
     ]
+    retention = None
+    if args.record_max_days is not None or args.record_max_gb is not None:
+        size = None if args.record_max_gb is None else int(args.record_max_gb * 1e9)
+        tier = Tier("continuous", args.record, args.record_max_days, size)
+        retention = Retention([tier]).start()
     try:
         yield recorders
     finally:
+        if retention is not None:
+            retention.stop()
         for recorder in recorders:
             recorder.stop()
             log.info("%s: %d segments recorded", recorder.name, recorder.segments_written)
