@@ -253,3 +253,25 @@ def test_a_cut_of_a_time_with_nothing_recorded_is_refused(recorded_car, tmp_path
     with pytest.raises(VapipeError, match="nothing recorded between"):
         cut(recorded_car, t0 + 100, t0 + 110, tmp_path / "clip.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_event_clips_hold_pre_roll_from_a_keyframe_and_overlapping_events_share_one(
+    recorded_car, tmp_path
+):
+    from pipeline.recording.clips import ClipOptions, EventClips
+
+    t0 = segment_start(list_segments(recorded_car)[0])
+    clips = EventClips("car", recorded_car, tmp_path, ClipOptions(pre=2, post=1, settle=0))
+    first = clips.add("line_cross", t0 + 7.0)  # 5..8 s: from the keyframe at 4.8 s
+    shared = clips.add("zone_enter", t0 + 8.5)  # 6.5..9.5 s overlaps: the same clip, to 9.5 s
+    apart = clips.add("track_end", t0 + 20.0, t0 + 24.0)  # 18..25 s: from the keyframe at 14.4
+    assert shared == first != apart
+    assert first.name.startswith("car-line_cross-") and apart.name.startswith("car-track_end-")
+    clips.start().stop()
+    assert clips.failed == [] and sorted(clips.written) == sorted([first, apart])
+    source = packets(VIDEOS / "car-detection.mp4")
+    assert packets(first) == source[60:119]  # 4.8 s up to 9.5 s
+    assert packets(apart) == source[180:313]  # 14.4 s up to 25 s
+    for clip in (first, apart):
+        assert decode_all(clip) == len(packets(clip))
+        probe(clip)

@@ -1,6 +1,7 @@
 """Recording: a camera's compressed packets kept as they arrive (no decoding, no re-encoding),
 written into crash-safe fragmented-MP4 segments."""
 
+from pipeline.recording.clips import ClipOptions, EventClips
 from pipeline.recording.cut import cut, recorded_files
 from pipeline.recording.recorder import CameraRecorder, RecordOptions
 from pipeline.recording.segments import (
@@ -11,6 +12,8 @@ from pipeline.recording.segments import (
 )
 
 __all__ = [
+    "ClipOptions",
+    "EventClips",
     "CameraRecorder",
     "RecordOptions",
     "SegmentWriter",
