@@ -12,9 +12,9 @@ from pipeline.recording.segments import (
 )
 
 __all__ = [
+    "CameraRecorder",
     "ClipOptions",
     "EventClips",
-    "CameraRecorder",
     "RecordOptions",
     "SegmentWriter",
     "cut",
