@@ -275,3 +275,34 @@ def test_event_clips_hold_pre_roll_from_a_keyframe_and_overlapping_events_share_
     for clip in (first, apart):
         assert decode_all(clip) == len(packets(clip))
         probe(clip)
+
+
+def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(tmp_path):
+    import json
+
+    import numpy as np
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    with RtspServer({"car": CAR}) as server:
+        proc = run_cli("run", f"car={server.url('car')}", "--model", str(SSD_XML),
+                       "--labels", SSD_LABELS, "--line", "gate=0,0.5,1,0.5",
+                       "--record", str(tmp_path / "rec"), "--clips", str(tmp_path / "clips"),
+                       "--clip-seconds", "2", "1", "--segment-seconds", "2",
+                       "--duration", "16", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [
+        json.loads(x) for x in (tmp_path / "clips" / "car.clips.jsonl").read_text().splitlines()
+    ]
+    crossing = next(x for x in lines if x["type"] == "line_cross")
+    clip = Path(crossing["clip"])
+    assert clip.name.startswith("car-line_cross-") and clip.parent == tmp_path / "clips" / "car"
+    probe(clip)
+    with av.open(str(CAR)) as container:
+        source = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    with av.open(str(clip)) as container:
+        shown = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    # the clip's pictures are a run of the camera's, decoded alike; it holds the crossing frame
+    first = next(i for i, image in enumerate(source) if np.array_equal(image, shown[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(shown, source[first:], strict=False))
+    assert first <= crossing["frame"] < first + len(shown)
+    assert len(shown) >= 3 / FRAME - 1  # 2 s before, 1 s after at least

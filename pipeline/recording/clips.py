@@ -87,6 +87,7 @@ class EventClips:
         with self._cond:
             last_item = self._items[-1] if self._items else None
             if self.options.merge and last_item is not None and first <= last_item.end:
+                last_item.start = min(last_item.start, first)  # a track's life reaches back
                 last_item.end = max(last_item.end, last)
                 last_item.events.append(event_type)
                 return last_item.path

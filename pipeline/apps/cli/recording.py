@@ -31,6 +31,15 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
         help="recorded segments' length: cut at the first keyframe after S seconds (default 60)",
     )  # fmt: skip
     group.add_argument(
+        "--clips", type=Path, metavar="DIR",
+        help="with --record and tracking: a clip per event (overlapping events share one) into "
+        "DIR/<stream>/, listed in DIR/<stream>.clips.jsonl",
+    )  # fmt: skip
+    group.add_argument(
+        "--clip-seconds", type=float, nargs=2, default=(5.0, 5.0), metavar=("PRE", "POST"),
+        help="seconds of video kept before and after each event (default 5 5)",
+    )  # fmt: skip
+    group.add_argument(
         "--record-max-days", type=float, metavar="D",
         help="remove recorded segments older than D days, oldest first, while recording",
     )  # fmt: skip
@@ -57,9 +66,14 @@ def record_urls(
 def check_recording_options(args: argparse.Namespace) -> None:
     """The recording options' errors, before any work starts."""
     if args.record is None:
-        if args.record_source:
-            raise VapipeError("--record-source needs --record DIR to write the recordings to")
+        if args.record_source or args.clips:
+            option = "--clips" if args.clips else "--record-source"
+            raise VapipeError(f"{option} needs --record DIR to write the recordings to")
         return
+    if args.clips is not None:
+        if min(args.clip_seconds) < 0:
+            raise VapipeError("--clip-seconds PRE POST: must be 0 or more")
+        check_writable_folder(args.clips, "--clips")
     from sources.pyav_capture import import_av
 
     import_av()  # a one-line error if PyAV is missing
@@ -107,3 +121,16 @@ def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
         for recorder in recorders:
             recorder.stop()
             log.info("%s: %d segments recorded", recorder.name, recorder.segments_written)
+
+
+def clip_sinks(args: argparse.Namespace, tracking: bool) -> list:
+    """The event-clip sink `--clips` asks for (none without it)."""
+    if getattr(args, "clips", None) is None:
+        return []
+    if not tracking:
+        raise VapipeError("--clips needs tracking events: add --track, --line or --zone")
+    from pipeline.recording.clip_sink import EventClipSink
+    from pipeline.recording.clips import ClipOptions
+
+    pre, post = args.clip_seconds
+    return [EventClipSink(args.record, args.clips, ClipOptions(pre=pre, post=post))]
