@@ -28,7 +28,7 @@ LAYERS = [
     ),
     ("models", ["pipeline.models"]),
     ("analytics", ["pipeline.analytics"]),
-    ("outputs", ["pipeline.outputs"]),
+    ("outputs", ["pipeline.outputs", "pipeline.recording"]),
     ("engine", ["pipeline.engine"]),
     ("apps", ["pipeline.apps", "pipeline.__main__"]),
 ]

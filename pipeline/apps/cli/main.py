@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.apps.cli.parser import build_parser
+from pipeline.apps.cli.recording import check_recording_options, clip_sinks, recording
 from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
 from pipeline.atomic import check_writable_folder
 from pipeline.engine.frame_queue import QueuePolicy
@@ -149,6 +150,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
         raise VapipeError("--batch needs --out DIR (the batch results go to DIR/batch/)")
     if args.out:
         check_writable_folder(args.out)
+    check_recording_options(args)
     job = (
         BatchJob(
             args.batch, None, args.out / "batch", save_video=args.save_video, analytics=analytics
@@ -161,12 +163,15 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
         sinks.append(EventsJsonlSink(args.out))
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
+    sinks += clip_sinks(args, analytics is not None)
     options = _stream_options(args)
     if args.workers and not args.ray:
         raise VapipeError("--workers needs --ray")
     if args.ray:
         if job is not None:
             raise VapipeError("--batch is not available with --ray; run `vapipe batch --ray`")
+        if args.record is not None:
+            raise VapipeError("--record is not available with --ray yet")
         if _decoder(args).decoder != "opencv":
             raise VapipeError("--decoder pyav is not available with --ray yet")
         if options.motion is not None:
@@ -188,7 +193,10 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
         _check_classes(args, [source.name for source in pipeline.sources])
         if job is not None:
             job.start(pipeline)
-        with ProgressReporter(enabled=not args.no_progress) as progress:
+        with (
+            recording(args, [source.name for source in pipeline.sources]),
+            ProgressReporter(enabled=not args.no_progress) as progress,
+        ):
             summary = pipeline.run(on_tick=progress.update, duration=args.duration)
     return _finish_run(args, summary, job)
 

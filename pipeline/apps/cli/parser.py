@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.apps.cli.recording import add_recording_options
 from pipeline.counting_defaults import CONFIRM_SECONDS, ZONE_MIN_SECONDS
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling, ServiceClass
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_options(run)
     _add_tracking_options(run)
     _add_motion_options(run)
+    add_recording_options(run)
     _add_cluster_options(run)
 
     demo = commands.add_parser("demo", help="watch: a live mosaic in a window or a browser")

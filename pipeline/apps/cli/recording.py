@@ -1,0 +1,136 @@
+"""`vapipe run --record DIR`: each stream's camera recorded (stream copy) beside the analysis."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pipeline.atomic import check_writable_folder
+from pipeline.errors import VapipeError
+
+log = logging.getLogger(__name__)
+
+
+def add_recording_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("recording")
+    group.add_argument(
+        "--record", type=Path, metavar="DIR",
+        help="also record every stream, its packets copied as they are (no re-encoding), into "
+        "DIR/<stream>/<UTC start>.mp4 segments (fragmented MP4); needs PyAV",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-source", action="append", default=[], metavar="NAME=URL",
+        help="record stream NAME from URL instead (e.g. the camera's main stream while the "
+        "sub-stream is analysed); repeatable",
+    )  # fmt: skip
+    group.add_argument(
+        "--segment-seconds", type=float, default=60.0, metavar="S",
+        help="recorded segments' length: cut at the first keyframe after S seconds (default 60)",
+    )  # fmt: skip
+    group.add_argument(
+        "--clips", type=Path, metavar="DIR",
+        help="with --record and tracking: a clip per event (overlapping events share one) into "
+        "DIR/<stream>/, listed in DIR/<stream>.clips.jsonl",
+    )  # fmt: skip
+    group.add_argument(
+        "--clip-seconds", type=float, nargs=2, default=(5.0, 5.0), metavar=("PRE", "POST"),
+        help="seconds of video kept before and after each event (default 5 5)",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-max-days", type=float, metavar="D",
+        help="remove recorded segments older than D days, oldest first, while recording",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-max-gb", type=float, metavar="G",
+        help="keep at most G GB of recorded segments in DIR, removing the oldest first",
+    )  # fmt: skip
+
+
+def record_urls(
+    record_sources: Sequence[str], names: Sequence[str], urls: Sequence[str]
+) -> dict[str, str]:
+    """Stream name -> the URL to record it from: its own, or the one `--record-source` gives."""
+    chosen = dict(zip(names, urls, strict=True))
+    for spec in record_sources:
+        name, _, url = spec.partition("=")
+        if name not in chosen:
+            known = ", ".join(names)
+            raise VapipeError(f"--record-source {spec}: no stream named {name} (streams: {known})")
+        chosen[name] = url
+    return chosen
+
+
+def check_recording_options(args: argparse.Namespace) -> None:
+    """The recording options' errors, before any work starts."""
+    if args.record is None:
+        if args.record_source or args.clips:
+            option = "--clips" if args.clips else "--record-source"
+            raise VapipeError(f"{option} needs --record DIR to write the recordings to")
+        return
+    if args.clips is not None:
+        if min(args.clip_seconds) < 0:
+            raise VapipeError("--clip-seconds PRE POST: must be 0 or more")
+        check_writable_folder(args.clips, "--clips")
+    from sources.pyav_capture import import_av
+
+    import_av()  # a one-line error if PyAV is missing
+    if not args.segment_seconds > 0:
+        raise VapipeError(f"--segment-seconds {args.segment_seconds:g}: must be above 0")
+    for key in ("record_max_days", "record_max_gb"):
+        value = getattr(args, key)
+        if value is not None and not value > 0:
+            raise VapipeError(f"--{key.replace('_', '-')} {value:g}: must be above 0")
+    for spec in args.record_source:
+        name, sep, url = spec.partition("=")
+        if not sep or not name or not url:
+            raise VapipeError(f"--record-source {spec}: expected NAME=URL")
+    check_writable_folder(args.record, "--record")
+
+
+@contextlib.contextmanager
+def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
+    """Record the streams `names` (in the order of `args.sources`) while the block runs."""
+    if args.record is None:
+        yield []
+        return
+    from pipeline.recording import CameraRecorder, RecordOptions
+    from pipeline.recording.retention import Retention, Tier
+    from sources import split_spec
+
+    urls = record_urls(args.record_source, names, [split_spec(s)[1] for s in args.sources])
+    options = RecordOptions(
+        segment_seconds=args.segment_seconds,
+        rtsp_transport=getattr(args, "rtsp_transport", "tcp"),
+    )
+    recorders = [
+        CameraRecorder(name, url, args.record / name, options).start() for name, url in urls.items()
+    ]
+    retention = None
+    if args.record_max_days is not None or args.record_max_gb is not None:
+        size = None if args.record_max_gb is None else int(args.record_max_gb * 1e9)
+        tier = Tier("continuous", args.record, args.record_max_days, size)
+        retention = Retention([tier]).start()
+    try:
+        yield recorders
+    finally:
+        if retention is not None:
+            retention.stop()
+        for recorder in recorders:
+            recorder.stop()
+            log.info("%s: %d segments recorded", recorder.name, recorder.segments_written)
+
+
+def clip_sinks(args: argparse.Namespace, tracking: bool) -> list:
+    """The event-clip sink `--clips` asks for (none without it)."""
+    if getattr(args, "clips", None) is None:
+        return []
+    if not tracking:
+        raise VapipeError("--clips needs tracking events: add --track, --line or --zone")
+    from pipeline.recording.clip_sink import EventClipSink
+    from pipeline.recording.clips import ClipOptions
+
+    pre, post = args.clip_seconds
+    return [EventClipSink(args.record, args.clips, ClipOptions(pre=pre, post=post))]

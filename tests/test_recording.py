@@ -1,0 +1,308 @@
+"""Recording a camera by stream copy: real RTSP from the GStreamer test server, the segments
+checked with the ffmpeg CLI and ffprobe."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, VIDEOS
+from rtsp import RtspServer
+
+av = pytest.importorskip("av")
+
+from pipeline.recording import (  # noqa: E402
+    CameraRecorder,
+    RecordOptions,
+    list_segments,
+    repair_unfinished,
+    segment_start,
+)
+
+FRAME = 1 / 12.5  # the car clip's frame interval
+
+
+@pytest.fixture(scope="module")
+def short_gop(tmp_path_factory) -> Path:
+    """The car clip with a keyframe every 2 s (its own GOP is 9.6 s), so segments are short."""
+    out = tmp_path_factory.mktemp("clips") / "car-gop2.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(VIDEOS / "car-detection.mp4"), "-an",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-bf", "0", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def probe(path: Path) -> float:
+    """The duration ffprobe reads; fails the test on any ffprobe error."""
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+         str(path)], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", f"{path.name}: {proc.stderr}"
+    return float(proc.stdout)
+
+
+def decode_all(path: Path) -> int:
+    """Frames decoded from `path` (fails on a decoding error)."""
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_recorded_segments_hold_the_packets_an_ffmpeg_stream_copy_holds(short_gop, tmp_path):
+    with RtspServer({"car": short_gop}) as server:
+        url = server.url("car")
+        reference = tmp_path / "ffmpeg-copy.mp4"
+        ffmpeg = subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-y", "-rtsp_transport", "tcp", "-i", url,
+             "-c", "copy", "-an", "-t", "9", str(reference)],
+        )  # fmt: skip
+        recorder = CameraRecorder("car", url, tmp_path / "car", RecordOptions(segment_seconds=2))
+        with recorder:
+            wait_for(lambda: recorder.segments_written >= 4)
+        assert ffmpeg.wait(timeout=60) == 0
+    segments = list_segments(tmp_path / "car")
+    assert len(segments) >= 4 and not list((tmp_path / "car").glob("*.part"))
+    recorded = [p for segment in segments for p in packets(segment)]
+    copied = packets(reference)
+    common = min(len(recorded), len(copied))
+    assert common >= 100
+    assert recorded[:common] == copied[:common]  # bit-exact, in order, none missing
+    for segment in segments:
+        count = len(packets(segment))
+        assert abs(probe(segment) - count * FRAME) <= FRAME
+        assert decode_all(segment) == count
+    starts = [segment_start(s) for s in segments]
+    assert starts == sorted(starts)
+    # wall time between segment starts matches the video held (the server sends in real time);
+    # the first start is estimated while the demuxer still hands out its probing backlog
+    pairs = zip(starts[:-1], starts[1:], segments[:-1], strict=True)
+    gaps = [abs((b - a) - probe(s)) for a, b, s in pairs]
+    assert gaps[0] <= 4 * FRAME and max(gaps[1:]) <= FRAME, gaps
+
+
+def test_segments_are_cut_at_keyframes_of_about_the_configured_length(short_gop, tmp_path):
+    recorder = CameraRecorder("car", str(short_gop), tmp_path, RecordOptions(segment_seconds=3))
+    assert recorder.start().join(timeout=60)
+    segments = list_segments(tmp_path)
+    assert recorder.error is None
+    assert [round(probe(s), 2) for s in segments] == [4.0] * 7 + [2.16]  # 2 s GOPs, 377 frames
+    assert sum(len(packets(s)) for s in segments) == 377
+    for segment in segments:
+        with av.open(str(segment)) as container:
+            first = next(container.demux(video=0))
+            assert first.is_keyframe
+
+
+KILLED = """
+import sys, time
+from pathlib import Path
+from pipeline.recording import CameraRecorder, RecordOptions
+CameraRecorder("car", sys.argv[1], Path(sys.argv[2]), RecordOptions(segment_seconds=2)).start()
+time.sleep(120)
+"""
+
+
+def test_kill_9_while_recording_leaves_finished_segments_playable_and_the_last_repairable(
+    short_gop, tmp_path
+):
+    folder = tmp_path / "car"
+    with RtspServer({"car": short_gop}) as server:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen([sys.executable, "-c", KILLED, server.url("car"), str(folder)],
+                                env=env, cwd=ROOT)  # fmt: skip
+        try:
+            wait_for(lambda: len(list_segments(folder)) >= 2)
+            time.sleep(1.3)  # into the third segment: at least one fragment written
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    finished = list_segments(folder)
+    partial = list(folder.glob("*.part"))
+    assert len(finished) >= 2 and len(partial) == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [p.name for p in finished] + [partial[0].name]
+    )
+    for segment in finished:
+        assert decode_all(segment) == len(packets(segment)) == 25  # one 2 s GOP
+        probe(segment)
+    repaired = repair_unfinished(folder)
+    assert len(repaired) == 1 and not list(folder.glob("*.part"))
+    assert repaired[0].name == partial[0].name.removesuffix(".part")
+    kept = len(packets(repaired[0]))
+    assert 1 <= kept < 25 and decode_all(repaired[0]) == kept
+    probe(repaired[0])
+
+
+def test_a_camera_that_drops_and_reconnects_leaves_a_gap_not_a_corrupt_file(short_gop, tmp_path):
+    server = RtspServer({"car": short_gop}).start()
+    options = RecordOptions(segment_seconds=2, timeout=(3.0, 2.0))
+    recorder = CameraRecorder("car", server.url("car"), tmp_path, options).start()
+    try:
+        wait_for(lambda: recorder.segments_written >= 2)
+        server.kill()
+        wait_for(lambda: recorder.connections == 1 and recorder.segments_written >= 3)
+        before = list_segments(tmp_path)
+        time.sleep(2.0)  # the camera is away
+        server = RtspServer({"car": short_gop}, port=server.port).start()
+        wait_for(lambda: recorder.connections == 2 and len(list_segments(tmp_path)) > len(before))
+    finally:
+        recorder.stop()
+        server.stop()
+    assert recorder.error is None
+    segments = list_segments(tmp_path)
+    after = segments[len(before)]
+    for segment in segments:
+        assert decode_all(segment) == len(packets(segment)) > 0
+    last = before[-1]
+    gap = segment_start(after) - (segment_start(last) + probe(last))
+    assert gap >= 1.5  # the two seconds away, as a gap between files
+    starts = [segment_start(s) for s in segments]
+    assert starts == sorted(starts)
+
+
+def test_vapipe_run_with_record_writes_every_packet_of_the_stream_into_segments(tmp_path):
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    proc = run_cli("run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--record", str(tmp_path / "rec"), "--segment-seconds", "5",
+                   "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    segments = list_segments(tmp_path / "rec" / "car-detection")
+    assert [round(probe(s), 2) for s in segments] == [9.6, 9.6, 9.6, 1.36]  # its 9.6 s GOPs
+    recorded = [p for s in segments for p in packets(s)]
+    assert recorded == packets(CAR)  # a file's packets, bit-exact
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--record-source", "car=rtsp://x"], "--record-source needs --record DIR"),
+        (["--record", "REC", "--record-source", "car"], "--record-source car: expected NAME=URL"),
+        (["--record", "REC", "--segment-seconds", "0"], "--segment-seconds 0: must be above 0"),
+        (["--record", "REC", "--record-source", "cam=rtsp://x"], "no stream named cam"),
+        (["--record", "REC", "--record-max-gb", "-1"], "--record-max-gb -1: must be above 0"),
+    ],
+)
+def test_vapipe_run_refuses_bad_recording_options_in_one_line(tmp_path, options, message):
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    options = [str(tmp_path / "rec") if o == "REC" else o for o in options]
+    proc = run_cli("run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--no-progress", *options)  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def recorded_car(tmp_path_factory) -> Path:
+    """The car clip recorded from the file: 9.6 s segments (its keyframes are 4.8 s apart)."""
+    folder = tmp_path_factory.mktemp("recorded") / "car"
+    recorder = CameraRecorder("car", str(VIDEOS / "car-detection.mp4"), folder, RecordOptions(5))
+    assert recorder.start().join(timeout=60) and recorder.error is None
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first", "count"),
+    [
+        (12.0, 22.0, 120, 155),  # from the keyframe at 9.6 s, across two segments
+        (5.0, 8.0, 60, 40),  # the keyframe at 4.8 s, inside one segment
+        (0.5, 40.0, 0, 377),  # all of it
+    ],
+)
+def test_a_cut_starts_at_the_keyframe_before_its_start_and_copies_packets_bit_exact(
+    recorded_car, tmp_path, start, end, first, count
+):
+    from pipeline.recording.cut import cut
+
+    t0 = segment_start(list_segments(recorded_car)[0])
+    clip = cut(recorded_car, t0 + start, t0 + end, tmp_path / "clip.mp4")
+    assert packets(clip) == packets(VIDEOS / "car-detection.mp4")[first : first + count]
+    assert abs(probe(clip) - count * FRAME) <= FRAME
+    assert decode_all(clip) == count
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_cut_of_a_time_with_nothing_recorded_is_refused(recorded_car, tmp_path):
+    from pipeline.errors import VapipeError
+    from pipeline.recording.cut import cut
+
+    t0 = segment_start(list_segments(recorded_car)[0])
+    with pytest.raises(VapipeError, match="nothing recorded between"):
+        cut(recorded_car, t0 + 100, t0 + 110, tmp_path / "clip.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_event_clips_hold_pre_roll_from_a_keyframe_and_overlapping_events_share_one(
+    recorded_car, tmp_path
+):
+    from pipeline.recording.clips import ClipOptions, EventClips
+
+    t0 = segment_start(list_segments(recorded_car)[0])
+    clips = EventClips("car", recorded_car, tmp_path, ClipOptions(pre=2, post=1, settle=0))
+    first = clips.add("line_cross", t0 + 7.0)  # 5..8 s: from the keyframe at 4.8 s
+    shared = clips.add("zone_enter", t0 + 8.5)  # 6.5..9.5 s overlaps: the same clip, to 9.5 s
+    apart = clips.add("track_end", t0 + 20.0, t0 + 24.0)  # 18..25 s: from the keyframe at 14.4
+    assert shared == first != apart
+    assert first.name.startswith("car-line_cross-") and apart.name.startswith("car-track_end-")
+    clips.start().stop()
+    assert clips.failed == [] and sorted(clips.written) == sorted([first, apart])
+    source = packets(VIDEOS / "car-detection.mp4")
+    assert packets(first) == source[60:119]  # 4.8 s up to 9.5 s
+    assert packets(apart) == source[180:313]  # 14.4 s up to 25 s
+    for clip in (first, apart):
+        assert decode_all(clip) == len(packets(clip))
+        probe(clip)
+
+
+def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(tmp_path):
+    import json
+
+    import numpy as np
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    with RtspServer({"car": CAR}) as server:
+        proc = run_cli("run", f"car={server.url('car')}", "--model", str(SSD_XML),
+                       "--labels", SSD_LABELS, "--line", "gate=0,0.5,1,0.5",
+                       "--record", str(tmp_path / "rec"), "--clips", str(tmp_path / "clips"),
+                       "--clip-seconds", "2", "1", "--segment-seconds", "2",
+                       "--duration", "16", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [
+        json.loads(x) for x in (tmp_path / "clips" / "car.clips.jsonl").read_text().splitlines()
+    ]
+    crossing = next(x for x in lines if x["type"] == "line_cross")
+    clip = Path(crossing["clip"])
+    assert clip.name.startswith("car-line_cross-") and clip.parent == tmp_path / "clips" / "car"
+    probe(clip)
+    with av.open(str(CAR)) as container:
+        source = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    with av.open(str(clip)) as container:
+        shown = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    # the clip's pictures are a run of the camera's, decoded alike; it holds the crossing frame
+    first = next(i for i, image in enumerate(source) if np.array_equal(image, shown[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(shown, source[first:], strict=False))
+    assert first <= crossing["frame"] < first + len(shown)
+    assert len(shown) >= 3 / FRAME - 1  # 2 s before, 1 s after at least
