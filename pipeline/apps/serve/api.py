@@ -30,7 +30,6 @@ import binascii
 import contextlib
 import dataclasses
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.apps.demo.server import MosaicView, send
+from pipeline.apps.serve.addresses import is_loopback
 from pipeline.apps.serve.config import CameraConfig, ConfigError, HttpConfig, parse_camera
 from pipeline.apps.serve.controller import StreamController, StreamExists, StreamNotFound
 from pipeline.apps.serve.http_guard import (
@@ -109,15 +109,6 @@ Route = tuple[str, re.Pattern, Callable[[Request], Reply]]
 def effective_token(http: HttpConfig) -> str | None:
     """The token from the config, else from VAPIPE_TOKEN; None if neither is set."""
     return http.token or os.environ.get(TOKEN_ENV) or None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
 
 
 def check_exposure(http: HttpConfig, token: str | None) -> None:

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from pipeline.apps.serve.addresses import is_loopback
 
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 MAX_CONNECTIONS = 64
@@ -41,15 +42,6 @@ def _wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _split_host(value: str) -> tuple[str, int | None] | None:
     """`host`, `host:port`, `[v6]:port` -> (host, port); None if it is not one of these."""
     parts = urlsplit("//" + value.strip())
@@ -69,7 +61,7 @@ class RequestGuard:
         host, self.port = bind[0].lower(), bind[1]
         self.any_host = _wildcard(host)
         self.hosts = {host}
-        if _loopback(host):
+        if is_loopback(host):
             self.hosts |= {"localhost", "127.0.0.1", "::1"}
 
     def _ours(self, host: str, port: int | None, default_port: int = 80) -> bool:

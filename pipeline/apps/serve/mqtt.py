@@ -18,7 +18,6 @@ lost its retained messages). Nothing here logs or publishes a source URL.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from pipeline.apps.serve.addresses import is_loopback
 from pipeline.apps.serve.config import MqttConfig
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,6 @@ class _Message:
     payload: bytes
     qos: int
     retain: bool
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _json(value: Any) -> bytes:
@@ -285,7 +276,7 @@ class MqttPublisher:
         password = config.password or os.environ.get("VAPIPE_MQTT_PASSWORD")
         if config.username:
             client.username_pw_set(config.username, password)
-            if password and not config.tls and not _loopback(config.host):
+            if password and not config.tls and not is_loopback(config.host):
                 log.warning(
                     "MQTT: the password for %s goes to %s:%d in clear text; set [mqtt] tls = "
                     "true (the broker must offer TLS)", config.username, config.host, config.port,
