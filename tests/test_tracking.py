@@ -105,7 +105,9 @@ def test_a_clip_with_known_paths_keeps_every_identity(tmp_path):
     assert score.switches == 0
     assert score.ids_per_actor == dict.fromkeys(range(7), 1)
     assert score.track_ids == 7
-    assert score.matched > 0.8 * score.truth_boxes
+    # an actor's first 0.7 s (9 frames at 12.5 fps) is tentative: no track id to match yet
+    confirming = 7 * 9
+    assert score.matched > 0.8 * (score.truth_boxes - confirming)
 
 
 @pytest.mark.parametrize(

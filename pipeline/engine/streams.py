@@ -247,7 +247,6 @@ class StreamLifecycle:
                     summary = self._finish_sinks(stream, summary)
                 finally:
                     del self.active[name], feed.active[name]
-                    self._names.release(name)
                     self.ended.append(summary)
                     feed.ended.append(summary)
                     stream.final = summary
@@ -337,6 +336,8 @@ class StreamLifecycle:
 
     def _finish(self, feed: Feed) -> None:
         if not feed.done:
+            for summary in feed.ended:  # unique within the feed; a later feed (a second job
+                self._names.release(summary.name)  # over the same files) gets them again
             feed.finish(skip=self.hung_sinks)
             if feed.on_done is not None:
                 feed.on_done(feed)
