@@ -11,3 +11,4 @@ persons that cross each other. 0.7 s leaves twice the false boxes' time as margi
 
 CONFIRM_SECONDS = 0.7  # a new track is an object once matched this long
 ZONE_MIN_SECONDS = 0.5  # a track enters or leaves a zone once on the new side this long
+MAX_SECONDS = 3600  # either setting is below this (an hour: anything longer is a typo)

@@ -14,7 +14,7 @@ are the counts seen by eye (tests/test_tracking.py).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -163,8 +163,6 @@ def test_the_perturbation_is_big_enough_to_matter(clips):
     does test what confirmation is for."""
     clip = clips["car"]
     fragile = analytics_options(clip.lines, clip.zones)
-    from dataclasses import replace
-
     quick = replace(fragile, tracker=replace(fragile.tracker, confirm_seconds=0.0))
     objects = []
     for seed in SEEDS:

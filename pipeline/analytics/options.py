@@ -14,7 +14,7 @@ from typing import Literal
 
 from pipeline.analytics.geometry import Point, folds_back, polygon_area, self_intersects
 from pipeline.analytics.tracker import TrackerOptions
-from pipeline.counting_defaults import ZONE_MIN_SECONDS
+from pipeline.counting_defaults import MAX_SECONDS, ZONE_MIN_SECONDS
 from pipeline.errors import VapipeError
 
 Anchor = Literal["bottom-center", "center"]
@@ -85,7 +85,7 @@ class AnalyticsOptions:
     zone_min_seconds: float = ZONE_MIN_SECONDS
 
     def __post_init__(self) -> None:
-        if not 0 <= self.zone_min_seconds < 3600:
+        if not 0 <= self.zone_min_seconds < MAX_SECONDS:
             raise AnalyticsError(
                 f"--zone-min-seconds must be 0 or more, got {self.zone_min_seconds}"
             )

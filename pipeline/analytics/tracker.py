@@ -35,7 +35,7 @@ import numpy as np
 
 from pipeline.analytics import kalman
 from pipeline.analytics.geometry import iou_matrix
-from pipeline.counting_defaults import CONFIRM_SECONDS
+from pipeline.counting_defaults import CONFIRM_SECONDS, MAX_SECONDS
 
 _TIME_TOLERANCE = 1e-6  # seconds: 89/30 - 59/30 is not quite 1.0 in floating point
 
@@ -63,7 +63,7 @@ class TrackerOptions:
             raise ValueError("need 0 <= low_score <= high_score <= 1")
         if self.lost_seconds < 0 or self.confirm_hits < 1:
             raise ValueError("need lost_seconds >= 0 and confirm_hits >= 1")
-        if not 0 <= self.confirm_seconds < 3600:
+        if not 0 <= self.confirm_seconds < MAX_SECONDS:
             raise ValueError(f"--confirm-seconds must be 0 or more, got {self.confirm_seconds}")
 
 

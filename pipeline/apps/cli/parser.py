@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.apps.cli.recording import add_recording_options
-from pipeline.counting_defaults import CONFIRM_SECONDS, ZONE_MIN_SECONDS
+from pipeline.counting_defaults import CONFIRM_SECONDS, MAX_SECONDS, ZONE_MIN_SECONDS
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling, ServiceClass
 
@@ -333,8 +333,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value < 3600:
-        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {text}")
+    if not 0 <= value < MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to {MAX_SECONDS}, got {text}")
     return value
 
 

@@ -36,7 +36,7 @@ from pipeline.analytics.options import (
     ZoneSpec,
 )
 from pipeline.analytics.tracker import TrackerOptions
-from pipeline.counting_defaults import CONFIRM_SECONDS, ZONE_MIN_SECONDS
+from pipeline.counting_defaults import CONFIRM_SECONDS, MAX_SECONDS, ZONE_MIN_SECONDS
 from pipeline.engine.motion_options import MotionOptions, motion_masks
 from pipeline.errors import VapipeError
 from pipeline.models.adapters import ADAPTER_NAMES
@@ -119,8 +119,10 @@ def _positive_float(path: str, value: Any) -> float:
 
 def _seconds(path: str, value: Any) -> float:
     number = _number(path, value)
-    if not 0 <= number < 3600:
-        raise ConfigError(f"{path}: must be a number of seconds from 0 to 3600, got {value}")
+    if not 0 <= number < MAX_SECONDS:
+        raise ConfigError(
+            f"{path}: must be a number of seconds from 0 to {MAX_SECONDS}, got {value}"
+        )
     return number
 
 
