@@ -133,15 +133,20 @@ def test_yolo26_end_to_end_rows_match_the_reference_with_no_nms():
 @pytest.mark.parametrize(
     ("clip", "plausible"),
     # The car clip films small cars from straight above: COCO nano models (YOLO26n, YOLOv5n,
-    # YOLO11n-seg alike) call them "cell phone"; what matters is a real COCO class, not ids.
+    # YOLO11n-seg alike) see few of them and call most "cell phone" (and a few "sink" on an
+    # AVX-512 VNNI CPU: 6 cell phone, 3 sink, 2 car, 2 bus in 37 frames). Over every 10th
+    # frame, so that one instruction set's borderline box cannot decide it: the most frequent
+    # label and most of the labels are real COCO classes that fit, not ids.
     [(CAR_CLIP, {"car", "truck", "bus", "cell phone"}), (BOTTLE_CLIP, {"bottle"})],
 )
 def test_yolo26_on_the_shared_clips_sees_plausible_classes(clip, plausible):
-    _, results = vapipe_detect(YOLO26, frames(clip, {80, 200, 320}))
+    _, results = vapipe_detect(YOLO26, frames(clip, set(range(0, 370, 10))))
     labels = [found.label(int(c)) for found in results for c in found.class_ids]
-    assert labels, "no detections"
+    assert len(labels) >= 10, f"only {len(labels)} detections"
     top = max(set(labels), key=labels.count)
+    fitting = sum(label in plausible for label in labels) / len(labels)
     assert top in plausible, f"most frequent label {top!r} of {sorted(set(labels))}"
+    assert fitting >= 0.6, f"{fitting:.0%} of {labels} fit"
 
 
 def test_yolov5_objectness_times_class_matches_the_reference():

@@ -15,7 +15,10 @@ assignment (scipy's `linear_sum_assignment`) on 1 - IoU, refused below a minimum
 only between boxes of the same class: a track keeps its class.
 
 A tentative track is confirmed once it has been matched for `confirm_seconds` of stream time
-(the time between consecutive processed frames in which it was matched, added up) and in at
+(the time between consecutive processed frames in which it was matched, added up; a single
+missed processed frame between two matches does not interrupt it, so that one borderline
+detection, which another CPU's INT8 kernels keep or lose, cannot decide whether an object
+seen for a second is confirmed before it meets another one) and in at
 least `confirm_hits` frames in a row; only then does it get an id (1, 2, ... per tracker,
 never reused). Until then it is no object: no id, no count, no event. A tentative track that
 is missed waits like a lost one, for `lost_seconds`, and is then discarded (counted in
@@ -95,6 +98,7 @@ class Track:
         "key",
         "last_seen",
         "matched_seconds",
+        "misses",
         "score",
         "state",
     )
@@ -107,6 +111,7 @@ class Track:
         self.box = self.first_box = box
         self.score = score
         self.hits = 1  # consecutive processed frames matched
+        self.misses = 0  # consecutive processed frames missed
         self.matched_seconds = 0.0  # time between consecutive matched frames, added up
         self.first_seen = self.last_seen = now
 
@@ -240,8 +245,9 @@ class ByteTracker:
         self._motion[rows] = kalman.update(self._motion[rows], boxes[dets])
         for row, det in pairs:
             track = self.tracks[row]
-            if track.hits:  # matched in the previous processed frame too
+            if track.hits or track.misses == 1:  # matched in the previous frame, or the one before
                 track.matched_seconds += self._now - track.last_seen
+            track.misses = 0
             track.box, track.score = boxes[det], float(scores[det])
             track.last_seen = self._now
             track.hits += 1
@@ -260,6 +266,7 @@ class ByteTracker:
             if row in matched:
                 continue
             track.hits = 0
+            track.misses += 1
             if track.state is not _TENTATIVE:
                 track.state = _LOST
             if self._now - track.last_seen <= self.options.lost_seconds + _TIME_TOLERANCE:
