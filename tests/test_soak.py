@@ -1,4 +1,4 @@
-"""The soak benchmark for 3 minutes: `vapipe run` against four real RTSP servers that are killed,
+"""The soak benchmark for 2 minutes (the suite's time is scarce; the hour is in the docs): `vapipe run` against four real RTSP servers that are killed,
 restarted and paused, plus looping files. Looser bounds than the hour's: no trend in open file
 descriptors or threads, RSS bounded, every camera back after each event."""
 
@@ -13,13 +13,13 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.needs_shared  # benchmarks/soak.py plays the shared clips
 
-DURATION_S = 180
+DURATION_S = 120
 
 
-def test_three_minutes_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tmp_path):
+def test_two_minutes_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--duration", str(DURATION_S),
-         "--event-every", "25", "--warmup", "40", "--rss-growth-limit", "0.15",
+         "--event-every", "12", "--warmup", "30", "--rss-growth-limit", "0.15",
          "--p95-ratio", "1000", "--out", str(tmp_path / "results"),
          "--work", str(tmp_path / "work"), "--no-plot"],
         capture_output=True, text=True, timeout=DURATION_S + 600, cwd=ROOT,
