@@ -21,6 +21,7 @@ from pipeline.errors import OutputError, VapipeError
 if TYPE_CHECKING:
     from pipeline.analytics import AnalyticsOptions
     from pipeline.apps.batch.job import BatchJob
+    from pipeline.models.detector_options import DetectorOptions
     from pipeline.summary import RunSummary
 
 log = logging.getLogger("vapipe")
@@ -86,9 +87,7 @@ def _decoder(args: argparse.Namespace):
     if they clash or PyAV is missing: found before any work)."""
     from sources import DecoderOptions
 
-    return DecoderOptions(
-        args.decoder, deblock=not args.no_deblocking, skip_nonref=args.skip_nonref
-    )
+    return DecoderOptions(args.decoder, deblock=args.deblocking, skip_nonref=args.skip_nonref)
 
 
 def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
@@ -101,11 +100,14 @@ def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
     ]
 
 
-def _model_options(args: argparse.Namespace) -> dict:
-    return dict(
+def _detector_options(args: argparse.Namespace) -> DetectorOptions:
+    """The model's options from the command line (a malformed --classify spec: VapipeError)."""
+    from pipeline.models.detector_options import DetectorOptions
+
+    return DetectorOptions(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
-        nireq=args.nireq, labels=args.labels, **_classify_options(args),
-        **({"input_size": args.input_size} if args.input_size else {}),
+        nireq=args.nireq, labels=args.labels, input_size=args.input_size,
+        **_classify_options(args),
     )  # fmt: skip
 
 
@@ -180,7 +182,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     with (
         Pipeline(
             _sources(args, options), args.model, sinks=sinks, streams=options,
-            analytics=analytics, **_model_options(args),
+            analytics=analytics, detector_options=_detector_options(args),
         ) as pipeline,
         stop.stopping(pipeline.stop),
     ):  # fmt: skip
@@ -216,7 +218,8 @@ def _run_on_cluster(
     run = ClusterRun(
         args.sources, args.model, sinks=sinks, streams=options,
         address=None if args.ray == "local" else args.ray, workers=args.workers,
-        analytics=analytics, realtime=args.realtime, loop=args.loop, **_model_options(args),
+        analytics=analytics, realtime=args.realtime, loop=args.loop,
+        detector_options=_detector_options(args),
     )  # fmt: skip
     with stop.stopping(run.stop), ProgressReporter(enabled=not args.no_progress) as progress:
         summary = run.run(on_tick=progress.update, duration=args.duration)
@@ -258,7 +261,7 @@ def build_demo(args: argparse.Namespace):
     streams = _stream_options(args)
     return Demo(
         _sources(args, streams), model, options, streams=streams, analytics=_analytics(args),
-        **_model_options(args),
+        detector_options=_detector_options(args),
     )  # fmt: skip
 
 
@@ -279,7 +282,8 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
     analytics = _analytics(args)
     options = dict(
         patterns=args.glob, concurrency=args.concurrency, force=args.force,
-        save_video=args.save_video, motion=_motion(args), **_model_options(args),
+        save_video=args.save_video, motion=_motion(args),
+        detector_options=_detector_options(args),
     )  # fmt: skip
     if args.workers and not args.ray:
         raise VapipeError("--workers needs --ray")

@@ -24,7 +24,6 @@ import cv2
 
 from pipeline.analytics.counts import LineCounts, ZoneCounts
 from pipeline.analytics.events import Event
-from pipeline.apps.cluster.serve import cluster_pipeline
 from pipeline.apps.demo.server import MosaicView
 from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
 from pipeline.apps.serve.config import (
@@ -50,6 +49,7 @@ from pipeline.apps.serve.rates import ClassRates
 from pipeline.detections import Result
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.pipeline import Pipeline
+from pipeline.engine.running import RunningPipeline
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
@@ -58,9 +58,10 @@ from pipeline.models.classifiers.spec import (
     ClassifySpec,
     parse_classify_spec,
 )
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
-from pipeline.outputs.sinks import StreamInfo
+from pipeline.outputs.sinks import Sink, StreamInfo
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     LiveOptions,
@@ -121,6 +122,38 @@ def classify_specs(config: ServiceConfig) -> list[ClassifySpec]:
     return specs
 
 
+def detector_options(config: ServiceConfig) -> DetectorOptions:
+    """The model's options from `[model]`, its files' paths from the config's folder."""
+    model = config.model
+    labels = model.labels
+    if labels and "," not in labels and config.resolve(labels).is_file():
+        labels = str(config.resolve(labels))
+    return DetectorOptions(
+        device=model.device, adapter=model.adapter, conf=model.conf, iou=model.iou,
+        nireq=model.nireq, labels=labels, classify=tuple(classify_specs(config)),
+        classify_options=ClassifyOptions(
+            model.classify_every, model.classify_min_size, model.reclassify_seconds
+        ),
+    )  # fmt: skip
+
+
+def open_pipeline(config: ServiceConfig, sinks: Sequence[Sink]) -> RunningPipeline:
+    """The service's open-ended pipeline for `config`: here, or on its `[cluster]`."""
+    model, options = config.resolve(config.model.path), detector_options(config)
+    if config.cluster is None:
+        return Pipeline(
+            [], model, sinks=sinks, concurrency=max(1, len(config.cameras)), open_ended=True,
+            detector_options=options,
+        )  # fmt: skip
+    from pipeline.apps.cluster.serve import ClusterPipeline
+
+    address = config.cluster.address
+    return ClusterPipeline(
+        model, address=None if address == "local" else address,
+        workers=config.cluster.workers, sinks=sinks, detector_options=options,
+    )  # fmt: skip
+
+
 def check_camera_source(config: ServiceConfig, camera: CameraConfig, where: str) -> None:
     if camera.is_file and not config.resolve(camera.source).is_file():
         raise ConfigError(f"{where}: no such video file: {config.resolve(camera.source)}")
@@ -138,7 +171,7 @@ class Service:
         self._data = threading.Lock()  # guards the dicts below; never held while waiting
         self._stopping = threading.Event()
         self._restart_reason: str | None = None
-        self._pipeline: Pipeline | None = None
+        self._pipeline: RunningPipeline | None = None
         self._ended: dict[str, StreamSummary] = {}  # cameras whose stream ended, and how
         self._published: dict[str, tuple[str, float]] = {}  # camera -> (state, when)
         self._counts: dict[str, CameraCounts] = {}
@@ -210,8 +243,7 @@ class Service:
             folder.mkdir(parents=True, exist_ok=True)
             summary.write_json(folder / "summary.json")
 
-    def _open_pipeline(self, config: ServiceConfig) -> Pipeline:
-        model = config.model
+    def _open_pipeline(self, config: ServiceConfig) -> RunningPipeline:
         sinks: list = [
             ServiceSink(self._segments, self._opened, self._result, self._events),
             self.view,
@@ -222,28 +254,15 @@ class Service:
             sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
-        labels = model.labels
-        if labels and "," not in labels and config.resolve(labels).is_file():
-            labels = str(config.resolve(labels))
-        options = ClassifyOptions(
-            model.classify_every, model.classify_min_size, model.reclassify_seconds
-        )
-        make = Pipeline if config.cluster is None else cluster_pipeline(**vars(config.cluster))
-        pipeline = make(
-            [], config.resolve(model.path), device=model.device, adapter=model.adapter,
-            conf=model.conf, iou=model.iou, nireq=model.nireq, labels=labels, sinks=sinks,
-            concurrency=max(1, len(config.cameras)), open_ended=True,
-            classify=classify_specs(config), classify_options=options,
-        )  # fmt: skip
-        runtime = pipeline.runtime
+        pipeline = open_pipeline(config, sinks)
+        info = pipeline.inference()
         self.metrics.describe_pipeline(
-            str(pipeline.model_path), runtime.plan.device, runtime.execution_devices,
-            pipeline.adapter.name, runtime.nireq,
-        )  # fmt: skip
+            str(info.model_path), info.device, info.execution_devices, info.adapter, info.nireq
+        )
         log.info(
             "model %s (%s adapter), device %s on %s, %d requests, %d cameras",
-            pipeline.model_path, pipeline.adapter.name, runtime.plan.device,
-            ", ".join(runtime.execution_devices), runtime.nireq, len(config.cameras),
+            info.model_path, info.adapter, info.device, ", ".join(info.execution_devices),
+            info.nireq, len(config.cameras),
         )  # fmt: skip
         return pipeline
 
@@ -550,10 +569,8 @@ class Service:
                 summary.frames_dropped, summary.frames_skipped, summary.reconnects,
                 summary.service_class, summary.frames_no_motion,
             ))  # fmt: skip
-        runtime = pipeline.runtime
-        in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
-        requests = runtime.nireq + runtime.background_nireq  # with batch's copy, if any
-        return EngineFigures(tuple(streams), in_flight, requests)
+        load = pipeline.request_load()
+        return EngineFigures(tuple(streams), load.in_flight, load.requests)
 
     def _page_figures(self) -> dict:
         figures = self.view.figures()
@@ -566,10 +583,10 @@ class Service:
         pipeline = self._pipeline
         if pipeline is None:
             return f"vapipe serve   {total_fps:.1f} fps   {streams} cameras"
-        runtime = pipeline.runtime
+        info = pipeline.inference()
         return (
             f"vapipe serve   {total_fps:.1f} fps   {streams} cameras   "
-            f"{runtime.plan.device} on {', '.join(runtime.execution_devices)}"
+            f"{info.device} on {', '.join(info.execution_devices)}"
         )
 
     # -- callbacks from the pipeline ---------------------------------------------------------
