@@ -13,7 +13,6 @@ from pipeline.apps.cli.parser import build_parser
 from pipeline.apps.cli.recording import check_recording_options, clip_sinks, recording
 from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
 from pipeline.atomic import check_writable_folder
-from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import OutputError, VapipeError
@@ -31,20 +30,15 @@ EXIT_OK, EXIT_STREAM_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _stream_options(args: argparse.Namespace) -> StreamOptions:
     """StreamOptions from the command line; sets FFmpeg's capture options when live."""
-    from sources import LiveOptions, configure_ffmpeg_capture, is_live_uri, split_spec
+    from sources import configure_ffmpeg_capture, is_live_uri, split_spec
 
     if any(is_live_uri(split_spec(spec)[1]) for spec in args.sources):
-        configure_ffmpeg_capture(args.rtsp_transport)
-    return StreamOptions(
-        policy=QueuePolicy(args.policy) if args.policy else None,
-        every=args.every,
-        max_fps=args.max_fps,
-        live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
-        classes=dict(args.classes),
-        scheduling=Scheduling(args.scheduling),
-        batch_requests=args.batch_requests,
+        configure_ffmpeg_capture(args.rtsp_transport)  # process-wide: FFmpeg's own setting
+    return StreamOptions.from_values(
+        vars(args), own_transport=False, classes=dict(args.classes),
+        scheduling=Scheduling(args.scheduling), batch_requests=args.batch_requests,
         motion=_motion(args),
-    )
+    )  # fmt: skip
 
 
 def _motion(args: argparse.Namespace):
