@@ -47,6 +47,7 @@ _EXPORTS = {
     "ClassifyOptions": "pipeline.models.classifiers",
     "ClassifySpec": "pipeline.models.classifiers",
     "Detector": "pipeline.models.detector",
+    "DetectorOptions": "pipeline.models.detector_options",
     "DevicePlan": "pipeline.models.devices",
     "plan_device": "pipeline.models.devices",
     "LoadedModel": "pipeline.models.loader",

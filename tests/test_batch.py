@@ -30,6 +30,7 @@ from conftest import (
 )
 
 from pipeline import BatchJob, FileReport, find_videos
+from pipeline.models.detector_options import DetectorOptions
 
 VIDEOS = {  # relative path -> how the test makes it
     "cam1/2026-11-01/morning.mp4": dict(src=CAR, frames=30, start=195),
@@ -224,7 +225,13 @@ def _box_edges(shape, detections) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_python_api_reports_each_file_as_it_ends_and_stops_cleanly(tree, tmp_path):
     out = tmp_path / "out"
-    job = BatchJob([tree / "cam1"], SSD_XML, out, labels=SSD_LABELS, concurrency=1)
+    job = BatchJob(
+        [tree / "cam1"],
+        SSD_XML,
+        out,
+        concurrency=1,
+        detector_options=DetectorOptions(labels=SSD_LABELS),
+    )
     assert [f.key for f in job.files] == [
         "2026-11-01/EVENING", "2026-11-01/morning", "2026-11-02/small",
     ]  # fmt: skip
@@ -238,7 +245,9 @@ def test_the_python_api_reports_each_file_as_it_ends_and_stops_cleanly(tree, tmp
     assert report.interrupted
     assert [f.status for f in report.files] == ["done", "pending", "pending"]
     assert seen == report.files[:1]
-    again = BatchJob([tree / "cam1"], SSD_XML, out, labels=SSD_LABELS).run()
+    again = BatchJob(
+        [tree / "cam1"], SSD_XML, out, detector_options=DetectorOptions(labels=SSD_LABELS)
+    ).run()
     assert [f.status for f in again.files] == ["skipped", "done", "done"]
     assert [f.frames for f in again.files] == [45, 30, 20]
 

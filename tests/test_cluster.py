@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from conftest import BOTTLE, CAR, PERSON, ROOT, SSD_LABELS, SSD_XML, cut_clip, read_jsonl, run_cli
 
+from pipeline.models.detector_options import DetectorOptions
+
 INSIDE = os.environ.get("VAPIPE_LOOPBACK_NAMESPACE") == "1"
 MODEL_ARGS = ("--model", SSD_XML, "--labels", SSD_LABELS)
 # Node failure noticed in 1.5 s instead of Ray's default 15 s (a test cluster's setting).
@@ -216,7 +218,11 @@ def test_a_node_killed_mid_batch_has_its_files_redone_and_every_file_is_complete
             killed.append(row.file)
 
     job = ClusterBatchJob(
-        [tmp_path / "in"], SSD_XML, tmp_path / "out", labels=SSD_LABELS, concurrency=2
+        [tmp_path / "in"],
+        SSD_XML,
+        tmp_path / "out",
+        concurrency=2,
+        detector_options=DetectorOptions(labels=SSD_LABELS),
     )
     report = job.run(on_file=on_file)
     assert killed, "the second node finished a file"
@@ -251,7 +257,8 @@ def test_four_live_streams_on_two_nodes_resume_on_the_other_when_one_is_killed(c
     out = tmp_path / "out"
     run = ClusterRun(
         [f"cam{i}={server.url}" for i, server in enumerate(servers)], SSD_XML,
-        sinks=[JsonlSink(out), arrived], labels=SSD_LABELS, analytics=AnalyticsOptions(),
+        sinks=[JsonlSink(out), arrived], analytics=AnalyticsOptions(),
+        detector_options=DetectorOptions(labels=SSD_LABELS),
     )  # fmt: skip
     seen: dict = {}
 

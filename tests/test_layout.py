@@ -24,6 +24,7 @@ LAYERS = [
             "pipeline.atomic",
             "pipeline.thread_priority",
             "pipeline.counting_defaults",
+            "pipeline.option_table",
         ],
     ),
     ("models", ["pipeline.models"]),
@@ -107,11 +108,103 @@ def test_the_layer_check_would_catch_an_engine_module_importing_the_cli(tmp_path
         fake.unlink()
 
 
+def _import_cycles(package: str) -> list[list[str]]:
+    """Import circles among the modules of `package` (TYPE_CHECKING and lazy imports count:
+    a circle kept alive only for type checking is still one)."""
+    folder = ROOT / Path(*package.split("."))
+    modules = {_module_name(path): path for path in folder.rglob("*.py")}
+
+    def module_of(imported: str) -> str | None:
+        while imported and imported not in modules:
+            imported = imported.rpartition(".")[0]
+        return imported or None
+
+    graph = {
+        name: sorted({m for _, i in _imports(path) if (m := module_of(i)) not in (None, name)})
+        for name, path in modules.items()
+    }
+    cycles, done = [], set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycles.append([*trail[trail.index(name) :], name])
+            return
+        if name in done:
+            return
+        for target in graph[name]:
+            visit(target, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    return cycles
+
+
+def test_the_engine_has_no_import_circle():
+    assert _import_cycles("pipeline.engine") == []
+
+
+def test_the_circle_check_would_catch_one_kept_for_type_checking():
+    probes = [ROOT / "pipeline" / "engine" / f"_circle_probe_{x}.py" for x in "ab"]
+    probes[0].write_text("from pipeline.engine._circle_probe_b import B\n", encoding="utf-8")
+    probes[1].write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from pipeline.engine._circle_probe_a import A\n",
+        encoding="utf-8",
+    )
+    try:
+        assert _import_cycles("pipeline.engine") == [
+            ["pipeline.engine._circle_probe_a", "pipeline.engine._circle_probe_b",
+             "pipeline.engine._circle_probe_a"]
+        ]  # fmt: skip
+    finally:
+        for probe in probes:
+            probe.unlink()
+
+
 def test_the_parsers_adapter_choices_are_the_adapters():
     from pipeline.apps.cli.parser import ADAPTER_CHOICES
     from pipeline.models.adapters import ADAPTER_NAMES
 
     assert ADAPTER_CHOICES == ADAPTER_NAMES
+
+
+def test_the_option_tables_choices_are_the_engines():
+    from pipeline import option_table as opt
+    from pipeline.engine.frame_queue import QueuePolicy
+    from pipeline.engine.service_classes import ServiceClass
+
+    assert opt.POLICY.choices == tuple(p.value for p in QueuePolicy)
+    assert opt.SERVICE_CLASS.choices == tuple(c.value for c in ServiceClass)
+
+
+def test_every_option_has_one_default_in_the_parser_the_config_and_the_engine():
+    """The command line's defaults, the TOML tables' and the engine's are the table's."""
+    import dataclasses
+
+    from pipeline import DetectorOptions, LiveOptions
+    from pipeline import option_table as opt
+    from pipeline.apps.cli.parser import build_parser
+    from pipeline.apps.serve.config import CameraConfig, ModelConfig
+    from pipeline.engine.motion_options import MotionOptions
+
+    parser = build_parser()
+    args = vars(parser.parse_args(["run", "x.mp4", "--model", "m.xml"]))
+    run = parser._subparsers._group_actions[0].choices["run"]
+    built = {
+        a.dest for a in run._actions if a.help in {o.help_text() for o in opt.OPTIONS.values()}
+    }
+    fields = [f for c in (CameraConfig, ModelConfig) for f in dataclasses.fields(c)]
+    assert len(built) > 25 and len([f for f in fields if "option" in f.metadata]) > 25
+    for name in built:
+        assert args[name] == opt.OPTIONS[name].default, name
+    for f in fields:
+        if "option" in f.metadata:
+            assert f.default == f.metadata["option"].default, f.name
+    defaults = DetectorOptions()
+    assert (defaults.iou, defaults.device, defaults.adapter) == (0.7, "AUTO", "auto")
+    assert LiveOptions().open_timeout == opt.OPEN_TIMEOUT.default == args["open_timeout"]
+    assert MotionOptions().keepalive == opt.MOTION_KEEPALIVE.fallback
 
 
 def test_help_loads_neither_openvino_nor_opencv():
@@ -135,3 +228,22 @@ def test_the_public_api_resolves_every_name():
     missing = [name for name in pipeline.__all__ if getattr(pipeline, name, None) is None]
     assert missing == []
     assert {"Pipeline", "BatchJob", "JsonlSink", "Demo", "QueuePolicy"} <= set(pipeline.__all__)
+
+
+def test_the_local_and_the_cluster_pipeline_both_are_running_pipelines():
+    """Each method of `RunningPipeline`, with its parameters, on both (no stand-in objects)."""
+    import inspect
+
+    from pipeline.apps.cluster.serve import ClusterPipeline
+    from pipeline.engine.pipeline import Pipeline
+    from pipeline.engine.running import RunningPipeline
+
+    methods = [n for n, v in vars(RunningPipeline).items() if inspect.isfunction(v) and n[0] != "_"]
+    assert {"inference", "request_load", "add_stream", "remove_stream", "run"} <= set(methods)
+    for cls in (Pipeline, ClusterPipeline):
+        for name in methods:
+            wanted = inspect.signature(getattr(RunningPipeline, name)).parameters
+            given = inspect.signature(getattr(cls, name)).parameters
+            takes_any = any(p.kind is p.VAR_KEYWORD for p in given.values())
+            missing = [p for p in wanted if p not in given and not takes_any]
+            assert missing == [], f"{cls.__name__}.{name} lacks {missing}"

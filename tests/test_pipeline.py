@@ -9,7 +9,15 @@ import pytest
 from conftest import BOTTLE, CAR, PERSON, SSD_LABELS, SSD_XML, YOLO, count_frames, read_jsonl
 from reference import read_frames, ssd_reference, yolo_reference
 
-from pipeline import CallbackSink, JsonlSink, Pipeline, Result, SourceError
+from pipeline import (
+    CallbackSink,
+    Detector,
+    DetectorOptions,
+    JsonlSink,
+    Pipeline,
+    Result,
+    SourceError,
+)
 from sources import SyntheticSource
 
 
@@ -50,6 +58,35 @@ def test_results_of_a_repeated_file_are_identical(media, tmp_path):
     assert len(first) == len(second) == 30
     assert sum(len(line["detections"]) for line in first) >= 30, "the clip shows cars"
     assert [line["detections"] for line in first] == [line["detections"] for line in second]
+
+
+def test_a_pipeline_from_its_parts_gives_the_results_of_one_from_paths(media):
+    """`Pipeline.from_parts` with a loaded detector, and `DetectorOptions`, as `Pipeline`
+    with the model's path and settings one by one; the borrowed detector stays open."""
+    clip = [media["car30"]]
+    options = DetectorOptions(device="CPU", conf=0.6, labels=SSD_LABELS)
+    detector = Detector.open(SSD_XML, options)
+    makers = [
+        lambda sink: Pipeline(
+            clip, SSD_XML, device="CPU", conf=0.6, labels=SSD_LABELS, sinks=[sink]
+        ),
+        lambda sink: Pipeline.from_parts(clip, detector, sinks=[sink]),
+        lambda sink: Pipeline(clip, SSD_XML, sinks=[sink], detector_options=options),
+        lambda sink: Pipeline.from_parts(clip, detector, sinks=[sink]),  # still open: reused
+    ]
+    runs: list[list[Result]] = []
+    try:
+        for make in makers:
+            runs.append([])
+            with make(runs[-1].append) as pipeline:
+                pipeline.run()
+    finally:
+        detector.close()
+    boxes = [[(r.frame.index, r.detections.boxes.tolist()) for r in run] for run in runs]
+    assert len(boxes[0]) == 30 and all(run == boxes[0] for run in boxes)
+    assert sum(len(b) for _, b in boxes[0]) >= 30, "the clip shows cars"
+    assert all(min(r.detections.scores, default=1) >= 0.6 for run in runs for r in run)
+    assert tuple(runs[1][0].detections.names) == tuple(SSD_LABELS.split(","))
 
 
 def _assert_matches(got: list[dict], want: list[tuple], names: tuple[str, ...] | None):

@@ -19,6 +19,7 @@ from pipeline.apps.stopping import StopController
 from pipeline.engine.pipeline import Pipeline
 from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
+from pipeline.option_table import DEVICE
 from pipeline.outputs.sinks import EventsJsonlSink, JsonlSink
 from pipeline.summary import RunSummary
 from sources import VideoSource, sources_from_specs
@@ -224,7 +225,7 @@ def run_bench(
     sources: Sequence[str] = (),
     *,
     streams: int = 4,
-    device: str = "AUTO",
+    device: str = DEVICE.default,
     seconds: float = 10.0,
     nireq: int | None = None,
     rounds: int = 1,
@@ -424,7 +425,7 @@ def _measure_e2e(
     stop: StopController | None = None,
     classify: Sequence[str | ClassifySpec] = (),
     classify_options: ClassifyOptions | None = None,
-    device: str = "AUTO",
+    device: str = DEVICE.default,
     cpu_seconds: list[float] | None = None,
     analytics: AnalyticsOptions | None = None,
 ) -> RunSummary:

@@ -24,6 +24,7 @@ from pipeline.models.classifiers import (
     parse_classify_spec,
 )
 from pipeline.models.classifiers.votes import NO_TRACK, TrackVotes
+from pipeline.option_table import DEVICE
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class Cascade:
         detector_names: Sequence[str],
         options: ClassifyOptions | None = None,
         *,
-        device: str = "AUTO",
+        device: str = DEVICE.default,
         core: ov.Core | None = None,
     ) -> Cascade:
         """Read, check and compile every classifier (VapipeError, one line, before any work:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.errors import VapipeError
+from pipeline.option_table import MOTION_KEEPALIVE, MOTION_MIN_AREA, MOTION_THRESHOLD
 
 Point = tuple[float, float]
 METHODS = ("average", "mog2")
@@ -45,10 +46,10 @@ class MotionOptions:
     frame) or OpenCV's `mog2`; `width` that of the small grey copy compared.
     """
 
-    threshold: float = 0.06
-    min_area: float = 0.002
+    threshold: float = MOTION_THRESHOLD.fallback
+    min_area: float = MOTION_MIN_AREA.fallback
     masks: tuple[MotionMask, ...] = ()
-    keepalive: float = 5.0
+    keepalive: float = MOTION_KEEPALIVE.fallback
     global_change: float = 0.5
     method: str = "average"
     learning: float = 0.05

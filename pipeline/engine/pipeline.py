@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import openvino as ov
 
@@ -18,12 +20,14 @@ from pipeline.engine.cascade import Cascade
 from pipeline.engine.feeds import Feed
 from pipeline.engine.frame_path import FramePath
 from pipeline.engine.frame_queue import FairFrameQueue
+from pipeline.engine.running import InferenceInfo, RequestLoad
 from pipeline.engine.scheduler import Job, Scheduler
 from pipeline.engine.service_classes import BatchBound, Scheduling, ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.engine.streams import ActiveStream, StreamLifecycle
 from pipeline.models.classifiers import ClassifyOptions, ClassifySpec
 from pipeline.models.detector import Detector
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.models.runtime import InferenceRuntime
 from pipeline.outputs.sinks import CallbackSink, Sink
 from pipeline.summary import ClassSummary, Progress, RunSummary, StreamSummary
@@ -39,6 +43,41 @@ __all__ = ["Pipeline", "Progress", "SinkLike", "SourceLike"]
 
 def _as_sink(sink: SinkLike) -> Sink:
     return sink if isinstance(sink, Sink) else CallbackSink(sink)
+
+
+def _is_eager(sources: object) -> bool:
+    """Sources given as a sequence are opened at once; any other iterable lazily."""
+    return isinstance(sources, Sequence) and not isinstance(sources, str)
+
+
+def _open_eager(
+    sources: Sequence[SourceLike],
+    options: StreamOptions,
+    analytics: AnalyticsOptions | bool | None,
+    open_ended: bool,
+) -> list[VideoSource]:
+    """The sources of a sequence, checked against the analytics' stream names and opened
+    (those opened released again if one cannot be)."""
+    opened = sources_from_specs(sources, options.live)
+    if not opened and not open_ended:
+        raise ValueError("no sources given")
+    if isinstance(analytics, AnalyticsOptions):
+        analytics.check_streams(s.name for s in opened)
+    try:
+        for source in opened:
+            source.open()
+    except BaseException:
+        for source in opened:
+            source.release()
+        raise
+    return opened
+
+
+def _detector_options(options: DetectorOptions | None, **given: Any) -> DetectorOptions:
+    """`options` (default: the defaults) with the settings given one by one (not None or
+    empty) in their place."""
+    chosen = {key: value for key, value in given.items() if value is not None and value != ()}
+    return dataclasses.replace(options or DetectorOptions(), **chosen)
 
 
 class Pipeline:
@@ -76,6 +115,11 @@ class Pipeline:
 
         with Pipeline(["a.mp4", "b.mp4"], "model.xml", sinks=[print]) as pipeline:
             summary = pipeline.run()
+
+    This constructor is the convenience for paths and settings: the model's settings come as
+    `detector_options` (`DetectorOptions`), each of `device` ... `classify_options` given
+    one by one taking its place. It loads the collaborators, the `Detector` and the second
+    stage's `Cascade`; `Pipeline.from_parts` takes them ready.
     """
 
     def __init__(
@@ -83,11 +127,11 @@ class Pipeline:
         sources: Sequence[SourceLike] | Iterable[SourceLike],
         model: str | Path | Detector,
         *,
-        device: str = "AUTO",
+        device: str | None = None,
         sinks: Sequence[SinkLike] = (),
-        adapter: str = "auto",
+        adapter: str | None = None,
         conf: float | None = None,
-        iou: float = 0.7,
+        iou: float | None = None,
         nireq: int | None = None,
         labels: str | None = None,
         input_size: tuple[int, int] | None = None,
@@ -98,40 +142,91 @@ class Pipeline:
         analytics: AnalyticsOptions | bool | None = None,
         core: ov.Core | None = None,
         open_ended: bool = False,
+        detector_options: DetectorOptions | None = None,
     ) -> None:
-        self.options = options = streams or StreamOptions()
-        eager = isinstance(sources, Sequence) and not isinstance(sources, str)
-        eager_sources = sources_from_specs(sources, options.live) if eager else []
-        if eager and not eager_sources and not open_ended:
-            raise ValueError("no sources given")
-        if analytics is True:
-            analytics = AnalyticsOptions()
-        self.analytics = analytics or None
-        if self.analytics is not None and eager:
-            self.analytics.check_streams(s.name for s in eager_sources)
-        self.sinks = [_as_sink(s) for s in sinks]
-        self._owns_detector = not isinstance(model, Detector)
+        settings = _detector_options(
+            detector_options, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
+            labels=labels, input_size=input_size, classify=tuple(classify),
+            classify_options=classify_options,
+        )  # fmt: skip
+        options = streams or StreamOptions()
+        eager = _is_eager(sources)
+        # Opened before the model loads: a missing file is said before a long compile.
+        eager_sources = _open_eager(sources, options, analytics, open_ended) if eager else []
+        owns_detector = not isinstance(model, Detector)
         detector = model if isinstance(model, Detector) else None
+        cascade = None
         try:
-            for source in eager_sources:
-                source.open()
-            detector = detector or Detector.load(
-                model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
-                labels=labels, core=core, input_size=input_size,
-            )  # fmt: skip
-            self.cascade = Cascade.load(
-                classify, getattr(detector.adapter, "names", ()), classify_options,
-                device=device, core=core,
-            ) if classify else None  # fmt: skip
+            detector = detector or Detector.open(model, settings, core)
+            cascade = Cascade.load(
+                settings.classify, getattr(detector.adapter, "names", ()),
+                settings.classify_options, device=settings.device, core=core,
+            ) if settings.classify else None  # fmt: skip
         except BaseException:
             for source in eager_sources:
                 source.release()
-            if self._owns_detector and detector is not None:
+            if owns_detector and detector is not None:
                 detector.close()
             raise
+        self._assemble(
+            eager_sources if eager else sources, eager, detector, cascade, owns_detector,
+            sinks=sinks, options=options, analytics=analytics, concurrency=concurrency,
+            open_ended=open_ended,
+        )  # fmt: skip
+
+    @classmethod
+    def from_parts(
+        cls,
+        sources: Sequence[SourceLike] | Iterable[SourceLike],
+        detector: Detector,
+        *,
+        cascade: Cascade | None = None,
+        owns_detector: bool = False,
+        sinks: Sequence[SinkLike] = (),
+        streams: StreamOptions | None = None,
+        analytics: AnalyticsOptions | bool | None = None,
+        concurrency: int | None = None,
+        open_ended: bool = False,
+    ) -> Pipeline:
+        """A pipeline from its collaborators, ready: a loaded `detector` (closed with the
+        pipeline only if it `owns_detector`) and, if any, the second stage's `cascade` (closed
+        with it). `Pipeline(...)` is the same from paths and settings."""
+        options = streams or StreamOptions()
+        eager = _is_eager(sources)
+        eager_sources = _open_eager(sources, options, analytics, open_ended) if eager else []
+        pipeline = cls.__new__(cls)
+        pipeline._assemble(
+            eager_sources if eager else sources, eager, detector, cascade, owns_detector,
+            sinks=sinks, options=options, analytics=analytics, concurrency=concurrency,
+            open_ended=open_ended,
+        )  # fmt: skip
+        return pipeline
+
+    def _assemble(
+        self,
+        sources: Iterable[SourceLike],
+        eager: bool,
+        detector: Detector,
+        cascade: Cascade | None,
+        owns_detector: bool,
+        *,
+        sinks: Sequence[SinkLike],
+        options: StreamOptions,
+        analytics: AnalyticsOptions | bool | None,
+        concurrency: int | None,
+        open_ended: bool,
+    ) -> None:
+        """Wire the engine's parts around the detector: the frame queue, the frame path, the
+        streams' lifecycle and the first feed (`sources`: opened already when `eager`)."""
+        self.options = options
+        self.analytics = AnalyticsOptions() if analytics is True else analytics or None
+        self.sinks = [_as_sink(s) for s in sinks]
+        self.cascade = cascade
+        self._owns_detector = owns_detector
         self.model_path = detector.model_path
         self.adapter = detector.adapter
         self._runtime: InferenceRuntime | None = detector.runtime
+        eager_sources = list(sources) if eager else []
         self._eager_sources = eager_sources
         concurrency = max(
             1, concurrency or (len(eager_sources) if eager else detector.runtime.nireq)
@@ -241,6 +336,20 @@ class Pipeline:
         if self._runtime is None:
             raise RuntimeError("the pipeline is closed")
         return self._runtime
+
+    def inference(self) -> InferenceInfo:
+        """Where the inference runs (`RunningPipeline`)."""
+        runtime = self.runtime
+        return InferenceInfo(
+            self.model_path, self.adapter.name, runtime.plan.device,
+            tuple(runtime.execution_devices), runtime.nireq,
+        )  # fmt: skip
+
+    def request_load(self) -> RequestLoad:
+        """The requests in flight now, of the pool's (and the batch copy's, if any)."""
+        runtime = self.runtime
+        in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
+        return RequestLoad(in_flight, runtime.nireq + runtime.background_nireq)
 
     def _on_delivery_error(self, error: BaseException) -> None:
         """A stream's delivery thread raised (a bug in tracking or the engine): the run fails."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pipeline import option_table as opt
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.service_classes import Scheduling, ServiceClass
+from pipeline.option_table import Option
 from sources.live_options import LiveOptions
 
 if TYPE_CHECKING:  # not at run time: the command line's parser loads this, and must stay light
@@ -65,3 +67,26 @@ class StreamOptions:
     def samples(self) -> bool:
         """Whether some decoded frames are left out of inference."""
         return self.every > 1 or self.max_fps is not None
+
+    @classmethod
+    def from_values(
+        cls, values: Mapping[str, Any], *, own_transport: bool = True, **settings: Any
+    ) -> StreamOptions:
+        """StreamOptions from option values by their declared names (`pipeline.option_table`:
+        policy, every, max_fps, open_timeout, read_timeout, max_retries, rtsp_transport), a
+        parsed command line's or a configured camera's; a missing one takes its default.
+        `own_transport` false leaves the RTSP transport to the process-wide one; `settings`
+        are the other fields (analytics, motion, classes ...)."""
+
+        def value(option: Option) -> Any:
+            return values.get(option.name, option.default)
+
+        live = LiveOptions(
+            value(opt.OPEN_TIMEOUT), value(opt.READ_TIMEOUT), value(opt.MAX_RETRIES),
+            rtsp_transport=value(opt.RTSP_TRANSPORT) if own_transport else None,
+        )  # fmt: skip
+        policy = value(opt.POLICY)
+        return cls(
+            policy=QueuePolicy(policy) if policy else None, every=value(opt.EVERY),
+            max_fps=value(opt.MAX_FPS), live=live, **settings,
+        )  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 import openvino as ov
 
 from pipeline.models.adapters import ModelAdapter, create_adapter
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.models.loader import fix_input_size, load_model
 from pipeline.models.runtime import InferenceRuntime
 
@@ -29,10 +30,10 @@ class Detector:
         cls,
         model: str | Path,
         *,
-        device: str = "AUTO",
-        adapter: str = "auto",
+        device: str = DetectorOptions.device,
+        adapter: str = DetectorOptions.adapter,
         conf: float | None = None,
-        iou: float = 0.7,
+        iou: float = DetectorOptions.iou,
         nireq: int | None = None,
         labels: str | None = None,
         core: ov.Core | None = None,
@@ -48,6 +49,13 @@ class Detector:
         )  # fmt: skip
         runtime = InferenceRuntime(core, fitted.prepare_model(loaded.model), device, nireq)
         return cls(loaded.path, fitted, runtime)
+
+    @classmethod
+    def open(
+        cls, model: str | Path, options: DetectorOptions, core: ov.Core | None = None
+    ) -> Detector:
+        """`load` with the detector's part of `options` (its second stage is the pipeline's)."""
+        return cls.load(model, core=core, **options.load_settings())
 
     def close(self) -> None:
         self.runtime.close()

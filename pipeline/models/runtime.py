@@ -14,6 +14,7 @@ import openvino as ov
 
 from pipeline.errors import DeviceError, openvino_message
 from pipeline.models.devices import DevicePlan, plan_device
+from pipeline.option_table import DEVICE
 from pipeline.thread_priority import call_at_lowest_priority
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class InferenceRuntime:
         self,
         core: ov.Core,
         model: ov.Model,
-        device: str = "AUTO",
+        device: str = DEVICE.default,
         nireq: int | None = None,
     ) -> None:
         # Kept for the background copy (an IR's weights are mapped from its file, not copied).

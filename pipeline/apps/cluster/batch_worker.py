@@ -17,14 +17,12 @@ from pipeline.apps.batch.job import batch_sinks, file_sources
 from pipeline.apps.cluster.file_queue import NO_PROGRESS, add_progress
 from pipeline.detections import Result
 from pipeline.engine.pipeline import Pipeline
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.sinks import EventSink, Sink, StreamInfo
 from pipeline.outputs.sinks.jsonl import PARTIAL_SUFFIX
 from pipeline.summary import Progress, StreamOutcome, StreamSummary
 
 log = logging.getLogger(__name__)
-
-
-SECOND_STAGE = ("classify", "classify_options")  # the pipeline's options, not the detector's
 
 
 def keep_to_cores(cores: tuple[int, ...]) -> bool:
@@ -39,10 +37,10 @@ def keep_to_cores(cores: tuple[int, ...]) -> bool:
 
 
 def load_detector(
-    model: str, threads: int | None, options: dict[str, Any], cores: tuple[int, ...] | None = None
-) -> tuple[Any, dict[str, Any]]:
-    """The worker's compiled model, and the pipeline options of its second stage (`classify`:
-    compiled by the pipeline with the same OpenVINO core); inference limited to `threads` CPU
+    model: str, threads: int | None, options: DetectorOptions, cores: tuple[int, ...] | None = None
+) -> tuple[Any, Any]:
+    """The worker's compiled model and its OpenVINO core (the pipeline compiles the second
+    stage of `options`, if any, with the same core); inference limited to `threads` CPU
     threads (the node's declared CPUs) when given, so nodes sharing a machine do not
     oversubscribe it. With `cores` (see `shared_machine_cores`), the process keeps to them.
 
@@ -65,11 +63,7 @@ def load_detector(
         core.set_property(
             "CPU", {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": not shared}
         )
-    second_stage = {key: options[key] for key in SECOND_STAGE if options.get(key)}
-    if second_stage:
-        second_stage.update(core=core, device=options.get("device") or "AUTO")
-    detector_options = {k: v for k, v in options.items() if k not in SECOND_STAGE}
-    return Detector.load(model, core=core, **detector_options), second_stage
+    return Detector.open(model, options, core), core
 
 
 class CommitFence:
@@ -120,7 +114,7 @@ class BatchWorker:
         node: str,
         concurrency: int | None,
         threads: int | None,
-        detector_options: dict[str, Any],
+        detector_options: DetectorOptions,
         analytics: AnalyticsOptions | None = None,
         cores: tuple[int, ...] | None = None,
     ) -> None:
@@ -129,7 +123,8 @@ class BatchWorker:
         self.analytics = analytics
         self.node = node
         self.concurrency = concurrency
-        self.detector, self.second_stage = load_detector(model, threads, detector_options, cores)
+        self.detector_options = detector_options  # the second stage's too: the pipeline's
+        self.detector, self.core = load_detector(model, threads, detector_options, cores)
         self._pipeline: Pipeline | None = None
         self._done = NO_PROGRESS  # progress of earlier runs
 
@@ -160,7 +155,7 @@ class BatchWorker:
         sinks = [CommitFence(sink, may_commit) for sink in batch_sinks(self.layout)]
         with Pipeline(
             file_sources(pull()), self.detector, sinks=sinks, concurrency=self.concurrency,
-            analytics=self.analytics, **self.second_stage,
+            analytics=self.analytics, detector_options=self.detector_options, core=self.core,
         ) as pipeline:  # fmt: skip
             self._pipeline = pipeline
             summary = pipeline.run(on_tick=tick, on_stream_end=ended)

@@ -4,16 +4,17 @@ results, events and snapshots coming back to the service's sinks here."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.apps.cluster.connect import ClusterError, import_ray
 from pipeline.apps.cluster.stream_worker import StreamSpec
 from pipeline.apps.cluster.streams import ClusterRun, stream_spec
+from pipeline.engine.running import InferenceInfo, RequestLoad
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.sinks import Sink
 from pipeline.summary import ClassSummary, Progress, RunSummary, StreamSummary
 from sources import StreamStatus, VideoSource
@@ -21,33 +22,8 @@ from sources import StreamStatus, VideoSource
 SNAPSHOT_SECONDS = 1.0  # how often a worker sends a camera's frame for the live view
 
 
-@dataclass(frozen=True)
-class ClusterDevice:
-    """What the service shows of the inference: where it runs."""
-
-    device: str
-
-
-@dataclass(frozen=True)
-class ClusterRuntime:
-    """The service's view of a cluster's inference (the workers own the request pools)."""
-
-    plan: ClusterDevice
-    execution_devices: tuple[str, ...] = ("Ray workers",)
-    nireq: int = 0
-    background_nireq: int = 0
-
-    def in_flight(self, kind: Any = None) -> int:
-        return 0
-
-
-@dataclass(frozen=True)
-class AdapterName:
-    name: str
-
-
 class ClusterPipeline:
-    """Stands in for the service's `Pipeline` when its cameras run on a Ray cluster.
+    """The service's `RunningPipeline` when its cameras run on a Ray cluster.
 
     The cameras given to `add_stream` before `run` start on the workers at `run` (balanced by
     declared load; a lost node's cameras restart on the others); cameras added later start on
@@ -63,12 +39,15 @@ class ClusterPipeline:
         address: str | None,
         workers: int | None = None,
         sinks: Sequence[Sink] = (),
-        **detector_options: Any,
+        detector_options: DetectorOptions | None = None,
     ) -> None:
         import_ray("[cluster]")  # before any work: say how to install it
-        self.model_path = Path(model).resolve()
-        self.adapter = AdapterName(str(detector_options.get("adapter") or "auto"))
-        self.runtime = ClusterRuntime(ClusterDevice(f"Ray cluster {address or '(local)'}"))
+        detector_options = detector_options or DetectorOptions()
+        # the workers own the request pools: none here
+        self._inference = InferenceInfo(
+            Path(model).resolve(), detector_options.adapter,
+            f"Ray cluster {address or '(local)'}", ("Ray workers",), 0,
+        )  # fmt: skip
         self._model = model
         self._address = address
         self._workers = workers
@@ -88,10 +67,7 @@ class ClusterPipeline:
         service_class: ServiceClass | None = None,
     ) -> None:
         if sinks is not None:  # a batch job's files
-            raise ClusterError(
-                "batch jobs are not available while the service runs on a Ray cluster; "
-                "run `vapipe batch --ray` instead"
-            )
+            self.add_feed(())
         spec = stream_spec(
             source.name, source.uri, options or StreamOptions(), own_options=options,
             service_class=service_class, realtime=bool(getattr(source, "realtime", False)),
@@ -103,6 +79,19 @@ class ClusterPipeline:
                 self._streams.append(spec)
                 return
         run.add_stream(spec)
+
+    def add_feed(self, sources: Iterable[Any], **settings: Any) -> Any:
+        raise ClusterError(
+            "batch jobs are not available while the service runs on a Ray cluster; "
+            "run `vapipe batch --ray` instead"
+        )
+
+    def inference(self) -> InferenceInfo:
+        return self._inference
+
+    def request_load(self) -> RequestLoad:
+        """Not relayed from the workers: unknown here."""
+        return RequestLoad()
 
     def remove_stream(self, name: str, timeout: float | None = None) -> StreamSummary:
         with self._lock:
@@ -144,7 +133,7 @@ class ClusterPipeline:
             self._run = run = ClusterRun(
                 self._streams, self._model, sinks=self._sinks, address=self._address,
                 workers=self._workers, snapshot_seconds=SNAPSHOT_SECONDS, open_ended=True,
-                **self._detector_options,
+                detector_options=self._detector_options,
             )  # fmt: skip
         if self._stopped.is_set():
             run.stop()
@@ -159,27 +148,3 @@ class ClusterPipeline:
 
     def close(self) -> None:
         pass
-
-
-def cluster_pipeline(
-    address: str, workers: int | None, expose_ray_ports: bool = False
-) -> Callable[..., ClusterPipeline]:
-    """Makes a `ClusterPipeline` from the arguments the service gives `Pipeline`; `address`
-    as in the config: `local` starts Ray here (the config allows it only with
-    `expose_ray_ports`)."""
-
-    def make(
-        sources: Sequence[Any],
-        model: str | Path,
-        *,
-        sinks: Sequence[Sink] = (),
-        concurrency: int | None = None,
-        open_ended: bool = True,
-        **detector_options: Any,
-    ) -> ClusterPipeline:
-        return ClusterPipeline(
-            model, address=None if address == "local" else address, workers=workers,
-            sinks=sinks, **detector_options,
-        )  # fmt: skip
-
-    return make

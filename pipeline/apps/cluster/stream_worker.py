@@ -25,6 +25,7 @@ from pipeline.detections import Result
 from pipeline.engine.pipeline import Pipeline
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.sinks import StreamInfo
 from pipeline.summary import StreamSummary
 from sources import VideoSource, simulate
@@ -149,7 +150,7 @@ class StreamWorker:
         node: str,
         threads: int | None,
         streams: StreamOptions,
-        detector_options: dict[str, Any],
+        detector_options: DetectorOptions,
         analytics: AnalyticsOptions | None = None,
         snapshot_seconds: float | None = None,
         cores: tuple[int, ...] | None = None,
@@ -159,7 +160,8 @@ class StreamWorker:
         self.options = streams
         self.analytics = analytics
         self.snapshot_seconds = snapshot_seconds
-        self.detector, self.second_stage = load_detector(model, threads, detector_options, cores)
+        self.detector_options = detector_options  # the second stage's too: the pipeline's
+        self.detector, self.core = load_detector(model, threads, detector_options, cores)
         self._pipeline: Pipeline | None = None
         self._started = threading.Event()  # `run` made its pipeline: `add` and `remove` work
         self._stopped = threading.Event()
@@ -178,7 +180,7 @@ class StreamWorker:
         pipeline = Pipeline(
             iter(()), self.detector, sinks=[relay], streams=self.options,
             analytics=self.analytics, concurrency=max(1, len(streams)), open_ended=open_ended,
-            **self.second_stage,
+            detector_options=self.detector_options, core=self.core,
         )  # fmt: skip
         for stream in streams:  # each with its own options, all started at the first pass
             pipeline.add_stream(

@@ -38,6 +38,7 @@ from pipeline.detections import Result
 from pipeline.engine.service_classes import ServiceClass
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.sinks import CallbackSink, EventSink, Sink
 from pipeline.summary import Progress, RunSummary, StreamOutcome, StreamSummary
 from sources import (
@@ -155,7 +156,7 @@ class ClusterRun:
         loop: bool = False,
         snapshot_seconds: float | None = None,
         open_ended: bool = False,
-        **detector_options: Any,
+        detector_options: DetectorOptions | None = None,
     ) -> None:
         from pipeline.models.loader import find_model_file
 
@@ -166,10 +167,8 @@ class ClusterRun:
         self.address = address
         self.workers = workers
         self._model = str(Path(model).resolve())
-        labels = detector_options.get("labels")
-        if labels and Path(labels).is_file():
-            detector_options["labels"] = str(Path(labels).resolve())
-        self._detector_options = detector_options
+        # the workers do not share our working folder
+        self._detector_options = (detector_options or DetectorOptions()).with_absolute_labels()
         given = [s for s in sources if isinstance(s, StreamSpec)]  # named and set up already
         names, uris = [], []
         for spec in [s for s in sources if not isinstance(s, StreamSpec)]:

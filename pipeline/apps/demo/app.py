@@ -23,6 +23,7 @@ from pipeline.apps.demo.server import MosaicServer
 from pipeline.engine.pipeline import Pipeline
 from pipeline.engine.stream_options import StreamOptions
 from pipeline.errors import VapipeError
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.live_view import LiveView
 from pipeline.summary import RunSummary
 from sources import SourceError, sources_from_specs
@@ -76,7 +77,7 @@ class Demo:
         *,
         streams: StreamOptions | None = None,
         analytics: AnalyticsOptions | None = None,
-        **detector_options: object,
+        detector_options: DetectorOptions | None = None,
     ) -> None:
         if options.window and (problem := window_problem()):
             if options.serve is None:
@@ -95,7 +96,7 @@ class Demo:
             sinks=[self.view],
             streams=streams,
             analytics=analytics,
-            **detector_options,
+            detector_options=detector_options,
         )
         self._summary: RunSummary | None = None
         self._error: BaseException | None = None

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import option_table as opt
 from pipeline.analytics.options import (
     AnalyticsError,
     AnalyticsOptions,
@@ -36,10 +37,11 @@ from pipeline.analytics.options import (
     ZoneSpec,
 )
 from pipeline.analytics.tracker import TrackerOptions
-from pipeline.counting_defaults import CONFIRM_SECONDS, MAX_SECONDS, ZONE_MIN_SECONDS
+from pipeline.counting_defaults import MAX_SECONDS
 from pipeline.engine.motion_options import MotionOptions, motion_masks
 from pipeline.errors import VapipeError
 from pipeline.models.adapters import ADAPTER_NAMES
+from pipeline.option_table import Option, OptionValueError
 from sources import DecoderOptions, SourceError, is_live_uri
 
 if sys.version_info >= (3, 11):
@@ -228,13 +230,6 @@ def _named(path: str, value: Any) -> list[tuple[str, str, Any]]:
     return items
 
 
-def _fraction(path: str, value: Any) -> float:
-    number = _number(path, value)
-    if not 0.0 < number <= 1.0:
-        raise ConfigError(f"{path}: must be a fraction in (0, 1], got {value}")
-    return number
-
-
 def _masks(path: str, value: Any) -> tuple[tuple[float, ...], ...]:
     """Motion masks: `[[x1, y1, x2, y2, x3, y3, ...], ...]`, fractions of the frame."""
     if not isinstance(value, list):
@@ -287,9 +282,36 @@ def _checked(where: str, make: Callable[[], object]) -> None:
         raise ConfigError(f"{where}: {str(error).split(': ', 1)[-1]}") from None
 
 
-def _key(parse: Parser, key: str | None = None) -> dict:
-    """Field metadata: the value's parser, and its TOML key when it is not the field's name."""
-    return {"parse": parse, "key": key}
+def _key(
+    parse: Parser, key: str | None = None, *, help: str | None = None, unit: str | None = None
+) -> dict:
+    """Field metadata: the value's parser, its TOML key when it is not the field's name, and
+    its help and unit (for generated documentation)."""
+    return {"parse": parse, "key": key, "help": help, "unit": unit}
+
+
+def _option_parser(option: Option) -> Parser:
+    """The TOML/JSON value parser of a declared option: its type, then its choices and bounds."""
+    if option.choices is not None:
+        return _choice(*option.choices)
+    typed: Parser = {float: _number, int: _integer, bool: _boolean, str: _string}[option.kind]
+
+    def parse(path: str, value: Any) -> Any:
+        try:
+            return option.check(typed(path, value), value)
+        except OptionValueError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    return parse
+
+
+def option_field(
+    option: Option, *, parse: Parser | None = None, key: str | None = None, **settings: Any
+) -> Any:
+    """A config field for a declared option (`pipeline.option_table`): its default, and its
+    parser (`parse`, default from its type and bounds), help and unit as metadata."""
+    metadata = _key(parse or _option_parser(option), key, help=option.help, unit=option.unit)
+    return field(default=option.default, metadata={**metadata, "option": option}, **settings)
 
 
 # -- the tables ---------------------------------------------------------------------------------
@@ -298,19 +320,17 @@ def _key(parse: Parser, key: str | None = None) -> dict:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = field(metadata=_key(_string))
-    device: str = field(default="AUTO", metadata=_key(_string))
-    adapter: str = field(default="auto", metadata=_key(_choice(*ADAPTER_NAMES)))
-    conf: float | None = field(default=None, metadata=_key(_unit_interval))
-    iou: float = field(default=0.7, metadata=_key(_unit_interval))
-    nireq: int | None = field(default=None, metadata=_key(_int_at_least(1)))
-    labels: str | None = field(default=None, metadata=_key(_labels))
+    device: str = option_field(opt.DEVICE)
+    adapter: str = option_field(opt.ADAPTER, parse=_choice(*ADAPTER_NAMES))
+    conf: float | None = option_field(opt.CONF)
+    iou: float = option_field(opt.IOU)
+    nireq: int | None = option_field(opt.NIREQ)
+    labels: str | None = option_field(opt.LABELS, parse=_labels)
     classify: tuple[str, ...] = field(default=(), metadata=_key(_strings))  # [LABELS:]MODEL
-    classify_adapter: str = field(
-        default="auto", metadata=_key(_choice("auto", "softmax", "multilabel"))
-    )
-    classify_every: int = field(default=1, metadata=_key(_int_at_least(1)))
-    classify_min_size: int = field(default=0, metadata=_key(_int_at_least(0)))
-    reclassify_seconds: float = field(default=1.0, metadata=_key(_positive_float))
+    classify_adapter: str = option_field(opt.CLASSIFY_ADAPTER)
+    classify_every: int = option_field(opt.CLASSIFY_EVERY)
+    classify_min_size: int = option_field(opt.CLASSIFY_MIN_SIZE)
+    reclassify_seconds: float = option_field(opt.RECLASSIFY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -371,32 +391,30 @@ class CameraConfig:
 
     name: str
     source: str = field(metadata=_key(_string), repr=False)  # may hold credentials
-    policy: str | None = field(default=None, metadata=_key(_choice("block", "drop-oldest")))
-    every: int = field(default=1, metadata=_key(_int_at_least(1)))
-    max_fps: float | None = field(default=None, metadata=_key(_positive_float))
-    rtsp_transport: str = field(default="tcp", metadata=_key(_choice("tcp", "udp")))
-    open_timeout: float = field(default=5.0, metadata=_key(_positive_float))
-    read_timeout: float = field(default=5.0, metadata=_key(_positive_float))
-    max_retries: int | None = field(default=None, metadata=_key(_int_at_least(0)))
-    realtime: bool = field(default=False, metadata=_key(_boolean))
-    loop: bool = field(default=False, metadata=_key(_boolean))
-    track: bool = field(default=False, metadata=_key(_boolean))
+    policy: str | None = option_field(opt.POLICY)
+    every: int = option_field(opt.EVERY)
+    max_fps: float | None = option_field(opt.MAX_FPS)
+    rtsp_transport: str = option_field(opt.RTSP_TRANSPORT)
+    open_timeout: float = option_field(opt.OPEN_TIMEOUT)
+    read_timeout: float = option_field(opt.READ_TIMEOUT)
+    max_retries: int | None = option_field(opt.MAX_RETRIES)
+    realtime: bool = option_field(opt.REALTIME)
+    loop: bool = option_field(opt.LOOP)
+    track: bool = option_field(opt.TRACK)
     lines: tuple[Line, ...] = field(default=(), metadata=_key(_lines))
     zones: tuple[Zone, ...] = field(default=(), metadata=_key(_zones))
-    confirm_seconds: float = field(default=CONFIRM_SECONDS, metadata=_key(_seconds))
-    zone_min_seconds: float = field(default=ZONE_MIN_SECONDS, metadata=_key(_seconds))
-    classify: bool = field(default=True, metadata=_key(_boolean))
-    decoder: str = field(default="opencv", metadata=_key(_choice("opencv", "pyav")))
-    deblocking: bool = field(default=True, metadata=_key(_boolean))
-    skip_nonref: bool = field(default=False, metadata=_key(_boolean))
-    service_class: str | None = field(
-        default=None, metadata=_key(_choice("live", "batch"), key="class")
-    )
-    motion: bool = field(default=False, metadata=_key(_boolean))
-    motion_threshold: float | None = field(default=None, metadata=_key(_fraction))
-    motion_min_area: float | None = field(default=None, metadata=_key(_fraction))
+    confirm_seconds: float = option_field(opt.CONFIRM)
+    zone_min_seconds: float = option_field(opt.ZONE_MIN)
+    classify: bool = option_field(opt.CLASSIFY)
+    decoder: str = option_field(opt.DECODER)
+    deblocking: bool = option_field(opt.DEBLOCKING)
+    skip_nonref: bool = option_field(opt.SKIP_NONREF)
+    service_class: str | None = option_field(opt.SERVICE_CLASS, key="class")
+    motion: bool = option_field(opt.MOTION)
+    motion_threshold: float | None = option_field(opt.MOTION_THRESHOLD)
+    motion_min_area: float | None = option_field(opt.MOTION_MIN_AREA)
     motion_mask: tuple[tuple[float, ...], ...] = field(default=(), metadata=_key(_masks))
-    motion_keepalive: float | None = field(default=None, metadata=_key(_positive_float))
+    motion_keepalive: float | None = option_field(opt.MOTION_KEEPALIVE)
 
     @property
     def is_file(self) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pipeline.apps.batch.job import BatchJob
 from pipeline.apps.batch.report import FILE_STATUSES
 from pipeline.apps.serve.config import ConfigError
-from pipeline.engine.pipeline import Pipeline
+from pipeline.engine.running import RunningPipeline
 from pipeline.errors import VapipeError
 
 
@@ -126,7 +126,9 @@ class JobTable:
             concurrency=request.concurrency, force=request.force, save_video=request.save_video,
         )  # fmt: skip
 
-    def start(self, pipeline: Pipeline, request: JobRequest, job: BatchJob | None = None) -> dict:
+    def start(
+        self, pipeline: RunningPipeline, request: JobRequest, job: BatchJob | None = None
+    ) -> dict:
         job = job if job is not None else self.prepare(request)
         with self._lock:
             self._make_room()

@@ -17,27 +17,26 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
-from pipeline.analytics.counts import LineCounts, ZoneCounts
 from pipeline.analytics.events import Event
-from pipeline.apps.cluster.serve import cluster_pipeline
 from pipeline.apps.demo.server import MosaicView
+from pipeline.apps.serve import views
 from pipeline.apps.serve.api import ApiServer, check_exposure, effective_token
+from pipeline.apps.serve.camera_streams import camera_stream
 from pipeline.apps.serve.config import (
     CameraConfig,
     ConfigError,
     ServiceConfig,
     diff_configs,
-    load_config,
 )
-from pipeline.apps.serve.config_file import ConfigFile
+from pipeline.apps.serve.config_store import ConfigStore
 from pipeline.apps.serve.controller import StreamExists, StreamNotFound
+from pipeline.apps.serve.event_fan_out import EventFanOut
 from pipeline.apps.serve.jobs import JobRequest, JobTable
-from pipeline.apps.serve.metrics import EngineFigures, ServiceMetrics, StreamFigures
+from pipeline.apps.serve.metrics import ServiceMetrics
 from pipeline.apps.serve.mqtt import MqttPublisher
 from pipeline.apps.serve.outputs import (
     SegmentEventsSink,
@@ -48,52 +47,27 @@ from pipeline.apps.serve.outputs import (
 )
 from pipeline.apps.serve.rates import ClassRates
 from pipeline.detections import Result
-from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.pipeline import Pipeline
-from pipeline.engine.service_classes import ServiceClass
-from pipeline.engine.stream_options import StreamOptions
+from pipeline.engine.running import RunningPipeline
 from pipeline.errors import VapipeError
 from pipeline.models.classifiers.spec import (
     ClassifyOptions,
     ClassifySpec,
     parse_classify_spec,
 )
+from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
-from pipeline.outputs.sinks import StreamInfo
+from pipeline.outputs.sinks import Sink, StreamInfo
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
-    LiveOptions,
-    StreamState,
     mask_credentials,
-    simulate,
 )
-from sources.spec import source_from_spec
 
 log = logging.getLogger(__name__)
 
 STATE_REPUBLISH_SECONDS = 10.0  # retained state is refreshed this often (figures move)
 PAGE_SIZE = (1280, 720)
-
-
-@dataclass
-class CameraCounts:
-    """A served camera's line and zone counts since it started, from its events."""
-
-    lines: dict[str, LineCounts] = field(default_factory=dict)
-    zones: dict[str, ZoneCounts] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """`{"lines": {NAME: {"in", "out", "by_label"}}, "zones": {NAME: {"entered",
-        "occupancy"}}}`, as the API and MQTT publish them."""
-        return {
-            "lines": {name: c.to_dict() for name, c in self.lines.items()},
-            "zones": {name: c.live_dict() for name, c in self.zones.items()},
-        }
-
-
-class ConfigWriteError(VapipeError):
-    """The config file could not be updated; the change was not applied."""
 
 
 def check_startable(config: ServiceConfig, running: Collection[str] = ()) -> None:
@@ -121,36 +95,78 @@ def classify_specs(config: ServiceConfig) -> list[ClassifySpec]:
     return specs
 
 
+def detector_options(config: ServiceConfig) -> DetectorOptions:
+    """The model's options from `[model]`, its files' paths from the config's folder."""
+    model = config.model
+    labels = model.labels
+    if labels and "," not in labels and config.resolve(labels).is_file():
+        labels = str(config.resolve(labels))
+    return DetectorOptions(
+        device=model.device, adapter=model.adapter, conf=model.conf, iou=model.iou,
+        nireq=model.nireq, labels=labels, classify=tuple(classify_specs(config)),
+        classify_options=ClassifyOptions(
+            model.classify_every, model.classify_min_size, model.reclassify_seconds
+        ),
+    )  # fmt: skip
+
+
+def open_pipeline(config: ServiceConfig, sinks: Sequence[Sink]) -> RunningPipeline:
+    """The service's open-ended pipeline for `config`: here, or on its `[cluster]`."""
+    model, options = config.resolve(config.model.path), detector_options(config)
+    if config.cluster is None:
+        return Pipeline(
+            [], model, sinks=sinks, concurrency=max(1, len(config.cameras)), open_ended=True,
+            detector_options=options,
+        )  # fmt: skip
+    from pipeline.apps.cluster.serve import ClusterPipeline
+
+    address = config.cluster.address
+    return ClusterPipeline(
+        model, address=None if address == "local" else address,
+        workers=config.cluster.workers, sinks=sinks, detector_options=options,
+    )  # fmt: skip
+
+
 def check_camera_source(config: ServiceConfig, camera: CameraConfig, where: str) -> None:
     if camera.is_file and not config.resolve(camera.source).is_file():
         raise ConfigError(f"{where}: no such video file: {config.resolve(camera.source)}")
 
 
 class Service:
-    """Implements `StreamController` for the API over a running pipeline."""
+    """Implements `StreamController` for the API over a running pipeline.
 
-    def __init__(self, config: ServiceConfig, *, read_only: bool = False) -> None:
+    Its parts, each testable alone (and given here, or made from `config`): the running
+    config and where changes go (`ConfigStore`), the events' fan-out to metrics, counts and
+    MQTT (`EventFanOut`), the cameras' streams (`camera_stream`) and views (`views`)."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        read_only: bool = False,
+        store: ConfigStore | None = None,
+        metrics: ServiceMetrics | None = None,
+        events: EventFanOut | None = None,
+    ) -> None:
         check_startable(config)
-        self.config = config
-        self._file = None if read_only or config.path is None else ConfigFile(config.path)
-        self._memory_only: dict[str, CameraConfig] = {}  # read-only: the API's cameras
+        self.store = store or ConfigStore.for_config(config, read_only)
         self._lock = threading.RLock()  # serialises changes (API, reload, restarts)
         self._data = threading.Lock()  # guards the dicts below; never held while waiting
         self._stopping = threading.Event()
         self._restart_reason: str | None = None
-        self._pipeline: Pipeline | None = None
+        self._pipeline: RunningPipeline | None = None
         self._ended: dict[str, StreamSummary] = {}  # cameras whose stream ended, and how
         self._published: dict[str, tuple[str, float]] = {}  # camera -> (state, when)
-        self._counts: dict[str, CameraCounts] = {}
         self._classes: dict[str, str] = {}  # camera -> its service class, as the engine runs it
         self._class_rates = ClassRates()
         self._segments = Segments()
         self.last_summary: RunSummary | None = None
-        self.metrics = ServiceMetrics()
-        self.metrics.read_engine(self._engine_figures)
-        self.view = LiveView(header=self._header)
+        self.metrics = metrics or ServiceMetrics()
+        self.metrics.read_engine(lambda: views.engine_figures(self._pipeline))
+        self.view = LiveView(header=lambda fps, n: views.page_header(self._pipeline, fps, n))
         self.page = MosaicView(lambda: self.view.render(PAGE_SIZE), self._page_figures)
         self.mqtt = self._make_mqtt(config)
+        self.events = events or EventFanOut(self.metrics, lambda: self.mqtt)
         media_root = config.resolve(config.http.media_root) if config.http.media_root else None
         output_root = config.resolve(config.output.dir) if config.output.dir else None
         self.jobs = JobTable()
@@ -158,6 +174,11 @@ class Service:
             self, self.metrics, config.http, view=self.page, media_root=media_root,
             jobs=self, output_root=output_root,
         )  # fmt: skip
+
+    @property
+    def config(self) -> ServiceConfig:
+        """The config as the service runs it (the store's)."""
+        return self.store.config
 
     # -- running -----------------------------------------------------------------------------
 
@@ -210,8 +231,7 @@ class Service:
             folder.mkdir(parents=True, exist_ok=True)
             summary.write_json(folder / "summary.json")
 
-    def _open_pipeline(self, config: ServiceConfig) -> Pipeline:
-        model = config.model
+    def _open_pipeline(self, config: ServiceConfig) -> RunningPipeline:
         sinks: list = [
             ServiceSink(self._segments, self._opened, self._result, self._events),
             self.view,
@@ -222,28 +242,15 @@ class Service:
             sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
-        labels = model.labels
-        if labels and "," not in labels and config.resolve(labels).is_file():
-            labels = str(config.resolve(labels))
-        options = ClassifyOptions(
-            model.classify_every, model.classify_min_size, model.reclassify_seconds
-        )
-        make = Pipeline if config.cluster is None else cluster_pipeline(**vars(config.cluster))
-        pipeline = make(
-            [], config.resolve(model.path), device=model.device, adapter=model.adapter,
-            conf=model.conf, iou=model.iou, nireq=model.nireq, labels=labels, sinks=sinks,
-            concurrency=max(1, len(config.cameras)), open_ended=True,
-            classify=classify_specs(config), classify_options=options,
-        )  # fmt: skip
-        runtime = pipeline.runtime
+        pipeline = open_pipeline(config, sinks)
+        info = pipeline.inference()
         self.metrics.describe_pipeline(
-            str(pipeline.model_path), runtime.plan.device, runtime.execution_devices,
-            pipeline.adapter.name, runtime.nireq,
-        )  # fmt: skip
+            str(info.model_path), info.device, info.execution_devices, info.adapter, info.nireq
+        )
         log.info(
             "model %s (%s adapter), device %s on %s, %d requests, %d cameras",
-            pipeline.model_path, pipeline.adapter.name, runtime.plan.device,
-            ", ".join(runtime.execution_devices), runtime.nireq, len(config.cameras),
+            info.model_path, info.adapter, info.device, ", ".join(info.execution_devices),
+            info.nireq, len(config.cameras),
         )  # fmt: skip
         return pipeline
 
@@ -258,18 +265,8 @@ class Service:
         pipeline = self._pipeline
         if pipeline is None or restarting:
             return
-        live = source_live_options(camera)
-        source = source_from_spec(
-            self.config.source_of(camera), camera.name, live, camera.decoder_options()
-        )
-        source = simulate(source, realtime=camera.realtime, loop=camera.loop)
-        options = StreamOptions(
-            policy=QueuePolicy(camera.policy) if camera.policy else None,
-            every=camera.every, max_fps=camera.max_fps, live=live, classify=camera.classify,
-            analytics=camera.analytics(), motion=camera.motion_options(),
-        )  # fmt: skip
-        service_class = ServiceClass(camera.service_class) if camera.service_class else None
-        pipeline.add_stream(source, options, service_class=service_class)
+        stream = camera_stream(self.config, camera)
+        pipeline.add_stream(stream.source, stream.options, service_class=stream.service_class)
         log.info("camera %s: started (%s)", camera.name, mask_credentials(camera.source))
 
     def _stop_camera(self, name: str) -> StreamSummary | None:
@@ -283,8 +280,8 @@ class Service:
             summary = summary or self._ended.get(name)
             self._ended.pop(name, None)
             self._published.pop(name, None)
-            self._counts.pop(name, None)
             self._classes.pop(name, None)
+        self.events.forget(name)
         self.view.forget(name)
         self.metrics.forget_stream(name)
         if self.mqtt is not None:
@@ -379,12 +376,7 @@ class Service:
     def reload(self) -> dict:
         """Reread the config file and apply only the difference."""
         with self._lock:
-            if self.config.path is None:
-                raise ConfigError("this service has no config file to reload")
-            new = load_config(self.config.path)
-            if self._file is None and self._memory_only:  # read-only: the API's cameras stay
-                kept = {k: v for k, v in self._memory_only.items() if k not in new.cameras}
-                new = dataclasses.replace(new, cameras={**new.cameras, **kept})
+            new = self.store.reread()  # read-only: the API's cameras stay
             unchanged = [n for n, c in new.cameras.items() if self.config.cameras.get(n) == c]
             check_startable(new, running=unchanged)
             diff = diff_configs(self.config, new)
@@ -396,12 +388,12 @@ class Service:
             if diff.restarts_pipeline or cluster_changed:
                 section = "output" if diff.output_changed else "cluster"
                 reason = f"[{'model' if diff.model_changed else section}] changed"
-                self.config = new
+                self.store.config = new
                 self._restart(reason)
                 if diff.mqtt_changed:
                     self._replace_mqtt()
             else:
-                self.config = new
+                self.store.config = new
                 for name in diff.removed + diff.changed:
                     self._stop_camera(name)
                 for name in diff.changed + diff.added:
@@ -449,26 +441,10 @@ class Service:
 
     def _set_camera(self, name: str, camera: CameraConfig | None) -> None:
         """Put (or with None, drop) a camera in the running config (lock held)."""
-        cameras = {k: v for k, v in self.config.cameras.items() if k != name}
-        if camera is not None:
-            cameras[name] = camera
-        self.config = dataclasses.replace(self.config, cameras=cameras)
-        if self._file is None:
-            if camera is None:
-                self._memory_only.pop(name, None)
-            else:
-                self._memory_only[name] = camera
+        self.store.set_camera(name, camera)
 
     def _save(self, change) -> None:
-        if self._file is None:
-            return
-        try:
-            change(self._file)
-        except (OSError, ConfigError) as error:
-            raise ConfigWriteError(
-                f"cannot update {self._file.path}: {error}; the change was not applied "
-                "(start with --read-only-config to keep changes in memory only)"
-            ) from None
+        self.store.save(change)
 
     def _restart(self, reason: str) -> None:
         with self._data:
@@ -495,109 +471,33 @@ class Service:
 
     # -- figures -----------------------------------------------------------------------------
 
-    def _figures(self) -> dict[str, tuple]:
-        """Per camera: (its running summary, its status, its current fps), or (how it ended,
-        None, 0)."""
-        pipeline = self._pipeline
+    def _figures(self) -> dict[str, views.CameraFigures]:
+        """Per camera: its running figures, or how it ended."""
         with self._data:
             ended = dict(self._ended)
-        running = pipeline.stream_summaries() if pipeline is not None else {}
-        status = pipeline.stream_status() if pipeline is not None else {}
         fps = {s["name"]: s["fps"] for s in self.view.figures()["streams"]}
-        figures: dict = {name: (summary, None, 0.0) for name, summary in ended.items()}
-        for name, summary in running.items():
-            figures[name] = (summary, status.get(name), fps.get(name, 0.0))
-        return figures
+        return views.camera_figures(self._pipeline, ended, fps)
 
-    def _describe(self, name: str, figures: dict) -> dict:
+    def _describe(self, name: str, figures: dict[str, views.CameraFigures]) -> dict:
         camera = self.config.cameras.get(name)
-        summary, status, fps = figures.get(name, (None, None, 0.0))
-        view = {
-            "name": name,
-            "source": mask_credentials(camera.source) if camera else None,
-            "state": _state(summary, status),
-            "class": (summary.service_class if summary else "") or _class_of(camera),
-            "since": status.since if status else None,
-            "last_error": (status.last_error if status else "")
-            or (summary.errors[-1] if summary and summary.errors else ""),
-        }
-        view["fps"] = fps
-        for key in (
-            "frames_decoded", "frames_processed", "frames_dropped", "frames_skipped",
-            "frames_no_motion", "latency_p50_ms", "latency_p95_ms", "reconnects", "down_seconds",
-        ):  # fmt: skip
-            view[key] = getattr(summary, key) if summary else 0
-        with self._data:
-            counts = self._counts.get(name)
-            view["counts"] = counts.to_dict() if counts is not None else {}
-        if camera is not None:
-            settings = camera.to_table()
-            settings["source"] = mask_credentials(camera.source)
-            view["config"] = settings
-        return view
-
-    def _engine_figures(self) -> EngineFigures:
-        pipeline = self._pipeline
-        if pipeline is None:
-            return EngineFigures()
-        status = pipeline.stream_status()
-        streams = []
-        for name, summary in pipeline.stream_summaries().items():
-            state = status.get(name)
-            up = state is not None and state.state is StreamState.STREAMING
-            streams.append(StreamFigures(
-                name, up, summary.frames_decoded, summary.frames_processed,
-                summary.frames_dropped, summary.frames_skipped, summary.reconnects,
-                summary.service_class, summary.frames_no_motion,
-            ))  # fmt: skip
-        runtime = pipeline.runtime
-        in_flight = sum(runtime.in_flight(kind) for kind in ServiceClass)
-        requests = runtime.nireq + runtime.background_nireq  # with batch's copy, if any
-        return EngineFigures(tuple(streams), in_flight, requests)
+        found = figures.get(name, views.CameraFigures())
+        return views.describe_camera(name, camera, found, self.events.counts(name))
 
     def _page_figures(self) -> dict:
         figures = self.view.figures()
-        states = {name: _state(s, status) for name, (s, status, _) in self._figures().items()}
+        states = {
+            name: views.camera_state(f.summary, f.status) for name, f in self._figures().items()
+        }
         for stream in figures["streams"]:
             stream["state"] = states.get(stream["name"], "stopped")
         return figures
 
-    def _header(self, total_fps: float, streams: int) -> str:
-        pipeline = self._pipeline
-        if pipeline is None:
-            return f"vapipe serve   {total_fps:.1f} fps   {streams} cameras"
-        runtime = pipeline.runtime
-        return (
-            f"vapipe serve   {total_fps:.1f} fps   {streams} cameras   "
-            f"{runtime.plan.device} on {', '.join(runtime.execution_devices)}"
-        )
-
     # -- callbacks from the pipeline ---------------------------------------------------------
 
     def publish_event(self, camera: str, event: dict) -> None:
-        """An event of the tracking layer (line_cross, zone_enter, zone_exit, track_end): to
-        the metrics, the camera's counts (retained) and MQTT (QoS 1, in order). Called in frame
-        order per camera, by the service's sink (`ServiceSink.write_events`)."""
-        self.metrics.observe_event(camera, event)
-        counts = self._count(camera, event)
-        mqtt = self.mqtt
-        if mqtt is not None:
-            mqtt.publish_event(camera, event)
-            if counts is not None:
-                mqtt.publish_counts(camera, counts)
-
-    def _count(self, camera: str, event: dict) -> dict | None:
-        """Update the camera's line and zone counts; a copy of them if they changed."""
-        kind = event.get("type")
-        with self._data:
-            counts = self._counts.setdefault(camera, CameraCounts())
-            if kind == "line_cross":
-                counts.lines.setdefault(event["line"], LineCounts()).add(event)
-            elif kind in ("zone_enter", "zone_exit"):
-                counts.zones.setdefault(event["zone"], ZoneCounts()).add(event)
-            else:
-                return None
-            return counts.to_dict()  # a copy for the publisher
+        """An event of the tracking layer, to the fan-out (`EventFanOut.publish`). Called in
+        frame order per camera, by the service's sink (`ServiceSink.write_events`)."""
+        self.events.publish(camera, event)
 
     def _tracked(self, name: str) -> bool:
         camera = self.config.cameras.get(name)
@@ -610,7 +510,7 @@ class Service:
             self._classes[stream.name] = (
                 summary.service_class
                 if summary
-                else _class_of(self.config.cameras.get(stream.name))
+                else views.class_of(self.config.cameras.get(stream.name))
             )
         self._tick_camera(stream.name, force=True)
 
@@ -642,7 +542,8 @@ class Service:
             path.write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
         mqtt = self.mqtt
         if mqtt is not None and summary.name in self.config.cameras:
-            mqtt.publish_state(summary.name, {"state": summary.status, "summary": _brief(summary)})
+            state = {"state": summary.status, "summary": views.brief(summary)}
+            mqtt.publish_state(summary.name, state)
 
     def _tick(self) -> None:
         """On the pipeline's run thread, every half second: each class's frame count for its
@@ -678,37 +579,3 @@ _STATE_KEYS = (
     "state", "since", "fps", "latency_p95_ms", "frames_processed", "frames_dropped",
     "reconnects", "last_error",
 )  # fmt: skip
-
-
-def _state(summary: StreamSummary | None, status) -> str:
-    if status is not None:
-        if status.state is StreamState.STREAMING and summary and not summary.frames_decoded:
-            return StreamState.CONNECTING.value
-        return status.state.value
-    if summary is not None:
-        return summary.status  # done, failed, stopped
-    return "starting"
-
-
-def _brief(summary: StreamSummary) -> dict:
-    return {
-        "frames_processed": summary.frames_processed, "frames_dropped": summary.frames_dropped,
-        "errors": summary.errors,
-    }  # fmt: skip
-
-
-def _class_of(camera: CameraConfig | None) -> str:
-    """A camera's service class before it runs: its `class`, else its source's (a live
-    stream or a realtime file is live, a recorded file batch), as the engine decides it."""
-    if camera is None:
-        return ""
-    if camera.service_class:
-        return camera.service_class
-    return ServiceClass.for_source(not camera.is_file or camera.realtime).value
-
-
-def source_live_options(camera: CameraConfig) -> LiveOptions:
-    return LiveOptions(
-        camera.open_timeout, camera.read_timeout, camera.max_retries,
-        rtsp_transport=camera.rtsp_transport,
-    )  # fmt: skip

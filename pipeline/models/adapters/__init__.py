@@ -17,6 +17,7 @@ from pipeline.models.adapters.yolo_end2end import YoloEnd2EndAdapter, yolo_end2e
 from pipeline.models.adapters.yolo_pose import YoloPoseAdapter, yolo_pose_misfit
 from pipeline.models.adapters.yolo_seg import YoloSegAdapter, yolo_seg_misfit
 from pipeline.models.adapters.yolov5 import Yolov5Adapter, yolov5_misfit
+from pipeline.option_table import IOU
 
 _Misfit = Callable[[ov.Model, ModelInfo], str | None]
 
@@ -77,7 +78,7 @@ def create_adapter(
     *,
     names: Sequence[str] = (),
     conf: float | None = None,
-    iou: float = 0.7,
+    iou: float = IOU.default,
     model_label: str = "the model",
     info: ModelInfo | None = None,
 ) -> ModelAdapter:

@@ -17,6 +17,7 @@ import openvino as ov
 from pipeline.detections import Detections
 from pipeline.models.adapters.base import ModelInfo, nhwc_u8_input, shape_text, static_dims
 from pipeline.models.adapters.nms import nms
+from pipeline.option_table import IOU
 
 _MAX_WH = 7680  # class offset for class-aware NMS, as Ultralytics
 _MAX_NMS = 30000
@@ -88,7 +89,7 @@ class YoloAdapter:
         input_size: tuple[int, int],
         names: Sequence[str],
         conf: float | None = None,
-        iou: float = 0.7,
+        iou: float = IOU.default,
     ) -> None:
         self.names = tuple(names)
         self.conf = self.default_conf if conf is None else conf

@@ -18,6 +18,7 @@ from pipeline.models.classifiers.base import ClassifierAdapter, crop_box
 from pipeline.models.classifiers.families import create_classifier_adapter
 from pipeline.models.loader import load_model
 from pipeline.models.runtime import InferenceRuntime
+from pipeline.option_table import DEVICE
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class Classifier:
         cls,
         model: str | Path,
         *,
-        device: str = "AUTO",
+        device: str = DEVICE.default,
         adapter: str = "auto",
         class_names: Mapping[str, Sequence[str]] | None = None,
         nireq: int | None = None,
