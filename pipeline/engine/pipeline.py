@@ -41,6 +41,13 @@ def _as_sink(sink: SinkLike) -> Sink:
     return sink if isinstance(sink, Sink) else CallbackSink(sink)
 
 
+def _check_anchor(analytics: AnalyticsOptions, adapter: object, model_path: Path) -> None:
+    """A keypoint anchor needs a model whose detections carry that keypoint."""
+    names = getattr(adapter, "keypoint_names", ())
+    name = getattr(adapter, "name", "?")
+    analytics.check_keypoints(names, f"model {model_path} ({name} adapter)")
+
+
 class Pipeline:
     """Analyses several video sources at once with one model.
 
@@ -119,6 +126,8 @@ class Pipeline:
                 model, device=device, adapter=adapter, conf=conf, iou=iou, nireq=nireq,
                 labels=labels, core=core, input_size=input_size,
             )  # fmt: skip
+            if self.analytics is not None:
+                _check_anchor(self.analytics, detector.adapter, detector.model_path)
             self.cascade = Cascade.load(
                 classify, getattr(detector.adapter, "names", ()), classify_options,
                 device=device, core=core,
@@ -214,6 +223,8 @@ class Pipeline:
         is done. Raises ValueError if a running stream has its name (when it starts:
         `remove_stream` first), RuntimeError once the run is over."""
         options = options or self.options
+        if options.analytics is not None:
+            _check_anchor(options.analytics, self.adapter, self.model_path)
         started = as_source(source, options.live)
         if started.name in self._streams.active:
             raise ValueError(f"a stream named {started.name!r} is already running")
