@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
+from pipeline.analytics.anchors import BOX_ANCHORS, anchor_error, keypoint_of
 from pipeline.analytics.geometry import Point, folds_back, polygon_area, self_intersects
 from pipeline.analytics.tracker import TrackerOptions
 from pipeline.counting_defaults import MAX_SECONDS, ZONE_MIN_SECONDS
 from pipeline.errors import VapipeError
 
-Anchor = Literal["bottom-center", "center"]
-ANCHORS: tuple[str, ...] = ("bottom-center", "center")
+ANCHORS: tuple[str, ...] = BOX_ANCHORS  # and keypoint:NAME (pipeline.analytics.anchors)
 
 
 class AnalyticsError(VapipeError):
@@ -70,15 +69,17 @@ class ZoneSpec:
 @dataclass(frozen=True)
 class AnalyticsOptions:
     """Tracking and counting for a run: every stream is tracked; lines and zones apply to
-    the streams they name (all when they name none). `anchor` is the point of a box that
-    crosses lines and stands in zones: the middle of its bottom edge, or its centre. `band`
+    the streams they name (all when they name none). `anchor` is the point of a detection
+    that crosses lines and stands in zones: the middle of its box's bottom edge
+    (`bottom-center`), its centre (`center`), or a named keypoint of a pose model
+    (`keypoint:left_ankle`; see `pipeline.analytics.anchors`). `band`
     is the dead band around lines, as a fraction of the box's height (at least 2 pixels):
     anchor jitter smaller than that never changes a side. `zone_min_seconds` is how long an
     anchor must stay on the other side of a zone's edge before the track enters or leaves."""
 
     lines: tuple[LineSpec, ...] = ()
     zones: tuple[ZoneSpec, ...] = ()
-    anchor: Anchor = "bottom-center"
+    anchor: str = "bottom-center"
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     band: float = 0.1
     trail_points: int = 16  # anchors kept per track for drawing its trail
@@ -89,8 +90,9 @@ class AnalyticsOptions:
             raise AnalyticsError(
                 f"--zone-min-seconds must be 0 or more, got {self.zone_min_seconds}"
             )
-        if self.anchor not in ANCHORS:
-            raise AnalyticsError(f"--anchor {self.anchor}: choose one of {', '.join(ANCHORS)}")
+        reason = anchor_error(self.anchor)
+        if reason is not None:
+            raise AnalyticsError(f"--anchor {self.anchor}: {reason}")
         for kind, specs in (("line", self.lines), ("zone", self.zones)):
             for i, spec in enumerate(specs):
                 if any(_clash(spec, other) for other in specs[:i]):
@@ -102,6 +104,22 @@ class AnalyticsOptions:
             self,
             lines=tuple(s for s in self.lines if s.stream in (None, stream)),
             zones=tuple(s for s in self.zones if s.stream in (None, stream)),
+        )
+
+    def check_keypoints(self, keypoint_names: Sequence[str], model: str = "the model") -> None:
+        """Raise AnalyticsError if the anchor is a keypoint that `model`'s detections do not
+        carry (`keypoint_names`: the adapter's, empty for a model without keypoints)."""
+        name = keypoint_of(self.anchor)
+        if name is None or name in keypoint_names:
+            return
+        if not keypoint_names:
+            raise AnalyticsError(
+                f"--anchor {self.anchor}: {model} gives no keypoints; keypoint anchors need "
+                "a pose model (adapter yolo-pose)"
+            )
+        raise AnalyticsError(
+            f"--anchor {self.anchor}: {model} has no keypoint {name!r} (its keypoints: "
+            f"{', '.join(keypoint_names)})"
         )
 
     def check_streams(self, streams: Iterable[str]) -> None:
@@ -157,7 +175,7 @@ def analytics_options(
         return AnalyticsOptions(
             tuple(map(parse_line, lines)),
             tuple(map(parse_zone, zones)),
-            anchor,  # type: ignore[arg-type]
+            anchor,
             tracker or TrackerOptions(),
             zone_min_seconds=zone_min_seconds,
         )

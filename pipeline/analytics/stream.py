@@ -11,6 +11,9 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from pipeline.analytics.anchors import KeypointAnchors, box_anchor, keypoint_of
 from pipeline.analytics.counts import DIRECTIONS, LineCounts, ZoneCounts
 from pipeline.analytics.events import Event
 from pipeline.analytics.geometry import Point
@@ -80,12 +83,6 @@ class _Record:
     trail: deque[Point]
 
 
-def anchor_of(box: Sequence[float], anchor: str) -> Point:
-    """The anchor point of an xyxy box: middle of the bottom edge, or the centre."""
-    x1, y1, x2, y2 = box
-    return (x1 + x2) / 2, (y2 if anchor == "bottom-center" else (y1 + y2) / 2)
-
-
 class StreamAnalytics:
     """Tracker, lines and zones of one stream, and the counts for its summary. `live`: the
     stream is timed by its frames' capture times, not their pts (see `track`)."""
@@ -105,6 +102,8 @@ class StreamAnalytics:
         self.names: Sequence[str] = names
         self.lines: list[LineCounter] = []
         self.zones: list[ZoneMonitor] = []
+        keypoint = keypoint_of(self.options.anchor)
+        self._keypoints = KeypointAnchors(keypoint) if keypoint is not None else None
         self._size: tuple[int, int] | None = None
         self._records: dict[int, _Record] = {}  # by track key
         self._last: tuple[int, float, float] = (0, 0.0, 0.0)  # frame, pts_ms, captured_at
@@ -134,9 +133,11 @@ class StreamAnalytics:
         )
         events: list[Event] = []
         trails: list[Trail] = []
-        for box, track in zip(detections.boxes.tolist(), step.tracks, strict=True):
+        keypoints = detections.keypoints
+        for i, (box, track) in enumerate(zip(detections.boxes.tolist(), step.tracks, strict=True)):
             if track is not None:
-                self._observe(track, box, frame, timestamp, events, trails)
+                anchor = self._anchor(track.key, box, None if keypoints is None else keypoints[i])
+                self._observe(track, box, anchor, frame, timestamp, events, trails)
         for track in step.dropped:
             self._forget(track.key)
         for track in step.ended:
@@ -234,12 +235,12 @@ class StreamAnalytics:
         self,
         track: Track,
         box: list[float],
+        anchor: Point,
         index: int,
         now: float,
         events: list[Event],
         trails: list[Trail],
     ) -> None:
-        anchor = anchor_of(box, self.options.anchor)
         band = max(MIN_BAND_PX, self.options.band * (box[3] - box[1]))
         record = self._records.get(track.key)
         if record is None:
@@ -260,6 +261,12 @@ class StreamAnalytics:
             if change is not None:
                 kind, dwell = change
                 events.append(self._event(f"zone_{kind}", track, zone=zone.name, dwell_s=dwell))
+
+    def _anchor(self, key: int, box: list[float], keypoints: np.ndarray | None) -> Point:
+        """The track's anchor: a point of its box, or its keypoint (pose models)."""
+        if self._keypoints is not None:
+            return self._keypoints.point(key, box, keypoints)
+        return box_anchor(box, self.options.anchor)
 
     def _end(self, track: Track) -> list[Event]:
         events = []
@@ -284,6 +291,8 @@ class StreamAnalytics:
 
     def _forget(self, key: int) -> None:
         self._records.pop(key, None)
+        if self._keypoints is not None:
+            self._keypoints.forget(key)
         for line in self.lines:
             line.forget(key)
 

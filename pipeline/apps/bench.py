@@ -105,6 +105,9 @@ class BenchReport:
     cascade: CascadeFigures | None = None
     tracked_fps: float | None = None  # end to end with tracking, a line and a zone (`track`)
     tracked_cpu_ratio: float | None = None  # CPU per frame with tracking / without (median)
+    # process CPU time per frame (medians): steadier than fps on a machine shared with others
+    inference_cpu_ms: float | None = None
+    e2e_cpu_ms: float | None = None
 
     @property
     def tracked_over_e2e(self) -> float | None:
@@ -117,6 +120,14 @@ class BenchReport:
         return self.e2e_fps / self.inference_fps if self.inference_fps else 0.0
 
     @property
+    def e2e_over_inference_cpu(self) -> float | None:
+        """Inference-only CPU per frame / end-to-end CPU per frame: what e2e / inference-only
+        would be where the CPU is the limit, whatever else the machine runs."""
+        if not self.inference_cpu_ms or not self.e2e_cpu_ms:
+            return None
+        return self.inference_cpu_ms / self.e2e_cpu_ms
+
+    @property
     def e2e_over_combined(self) -> float:
         return self.e2e_fps / self.combined_limit_fps if self.combined_limit_fps else 0.0
 
@@ -126,6 +137,8 @@ class BenchReport:
             "ratio_e2e_over_inference": round(self.e2e_over_inference, 3),
             "ratio_e2e_over_combined_limit": round(self.e2e_over_combined, 3),
         }
+        if self.e2e_over_inference_cpu is not None:
+            out["ratio_e2e_over_inference_cpu_per_frame"] = round(self.e2e_over_inference_cpu, 3)
         if self.tracked_over_e2e is not None:
             out["ratio_tracked_over_e2e"] = round(self.tracked_over_e2e, 3)
             out["ratio_tracked_over_e2e_cpu_per_frame"] = self.tracked_cpu_ratio
@@ -148,6 +161,12 @@ class BenchReport:
             ("ratio e2e / inference only", f"{self.e2e_over_inference:.3f}"),
             ("ratio e2e / combined limit", f"{self.e2e_over_combined:.3f}"),
         ]
+        if self.e2e_over_inference_cpu is not None:
+            rows.append((
+                "CPU per frame: inference only, e2e, ratio",
+                f"{self.inference_cpu_ms:.2f} ms, {self.e2e_cpu_ms:.2f} ms, "
+                f"{self.e2e_over_inference_cpu:.3f}",
+            ))  # fmt: skip
         if self.tracked_over_e2e is not None:
             rows.insert(4, ("end to end with tracking, a line and a zone",
                             f"{self.tracked_fps:.1f} fps"))  # fmt: skip
@@ -177,21 +196,27 @@ class BenchReport:
 
 
 def measure_inference(
-    detector: Detector, seconds: float, stop: StopController | None = None
+    detector: Detector,
+    seconds: float,
+    stop: StopController | None = None,
+    cpu_ms: list[float] | None = None,
 ) -> float:
     """Frames per second with every request kept busy on one fixed input, as benchmark_app;
-    ends early if `stop` is requested (the figure is then not to be reported)."""
+    ends early if `stop` is requested (the figure is then not to be reported). The process
+    CPU time per frame (ms) is appended to `cpu_ms`."""
     runtime = detector.runtime
     tensor = np.zeros(runtime.input_shape, dtype=np.uint8)
     runtime.set_callback(lambda outputs, userdata: None)
     for _ in range(runtime.nireq):  # warm-up
         runtime.submit(tensor, None)
     runtime.drain()
-    done, started = 0, time.perf_counter()
+    done, started, cpu_started = 0, time.perf_counter(), _cpu_seconds()
     while time.perf_counter() - started < seconds and not (stop and stop.requested):
         runtime.submit(tensor, None)
         done += 1
     runtime.drain()
+    if cpu_ms is not None:
+        cpu_ms.append(1000 * (_cpu_seconds() - cpu_started) / max(1, done))
     return done / (time.perf_counter() - started)
 
 
@@ -249,14 +274,15 @@ def run_bench(
     """
     with closing(Detector.load(model, device=device, nireq=nireq, labels=labels)) as detector:
         stopped = lambda: stop is not None and stop.requested  # noqa: E731
-        inference_fps = measure_inference(detector, seconds, stop)
+        inference_cpu: list[float] = []
+        inference_fps = measure_inference(detector, seconds, stop, inference_cpu)
         synthetic_frames = max(1, int(inference_fps * seconds / streams))
         decode_fps = measure_decode(_streams(sources, streams, synthetic_frames), seconds, stop)
         latencies: list[float] = []
         measured = []
         for round_index in range(rounds):
             if round_index:
-                inference_fps = measure_inference(detector, seconds, stop)
+                inference_fps = measure_inference(detector, seconds, stop, inference_cpu)
             round_latencies: list[float] = []
             cpu: list[float] = []
 
@@ -281,7 +307,7 @@ def run_bench(
             latencies += round_latencies
             combined = 1.0 / (1.0 / inference_fps + 1.0 / decode_fps)
             cpu_ms = 1000 * cpu[0] / max(1, summary.total_frames)
-            measured.append((inference_fps, summary, combined, tracked, cpu_ms))
+            measured.append((inference_fps, summary, combined, tracked, cpu_ms, inference_cpu[-1]))
         if not measured:
             return None
         inference_fps = statistics.median(m[0] for m in measured)
@@ -325,13 +351,15 @@ def run_bench(
                         else {}
                     ),
                 }
-                for inf, summary, comb, tracked, cpu_ms in measured
+                for inf, summary, comb, tracked, cpu_ms, _ in measured
             ],
             classes={name: asdict(c) for name, c in measured[-1][1].classes.items()},
             cascade=cascade,
             tracked_fps=(
                 round(statistics.median(m[3][0].total_fps for m in measured), 2) if track else None
             ),
+            inference_cpu_ms=round(statistics.median(m[5] for m in measured), 3),
+            e2e_cpu_ms=round(statistics.median(m[4] for m in measured), 3),
             tracked_cpu_ratio=(
                 round(statistics.median(m[3][1] / m[4] for m in measured if m[4] > 0), 3)
                 if track

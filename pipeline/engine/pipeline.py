@@ -80,6 +80,13 @@ def _detector_options(options: DetectorOptions | None, **given: Any) -> Detector
     return dataclasses.replace(options or DetectorOptions(), **chosen)
 
 
+def _check_anchor(analytics: AnalyticsOptions, adapter: object, model_path: Path) -> None:
+    """A keypoint anchor needs a model whose detections carry that keypoint."""
+    names = getattr(adapter, "keypoint_names", ())
+    name = getattr(adapter, "name", "?")
+    analytics.check_keypoints(names, f"model {model_path} ({name} adapter)")
+
+
 class Pipeline:
     """Analyses several video sources at once with one model.
 
@@ -158,6 +165,8 @@ class Pipeline:
         cascade = None
         try:
             detector = detector or Detector.open(model, settings, core)
+            if isinstance(analytics, AnalyticsOptions):
+                _check_anchor(analytics, detector.adapter, detector.model_path)
             cascade = Cascade.load(
                 settings.classify, getattr(detector.adapter, "names", ()),
                 settings.classify_options, device=settings.device, core=core,
@@ -191,6 +200,8 @@ class Pipeline:
         """A pipeline from its collaborators, ready: a loaded `detector` (closed with the
         pipeline only if it `owns_detector`) and, if any, the second stage's `cascade` (closed
         with it). `Pipeline(...)` is the same from paths and settings."""
+        if isinstance(analytics, AnalyticsOptions):
+            _check_anchor(analytics, detector.adapter, detector.model_path)
         options = streams or StreamOptions()
         eager = _is_eager(sources)
         eager_sources = _open_eager(sources, options, analytics, open_ended) if eager else []
@@ -309,6 +320,8 @@ class Pipeline:
         is done. Raises ValueError if a running stream has its name (when it starts:
         `remove_stream` first), RuntimeError once the run is over."""
         options = options or self.options
+        if options.analytics is not None:
+            _check_anchor(options.analytics, self.adapter, self.model_path)
         started = as_source(source, options.live)
         if started.name in self._streams.active:
             raise ValueError(f"a stream named {started.name!r} is already running")

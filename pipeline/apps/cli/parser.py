@@ -254,8 +254,9 @@ def _add_tracking_options(parser: argparse.ArgumentParser) -> None:
         help="report tracks entering and leaving this polygon (repeatable; implies --track)",
     )  # fmt: skip
     tracking.add_argument(
-        "--anchor", choices=["bottom-center", "center"], default="bottom-center",
-        help="the point of a box that crosses lines and stands in zones (default bottom-center)",
+        "--anchor", default="bottom-center", metavar="bottom-center|center|keypoint:NAME",
+        help="the point of a detection that crosses lines and stands in zones: of its box "
+        "(default bottom-center), or a named keypoint of a pose model, e.g. keypoint:left_ankle",
     )  # fmt: skip
     _add(tracking, opt.CONFIRM)
     _add(tracking, opt.ZONE_MIN)

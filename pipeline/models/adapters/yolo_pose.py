@@ -65,4 +65,7 @@ class YoloPoseAdapter(LetterboxedAdapter):
             points[:, :, 2] = raw[:, :, 2]
         points[:, :, 0] = (points[:, :, 0] - meta.left) / meta.gain
         points[:, :, 1] = (points[:, :, 1] - meta.top) / meta.gain
+        # clipped to the frame, as Ultralytics' predictor does (a confident point off the edge)
+        np.clip(points[:, :, 0], 0, meta.src_w, out=points[:, :, 0])
+        np.clip(points[:, :, 1], 0, meta.src_h, out=points[:, :, 1])
         return Detections(unletterbox(boxes, meta), scores, class_ids, self.names, keypoints=points)

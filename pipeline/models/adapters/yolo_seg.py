@@ -4,6 +4,7 @@ mask is sigmoid(coefficients x prototypes), taken at source resolution, cropped 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -18,8 +19,6 @@ from pipeline.models.adapters.letterboxed import (
     unletterbox,
 )
 from pipeline.models.adapters.yolo import Letterbox
-
-_CV_MAX_CHANNELS = 512  # cv2.resize takes at most this many channels at once
 
 
 def _layout(model: ov.Model) -> tuple[int, int] | None:
@@ -76,34 +75,33 @@ class YoloSegAdapter(LetterboxedAdapter):
     def _masks_at_source(
         self, coefficients: np.ndarray, protos: np.ndarray, boxes: np.ndarray, meta: Letterbox
     ) -> np.ndarray:
+        """Each mask only inside its box (source columns x1 <= c < x2, rows likewise), from
+        the prototype pixels that box needs: the work is the boxes' area, not the frame's
+        times the detections. One small matrix-vector product per detection: a whole
+        (k, M) x (M, H x W) product goes to OpenBLAS's threads, which wait for cores that
+        OpenVINO keeps busy (measured: 9 ms instead of 0.2 ms under inference load)."""
         m, ph, pw = protos.shape
         k = len(coefficients)
-        if k == 0:
-            return np.zeros((0, meta.src_h, meta.src_w), bool)
-        logits = (coefficients @ protos.reshape(m, -1)).reshape(k, ph, pw)
-        # The letterboxed image region, in prototype pixels.
+        masks = np.zeros((k, meta.src_h, meta.src_w), bool)
+        # Source pixels to prototype pixels (OpenCV's inverse map), through the letterbox.
         sx, sy = pw / self._size[0], ph / self._size[1]
         x0, y0 = meta.left * sx, meta.top * sy
-        x1, y1 = (meta.left + meta.new_w) * sx, (meta.top + meta.new_h) * sy
-        # One affine warp maps that region onto the source frame, for up to 512 masks at once.
-        warp = np.array(
-            [[(x1 - x0) / meta.src_w, 0, x0 + 0.5 * (x1 - x0) / meta.src_w - 0.5],
-             [0, (y1 - y0) / meta.src_h, y0 + 0.5 * (y1 - y0) / meta.src_h - 0.5]],
-            np.float64,
-        )  # fmt: skip
-        masks = np.empty((k, meta.src_h, meta.src_w), bool)
-        for start in range(0, k, _CV_MAX_CHANNELS):
-            chunk = np.ascontiguousarray(
-                logits[start : start + _CV_MAX_CHANNELS].transpose(1, 2, 0)
-            )
+        ax, ay = meta.new_w * sx / meta.src_w, meta.new_h * sy / meta.src_h
+        bx, by = x0 + 0.5 * ax - 0.5, y0 + 0.5 * ay - 0.5
+        for i, (c0, r0, c1, r1) in enumerate(np.ceil(boxes).astype(int).tolist()):
+            if c1 <= c0 or r1 <= r0:
+                continue
+            # the prototype columns and rows bilinear sampling reads for these pixels
+            u0 = min(pw - 1, max(0, math.floor(ax * c0 + bx) - 1))
+            u1 = min(pw, max(u0 + 1, math.floor(ax * (c1 - 1) + bx) + 3))
+            v0 = min(ph - 1, max(0, math.floor(ay * r0 + by) - 1))
+            v1 = min(ph, max(v0 + 1, math.floor(ay * (r1 - 1) + by) + 3))
+            region = protos[:, v0:v1, u0:u1].reshape(m, -1)
+            logits = (coefficients[i] @ region).reshape(v1 - v0, u1 - u0)
+            warp = np.array([[ax, 0, ax * c0 + bx - u0], [0, ay, ay * r0 + by - v0]])
             up = cv2.warpAffine(
-                chunk, warp, (meta.src_w, meta.src_h),
+                logits, warp, (c1 - c0, r1 - r0),
                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
             )  # fmt: skip
-            up = up.reshape(meta.src_h, meta.src_w, -1).transpose(2, 0, 1)
-            masks[start : start + len(up)] = up > 0.0  # sigmoid(x) > 0.5
-        cols, rows = np.arange(meta.src_w), np.arange(meta.src_h)
-        inside_x = (cols >= boxes[:, 0:1]) & (cols < boxes[:, 2:3])
-        inside_y = (rows >= boxes[:, 1:2]) & (rows < boxes[:, 3:4])
-        masks &= inside_y[:, :, None] & inside_x[:, None, :]
+            np.greater(up, 0.0, out=masks[i, r0:r1, c0:c1])  # sigmoid(x) > 0.5
         return masks
