@@ -5,7 +5,8 @@ environment, hence a separate process:
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 cam1=clip.mp4 cam2=other.mp4
 
-serves each H.264 MP4 at rtsp://127.0.0.1:8554/<name>, in real time, without re-encoding; every
+serves each H.264 MP4 (H.265 for a file named *.h265.mp4) at rtsp://127.0.0.1:8554/<name>, in
+real time, without re-encoding; every
 client gets its own session from the file's start. Prints "ready" once listening. To make a
 stream stall without closing its connection, the tests stop the process (SIGSTOP).
 """
@@ -38,9 +39,10 @@ def main() -> None:
     for mount in args.mounts:
         name, _, path = mount.partition("=")
         factory = GstRtspServer.RTSPMediaFactory()
+        codec = "h265" if path.endswith(".h265.mp4") else "h264"
         factory.set_launch(
-            f'( filesrc location="{path}" ! qtdemux ! h264parse '
-            "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+            f'( filesrc location="{path}" ! qtdemux ! {codec}parse '
+            f"! rtp{codec}pay name=pay0 pt=96 config-interval=1 )"
         )
         factory.set_shared(False)
         mounts.add_factory(f"/{name}", factory)

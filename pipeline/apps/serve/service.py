@@ -30,6 +30,7 @@ from pipeline.apps.serve.config import (
     CameraConfig,
     ConfigError,
     ServiceConfig,
+    check_evidence,
     diff_configs,
 )
 from pipeline.apps.serve.config_store import ConfigStore
@@ -46,6 +47,7 @@ from pipeline.apps.serve.outputs import (
     ServiceSink,
 )
 from pipeline.apps.serve.rates import ClassRates
+from pipeline.apps.serve.recording import Recorders, evidence_plan, retention_for
 from pipeline.detections import Result
 from pipeline.engine.pipeline import Pipeline
 from pipeline.engine.running import RunningPipeline
@@ -59,6 +61,7 @@ from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
 from pipeline.outputs.sinks import Sink, StreamInfo
+from pipeline.recording.evidence import EvidenceSink
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     mask_credentials,
@@ -128,6 +131,7 @@ def open_pipeline(config: ServiceConfig, sinks: Sequence[Sink]) -> RunningPipeli
 
 
 def check_camera_source(config: ServiceConfig, camera: CameraConfig, where: str) -> None:
+    check_evidence(config, camera, where.removesuffix("source"))
     if camera.is_file and not config.resolve(camera.source).is_file():
         raise ConfigError(f"{where}: no such video file: {config.resolve(camera.source)}")
 
@@ -160,6 +164,8 @@ class Service:
         self._classes: dict[str, str] = {}  # camera -> its service class, as the engine runs it
         self._class_rates = ClassRates()
         self._segments = Segments()
+        self.recorders = Recorders()
+        self.retention = None
         self.last_summary: RunSummary | None = None
         self.metrics = metrics or ServiceMetrics()
         self.metrics.read_engine(lambda: views.engine_figures(self._pipeline))
@@ -190,6 +196,7 @@ class Service:
             self.mqtt.start()
         try:
             while not self._stopping.is_set():
+                self._replace_retention()
                 self._run_pipeline()
                 with self._data:
                     reason, self._restart_reason = self._restart_reason, None
@@ -197,6 +204,9 @@ class Service:
                     break
                 log.info("%s: restarting the pipeline with every camera", reason)
         finally:
+            self.recorders.close()
+            if self.retention is not None:
+                self.retention.stop()
             self.api.close()
             mqtt, self.mqtt = self.mqtt, None
             if mqtt is not None:
@@ -232,14 +242,15 @@ class Service:
             summary.write_json(folder / "summary.json")
 
     def _open_pipeline(self, config: ServiceConfig) -> RunningPipeline:
-        sinks: list = [
-            ServiceSink(self._segments, self._opened, self._result, self._events),
-            self.view,
-        ]
+        service = ServiceSink(self._segments, self._opened, self._result, self._events)
+        sinks: list = [service, self.view]
         if config.output.dir:
             folder = config.resolve(config.output.dir)
             sinks.append(SegmentJsonlSink(folder, self._segments))
-            sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
+            events = SegmentEventsSink(folder, self._segments, self._tracked)
+            # the events, to MQTT and the file, with their clip and snapshot paths
+            plan = lambda name: evidence_plan(self.config, name)  # noqa: E731
+            sinks = [EvidenceSink([service, events], plan), self.view, sinks[2]]
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
         pipeline = open_pipeline(config, sinks)
@@ -266,6 +277,7 @@ class Service:
         if pipeline is None or restarting:
             return
         stream = camera_stream(self.config, camera)
+        self.recorders.start(self.config, camera)
         pipeline.add_stream(stream.source, stream.options, service_class=stream.service_class)
         log.info("camera %s: started (%s)", camera.name, mask_credentials(camera.source))
 
@@ -282,6 +294,7 @@ class Service:
             self._published.pop(name, None)
             self._classes.pop(name, None)
         self.events.forget(name)
+        self.recorders.stop(name)
         self.view.forget(name)
         self.metrics.forget_stream(name)
         if self.mqtt is not None:
@@ -461,6 +474,15 @@ class Service:
             self.mqtt.start()
             with self._data:
                 self._published.clear()  # every state again, on the new connection
+
+    def _replace_retention(self) -> None:
+        """Retention as `[recording]` says now (at each pipeline start: a change of it
+        restarts the pipeline)."""
+        if self.retention is not None:
+            self.retention.stop()
+        self.retention = retention_for(self.config)
+        if self.retention is not None:
+            self.retention.start()
 
     def _make_mqtt(self, config: ServiceConfig) -> MqttPublisher | None:
         if config.mqtt is None:

@@ -85,6 +85,8 @@ def describe_camera(
     if camera is not None:
         settings = camera.to_table()
         settings["source"] = mask_credentials(camera.source)
+        if camera.record_source:
+            settings["record_source"] = mask_credentials(camera.record_source)
         view["config"] = settings
     return view
 
