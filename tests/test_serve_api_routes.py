@@ -65,6 +65,16 @@ def test_a_put_without_source_keeps_the_saved_one(served):
     assert status == 400 and "lines" in body["error"]
 
 
+def test_a_source_with_a_nul_byte_gets_400_not_500(tmp_path):
+    http = HttpConfig(bind=("127.0.0.1", 0), token=TOKEN)
+    server = ApiServer(MemoryController(), ServiceMetrics(), http, media_root=tmp_path).start()
+    try:
+        status, body, _ = call(server, "POST", "/api/streams", {"name": "n", "source": "a\x00b"})
+    finally:
+        server.close()
+    assert status == 400 and body["error"] == "source: not a path (embedded null byte)"
+
+
 def test_saved_events_are_filtered_newest_first_with_their_media_urls(served):
     events = call(served, "GET", "/api/events")[1]["events"]
     assert [e["captured_at"] for e in events] == [110.0, 105.0, 100.0]

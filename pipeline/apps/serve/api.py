@@ -280,8 +280,18 @@ class ApiServer:
             openapi_extra=body(camera_schema(source_required=False)),
         )
         route("/api/streams/{name}", self._remove, methods=["DELETE"])
-        route("/api/streams/{name}/snapshot.jpg", self._snapshot, methods=["GET"])
-        route("/api/streams/{name}/live.mjpg", self._live, methods=["GET"])
+        route(
+            "/api/streams/{name}/snapshot.jpg",
+            self._snapshot,
+            methods=["GET"],
+            responses=_content("image/jpeg"),
+        )
+        route(
+            "/api/streams/{name}/live.mjpg",
+            self._live,
+            methods=["GET"],
+            responses=_content("multipart/x-mixed-replace"),
+        )
         route("/api/reload", self._reload, methods=["POST"])
         route("/api/session", self._session, methods=["GET"])
         route(
@@ -293,18 +303,43 @@ class ApiServer:
         )
         route("/api/session", self._logout, methods=["DELETE"], status_code=204)
         route("/api/events", self._events, methods=["GET"])
-        route("/api/events/stream", self._event_stream, methods=["GET"])
-        route("/api/recordings", self._recording, methods=["GET"])
-        route("/media/clips/{camera}/{file}", self._clip, methods=["GET"])
-        route("/media/snapshots/{camera}/{file}", self._snapshot_file, methods=["GET"])
+        route(
+            "/api/events/stream",
+            self._event_stream,
+            methods=["GET"],
+            responses=_content("text/event-stream"),
+        )
+        route("/api/recordings", self._recording, methods=["GET"], responses=_content("video/mp4"))
+        route(
+            "/media/clips/{camera}/{file}",
+            self._clip,
+            methods=["GET"],
+            responses=_content("video/mp4", 206),
+        )
+        route(
+            "/media/snapshots/{camera}/{file}",
+            self._snapshot_file,
+            methods=["GET"],
+            responses=_content("image/jpeg", 206),
+        )
         route("/api/jobs", self._list_jobs, methods=["GET"])
         route(
             "/api/jobs", self._start_job, methods=["POST"], status_code=201, openapi_extra=body(JOB)
         )
         route("/api/jobs/{job_id}", self._get_job, methods=["GET"])
         route("/api/jobs/{job_id}", self._stop_job, methods=["DELETE"])
-        route("/healthz", self._health, methods=["GET"])
-        route("/metrics", self._metrics, methods=["GET"])
+        route(
+            "/healthz",
+            self._health,
+            methods=["GET"],
+            responses={
+                503: {
+                    "description": "the pipeline does not run",
+                    "content": {"application/json": {}},
+                }
+            },
+        )
+        route("/metrics", self._metrics, methods=["GET"], responses=_content("text/plain"))
         route("/", self._index, methods=["GET"], include_in_schema=False)
         route("/index.html", self._index, methods=["GET"], include_in_schema=False)
         if self.view is not None:
@@ -529,6 +564,8 @@ class ApiServer:
             raise HttpError(400, str(error)) from None
         except PermissionError as error:
             raise HttpError(403, str(error)) from None
+        except ValueError as error:  # a path with a NUL byte
+            raise HttpError(400, f"input/out: not a path ({error})") from None
         return Json(await run_in_threadpool(jobs.start_job, job), 201)
 
     def _stop_job(self, job_id: str) -> Json:
@@ -575,7 +612,10 @@ class ApiServer:
             camera = parse_camera(name, table, where="the camera")
         except ConfigError as error:
             raise HttpError(400, str(error)) from None
-        return check_media_path(camera, self.media_root)
+        try:
+            return check_media_path(camera, self.media_root)
+        except ValueError as error:  # a path with a NUL byte
+            raise HttpError(400, f"source: not a path ({error})") from None
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -675,6 +715,12 @@ def _status_handler(status: int | None):
         return error_reply(code, str(error), getattr(error, "headers", ()))
 
     return handle
+
+
+def _content(kind: str, *statuses: int) -> dict:
+    """OpenAPI `responses` of a route answering `kind` (not JSON) with 200 and `statuses`."""
+    reply = {"description": kind, "content": {kind: {}}}
+    return {status: reply for status in (200, *statuses)}
 
 
 def _cookie(header: str, name: str) -> str | None:

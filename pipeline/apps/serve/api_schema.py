@@ -89,8 +89,16 @@ def body(schema: dict) -> dict:
 
 JOB = {
     "type": "object",
-    "properties": {"input": {"type": "string"}, "out": {"type": "string"}},
+    "properties": {
+        "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "out": {"type": "string"},
+        "glob": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "force": {"type": "boolean"},
+        "save_video": {"type": "boolean"},
+        "concurrency": {"type": "integer", "minimum": 1},
+    },
     "required": ["input", "out"],
+    "additionalProperties": False,
 }
 ERROR_STATUSES = ("400", "401", "403", "404", "405", "409", "411", "413", "415", "416", "429",
                   "503")  # fmt: skip
@@ -108,6 +116,10 @@ def with_errors(document: dict) -> dict:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # the service answers 400, never 422
+            for answer in responses.values():  # a non-JSON reply is that kind alone
+                content = answer.get("content", {})
+                if len(content) > 1:
+                    content.pop("application/json", None)
             for status in ERROR_STATUSES:
                 responses.setdefault(status, reply)
     return document
