@@ -517,9 +517,11 @@ class Service:
     # -- callbacks from the pipeline ---------------------------------------------------------
 
     def publish_event(self, camera: str, event: dict) -> None:
-        """An event of the tracking layer, to the fan-out (`EventFanOut.publish`). Called in
-        frame order per camera, by the service's sink (`ServiceSink.write_events`)."""
+        """An event of the tracking layer, to the fan-out (`EventFanOut.publish`: metrics,
+        counts, MQTT) and the API's live event stream. Called in frame order per camera, by
+        the service's sink (`ServiceSink.write_events`)."""
         self.events.publish(camera, event)
+        self.api.publish_event(camera, event)  # the live event stream's clients
 
     def _tracked(self, name: str) -> bool:
         camera = self.config.cameras.get(name)
