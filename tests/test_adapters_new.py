@@ -138,10 +138,15 @@ def test_yolo26_end_to_end_rows_match_the_reference_with_no_nms():
 )
 def test_yolo26_on_the_shared_clips_sees_plausible_classes(clip, plausible):
     _, results = vapipe_detect(YOLO26, frames(clip, {80, 200, 320}))
-    labels = [found.label(int(c)) for found in results for c in found.class_ids]
-    assert labels, "no detections"
-    top = max(set(labels), key=labels.count)
-    assert top in plausible, f"most frequent label {top!r} of {sorted(set(labels))}"
+    weight: dict[str, float] = {}
+    for found in results:
+        for c, score in zip(found.class_ids, found.scores, strict=True):
+            weight[found.label(int(c))] = weight.get(found.label(int(c)), 0.0) + float(score)
+    assert weight, "no detections"
+    # the label with the most score in all (a count tied 2:2 on the car clip, and `max` over a
+    # set then chose by string hash order: a different answer per run)
+    top = max(sorted(weight), key=weight.__getitem__)
+    assert top in plausible, f"label with the most score {top!r} of {weight}"
 
 
 def test_yolov5_objectness_times_class_matches_the_reference():
