@@ -288,6 +288,7 @@ def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(
                        "--labels", SSD_LABELS, "--line", "gate=0,0.5,1,0.5",
                        "--record", str(tmp_path / "rec"), "--clips", str(tmp_path / "clips"),
                        "--clip-seconds", "2", "1", "--segment-seconds", "2",
+                       "--out", str(tmp_path / "out"),
                        "--duration", "16", "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = [
@@ -295,6 +296,14 @@ def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(
     ]
     crossing = next(x for x in lines if x["type"] == "line_cross")
     clip = Path(crossing["clip"])
+    events = [
+        json.loads(x) for x in (tmp_path / "out" / "car.events.jsonl").read_text().splitlines()
+    ]
+    # each event line carries its clip, relative to the events file's folder (--out)
+    assert [(tmp_path / "out" / e["clip"]).resolve() for e in events] == [
+        Path(x["clip"]).resolve() for x in lines
+    ]
+    assert all(e["clip"].startswith("../clips/car/car-") for e in events)
     assert clip.name.startswith("car-line_cross-") and clip.parent == tmp_path / "clips" / "car"
     probe(clip)
     with av.open(str(CAR)) as container:

@@ -21,6 +21,10 @@ class Event:
     to its left, as seen on the image; `out` the other way); `zone_enter` and `zone_exit` have
     `zone`, and `dwell_s` on exit; `track_end` has `duration_s` (first to last sighting),
     `first_box`, `last_box`, `first_frame` and `last_frame`.
+
+    The files showing it, when they are made (`pipeline.recording.evidence`): `clip` (its event
+    clip) and, on `track_end`, `snapshot` and `snapshot_crop`, as paths relative to the folder
+    holding the stream's events file.
     """
 
     type: EventType
@@ -40,6 +44,9 @@ class Event:
     last_box: Box | None = None
     first_frame: int | None = None
     last_frame: int | None = None
+    clip: str | None = None
+    snapshot: str | None = None
+    snapshot_crop: str | None = None
 
     def to_dict(self) -> dict:
         """`{"stream", "frame", "pts_ms", "captured_at", "type", "track_id", "label",
@@ -68,4 +75,8 @@ class Event:
                 first_box=_box(self.first_box) if self.first_box else None,
                 last_box=_box(self.last_box) if self.last_box else None,
             )
+        for key in ("clip", "snapshot", "snapshot_crop"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
         return record

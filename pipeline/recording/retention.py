@@ -15,18 +15,19 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_UNFINISHED = (".part", ".repair")
+_UNFINISHED = (".part", ".repair", ".tmp")
 
 
 @dataclass(frozen=True)
 class Tier:
-    """Files under `root` (any depth), kept `max_days` at most and `max_bytes` in all (None:
-    no limit)."""
+    """Files under `root` matching `pattern` (default: any, at any depth), kept `max_days` at
+    most and `max_bytes` in all (None: no limit). E.g. `*/clips/*`: every camera's clips."""
 
     name: str
     root: Path
     max_days: float | None = None
     max_bytes: int | None = None
+    pattern: str = "**/*"
 
     def __post_init__(self) -> None:
         for key in ("max_days", "max_bytes"):
@@ -45,20 +46,25 @@ class Removed:
     reason: str
 
 
-def _files(root: Path) -> list[tuple[float, int, Path]]:
+def _files(root: Path, pattern: str = "**/*") -> list[tuple[float, int, Path]]:
     """(modified time, size, path) of the finished files under `root`, oldest first."""
     found = []
     if root.is_dir():
-        for path in root.rglob("*"):
-            if path.is_file() and not path.name.endswith(_UNFINISHED):
+        for path in root.glob(pattern):
+            if path.name.endswith(_UNFINISHED):
+                continue
+            try:
                 stat = path.stat()
+            except FileNotFoundError:  # renamed or removed meanwhile
+                continue
+            if path.is_file():
                 found.append((stat.st_mtime, stat.st_size, path))
     return sorted(found)
 
 
 def prune(tier: Tier, now: float) -> list[Removed]:
     """Remove `tier`'s files older than its days, then the oldest until it fits its size."""
-    files = _files(tier.root)
+    files = _files(tier.root, tier.pattern)
     removed = []
     if tier.max_days is not None:
         cutoff = now - tier.max_days * 86400

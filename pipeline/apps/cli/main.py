@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.apps.cli.parser import build_parser
-from pipeline.apps.cli.recording import check_recording_options, clip_sinks, recording
+from pipeline.apps.cli.recording import check_recording_options, evidence_sinks, recording
 from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
 from pipeline.atomic import check_writable_folder
 from pipeline.engine.frame_queue import QueuePolicy
@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
         sinks.append(EventsJsonlSink(args.out))
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
-    sinks += clip_sinks(args, analytics is not None)
+    sinks = evidence_sinks(args, sinks, analytics is not None)
     options = _stream_options(args)
     if args.workers and not args.ray:
         raise VapipeError("--workers needs --ray")

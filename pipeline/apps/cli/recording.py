@@ -40,6 +40,11 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
         help="seconds of video kept before and after each event (default 5 5)",
     )  # fmt: skip
     group.add_argument(
+        "--snapshots", type=Path, metavar="DIR",
+        help="with tracking: per track, when it ends, a JPEG of its best frame (highest score) "
+        "with its box drawn and a crop of the box, into DIR/<stream>/; paths in its track_end",
+    )  # fmt: skip
+    group.add_argument(
         "--record-max-days", type=float, metavar="D",
         help="remove recorded segments older than D days, oldest first, while recording",
     )  # fmt: skip
@@ -65,6 +70,8 @@ def record_urls(
 
 def check_recording_options(args: argparse.Namespace) -> None:
     """The recording options' errors, before any work starts."""
+    if args.snapshots is not None:
+        check_writable_folder(args.snapshots, "--snapshots")
     if args.record is None:
         if args.record_source or args.clips:
             option = "--clips" if args.clips else "--record-source"
@@ -123,14 +130,37 @@ def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
             log.info("%s: %d segments recorded", recorder.name, recorder.segments_written)
 
 
-def clip_sinks(args: argparse.Namespace, tracking: bool) -> list:
-    """The event-clip sink `--clips` asks for (none without it)."""
-    if getattr(args, "clips", None) is None:
-        return []
+def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> list:
+    """`sinks` with the events sink wrapped so that each event line gets its clip (`--clips`)
+    and each `track_end` its snapshots (`--snapshots`); paths relative to `--out` (or to the
+    current folder without it)."""
+    clips, snapshots = getattr(args, "clips", None), getattr(args, "snapshots", None)
+    if clips is None and snapshots is None:
+        return sinks
     if not tracking:
-        raise VapipeError("--clips needs tracking events: add --track, --line or --zone")
-    from pipeline.recording.clip_sink import EventClipSink
+        option = "--clips" if clips is not None else "--snapshots"
+        raise VapipeError(f"{option} needs tracking events: add --track, --line or --zone")
+    if getattr(args, "ray", None):
+        raise VapipeError("--snapshots is not available with --ray (frames stay on the nodes)")
+    from pipeline.outputs.sinks import EventsJsonlSink
     from pipeline.recording.clips import ClipOptions
+    from pipeline.recording.evidence import EvidencePlan, EvidenceSink
 
     pre, post = args.clip_seconds
-    return [EventClipSink(args.record, args.clips, ClipOptions(pre=pre, post=post))]
+    base = Path(args.out) if args.out else Path.cwd()
+
+    def plan(stream: str) -> EvidencePlan:
+        return EvidencePlan(
+            base=base,
+            recording=None if clips is None else args.record / stream,
+            clips=None if clips is None else clips / stream,
+            snapshots=None if snapshots is None else snapshots / stream,
+            clip_options=ClipOptions(pre=pre, post=post),
+            clip_index=None if clips is None else clips / f"{stream}.clips.jsonl",
+        )
+
+    wrapped = [s for s in sinks if isinstance(s, EventsJsonlSink)]
+    evidence = EvidenceSink(wrapped, plan)
+    at = sinks.index(wrapped[0]) if wrapped else len(sinks)
+    rest = [s for s in sinks if s not in wrapped]
+    return [*rest[:at], evidence, *rest[at:]]

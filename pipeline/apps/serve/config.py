@@ -4,10 +4,14 @@
     [http]            bind, token, media_root
     [mqtt]            host, port, topic_prefix, username, password, tls ... (optional)
     [output]          dir, save_video (optional)
+    [recording]       continuous_days, continuous_gb, clips_days, clips_gb, snapshots_days,
+                      snapshots_gb: retention of the cameras' recordings (optional)
     [cluster]         address, workers, expose_ray_ports: the cameras run on a Ray cluster
     [cameras.NAME]    source and every stream option of `vapipe run`, plus realtime, loop,
                       track, lines, zones, classify, class, motion, motion_threshold,
-                      motion_min_area, motion_mask, motion_keepalive
+                      motion_min_area, motion_mask, motion_keepalive, record,
+                      record_source, segment_seconds, clips, clip_pre_seconds,
+                      clip_post_seconds, snapshots
 
 Read with the standard library's tomllib (tomli on Python 3.10). The checks are written here
 rather than with a schema library: each field carries its own parser, so every error is one
@@ -343,6 +347,27 @@ class OutputConfig:
     save_video: bool = field(default=False, metadata=_key(_boolean))
 
 
+TIERS = ("continuous", "clips", "snapshots")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """Retention of every camera's recordings under `[output] dir`, per tier (continuous
+    segments, event clips, snapshots): days kept and GB in all (None: no limit)."""
+
+    continuous_days: float | None = field(default=None, metadata=_key(_positive_float))
+    continuous_gb: float | None = field(default=None, metadata=_key(_positive_float))
+    clips_days: float | None = field(default=None, metadata=_key(_positive_float))
+    clips_gb: float | None = field(default=None, metadata=_key(_positive_float))
+    snapshots_days: float | None = field(default=None, metadata=_key(_positive_float))
+    snapshots_gb: float | None = field(default=None, metadata=_key(_positive_float))
+
+    def limits(self, tier: str) -> tuple[float | None, int | None]:
+        """A tier's (days, bytes)."""
+        gb = getattr(self, f"{tier}_gb")
+        return getattr(self, f"{tier}_days"), None if gb is None else int(gb * 1e9)
+
+
 def _cluster_address(path: str, value: Any) -> str:
     text = _string(path, value)
     host, _, port = text.rpartition(":")
@@ -397,6 +422,13 @@ class CameraConfig:
     motion_min_area: float | None = field(default=None, metadata=_key(_fraction))
     motion_mask: tuple[tuple[float, ...], ...] = field(default=(), metadata=_key(_masks))
     motion_keepalive: float | None = field(default=None, metadata=_key(_positive_float))
+    record: bool = field(default=False, metadata=_key(_boolean))
+    record_source: str | None = field(default=None, metadata=_key(_string), repr=False)
+    segment_seconds: float = field(default=60.0, metadata=_key(_positive_float))
+    clips: bool = field(default=False, metadata=_key(_boolean))
+    clip_pre_seconds: float = field(default=5.0, metadata=_key(_seconds))
+    clip_post_seconds: float = field(default=5.0, metadata=_key(_seconds))
+    snapshots: bool = field(default=False, metadata=_key(_boolean))
 
     @property
     def is_file(self) -> bool:
@@ -457,6 +489,7 @@ class ServiceConfig:
     http: HttpConfig = HttpConfig()
     mqtt: MqttConfig | None = None
     output: OutputConfig = OutputConfig()
+    recording: RecordingConfig = RecordingConfig()
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
     cluster: ClusterConfig | None = None
     base_dir: Path = field(default=Path("."), compare=False)  # relative paths start here
@@ -521,10 +554,19 @@ def parse_camera(name: str, table: Any, path: str = "", where: str = "") -> Came
         camera.decoder_options()
     except SourceError as error:
         raise ConfigError(f"{prefix}decoder: {error}") from None
+    if camera.record_source is not None and not camera.record:
+        raise ConfigError(f"{prefix}record_source: needs record = true")
+    if camera.clips and not camera.record:
+        raise ConfigError(f"{prefix}clips: cut from the recording; needs record = true")
+    for option in ("clips", "snapshots"):
+        if getattr(camera, option) and not camera.tracked:
+            raise ConfigError(
+                f"{prefix}{option}: needs tracking events; add track = true, lines or zones"
+            )
     return camera
 
 
-_SECTIONS = ("model", "http", "mqtt", "output", "cameras", "cluster")
+_SECTIONS = ("model", "http", "mqtt", "output", "recording", "cameras", "cluster")
 
 
 def parse_config(
@@ -545,6 +587,7 @@ def parse_config(
         http=_build(HttpConfig, "http", document.get("http", {})),
         mqtt=_build(MqttConfig, "mqtt", document["mqtt"]) if "mqtt" in document else None,
         output=_build(OutputConfig, "output", document.get("output", {})),
+        recording=_build(RecordingConfig, "recording", document.get("recording", {})),
         cameras=cameras,
         cluster=_build(ClusterConfig, "cluster", document["cluster"])
         if "cluster" in document
@@ -552,6 +595,8 @@ def parse_config(
         base_dir=base_dir,
         path=path,
     )
+    for camera in cameras.values():
+        check_evidence(config, camera, f"cameras.{camera.name}.")
     if config.cluster is not None:
         if config.cluster.address == "local" and not config.cluster.expose_ray_ports:
             raise ConfigError(
@@ -571,6 +616,18 @@ def parse_config(
                     f"cameras.{camera.name}.decoder: pyav is not available with [cluster] yet"
                 )
     return config
+
+
+def check_evidence(config: ServiceConfig, camera: CameraConfig, prefix: str = "") -> None:
+    """Recording, clips and snapshots are written under `[output] dir`, and need frames
+    here (not on a cluster's nodes)."""
+    for option in ("record", "clips", "snapshots"):
+        if not getattr(camera, option):
+            continue
+        if not config.output.dir:
+            raise ConfigError(f"{prefix}{option}: needs [output] dir to write to")
+        if config.cluster is not None:
+            raise ConfigError(f"{prefix}{option}: not available with [cluster] yet")
 
 
 _POSITION = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")
@@ -662,7 +719,7 @@ def diff_configs(old: ServiceConfig, new: ServiceConfig) -> ConfigDiff:
             n for n in new.cameras if n in old.cameras and resolved(old, n) != resolved(new, n)
         ),
         model_changed=old.model != new.model or _resolved_model(old) != _resolved_model(new),
-        output_changed=old.output != new.output,
+        output_changed=old.output != new.output or old.recording != new.recording,
         mqtt_changed=old.mqtt != new.mqtt,
         http_changed=old.http != new.http,
     )

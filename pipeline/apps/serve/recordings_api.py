@@ -85,10 +85,12 @@ def _time(query: Mapping[str, str], key: str) -> float:
     return when.timestamp()
 
 
-def recording_cut(root: Path, query: Mapping[str, str], cache: Path) -> Path:
+def recording_cut(root: Path, query: Mapping[str, str], cache: Path, subfolder: str = "") -> Path:
     """The MP4 `GET /api/recordings?camera=&start=&end=` answers with: the camera's recording
-    under `root` from the keyframe at or before `start` to `end`, cut into `cache` (stream
-    copy). RecordingError 400 for a bad query, 404 when nothing was recorded then."""
+    under `root/<camera>/<subfolder>` from the keyframe at or before `start` to `end`, cut
+    into `cache` (stream copy). RecordingError 400 for a bad query, 404 when nothing was
+    recorded then. `vapipe serve` records into `[output] dir/<camera>/recordings`: call it
+    with `root` = the output dir and `subfolder="recordings"`."""
     from pipeline.recording import cut
 
     camera = query.get("camera", "")
@@ -99,7 +101,7 @@ def recording_cut(root: Path, query: Mapping[str, str], cache: Path) -> Path:
         raise RecordingError(400, "end must come after start")
     if end - start > MAX_CUT_SECONDS:
         raise RecordingError(400, f"at most {MAX_CUT_SECONDS:g} s at once; ask in parts")
-    folder = root / camera
+    folder = root / camera / subfolder if subfolder else root / camera
     if not folder.is_dir():
         raise RecordingError(404, f"camera {camera}: no recordings")
     cache.mkdir(parents=True, exist_ok=True)

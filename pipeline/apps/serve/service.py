@@ -31,6 +31,7 @@ from pipeline.apps.serve.config import (
     CameraConfig,
     ConfigError,
     ServiceConfig,
+    check_evidence,
     diff_configs,
     load_config,
 )
@@ -47,6 +48,7 @@ from pipeline.apps.serve.outputs import (
     ServiceSink,
 )
 from pipeline.apps.serve.rates import ClassRates
+from pipeline.apps.serve.recording import Recorders, evidence_plan, retention_for
 from pipeline.detections import Result
 from pipeline.engine.frame_queue import QueuePolicy
 from pipeline.engine.pipeline import Pipeline
@@ -61,6 +63,7 @@ from pipeline.models.classifiers.spec import (
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
 from pipeline.outputs.sinks import StreamInfo
+from pipeline.recording.evidence import EvidenceSink
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     LiveOptions,
@@ -122,6 +125,7 @@ def classify_specs(config: ServiceConfig) -> list[ClassifySpec]:
 
 
 def check_camera_source(config: ServiceConfig, camera: CameraConfig, where: str) -> None:
+    check_evidence(config, camera, where.removesuffix("source"))
     if camera.is_file and not config.resolve(camera.source).is_file():
         raise ConfigError(f"{where}: no such video file: {config.resolve(camera.source)}")
 
@@ -145,6 +149,8 @@ class Service:
         self._classes: dict[str, str] = {}  # camera -> its service class, as the engine runs it
         self._class_rates = ClassRates()
         self._segments = Segments()
+        self.recorders = Recorders()
+        self.retention = None
         self.last_summary: RunSummary | None = None
         self.metrics = ServiceMetrics()
         self.metrics.read_engine(self._engine_figures)
@@ -169,6 +175,7 @@ class Service:
             self.mqtt.start()
         try:
             while not self._stopping.is_set():
+                self._replace_retention()
                 self._run_pipeline()
                 with self._data:
                     reason, self._restart_reason = self._restart_reason, None
@@ -176,6 +183,9 @@ class Service:
                     break
                 log.info("%s: restarting the pipeline with every camera", reason)
         finally:
+            self.recorders.close()
+            if self.retention is not None:
+                self.retention.stop()
             self.api.close()
             mqtt, self.mqtt = self.mqtt, None
             if mqtt is not None:
@@ -212,14 +222,15 @@ class Service:
 
     def _open_pipeline(self, config: ServiceConfig) -> Pipeline:
         model = config.model
-        sinks: list = [
-            ServiceSink(self._segments, self._opened, self._result, self._events),
-            self.view,
-        ]
+        service = ServiceSink(self._segments, self._opened, self._result, self._events)
+        sinks: list = [service, self.view]
         if config.output.dir:
             folder = config.resolve(config.output.dir)
             sinks.append(SegmentJsonlSink(folder, self._segments))
-            sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
+            events = SegmentEventsSink(folder, self._segments, self._tracked)
+            # the events, to MQTT and the file, with their clip and snapshot paths
+            plan = lambda name: evidence_plan(self.config, name)  # noqa: E731
+            sinks = [EvidenceSink([service, events], plan), self.view, sinks[2]]
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
         labels = model.labels
@@ -269,6 +280,7 @@ class Service:
             analytics=camera.analytics(), motion=camera.motion_options(),
         )  # fmt: skip
         service_class = ServiceClass(camera.service_class) if camera.service_class else None
+        self.recorders.start(self.config, camera)
         pipeline.add_stream(source, options, service_class=service_class)
         log.info("camera %s: started (%s)", camera.name, mask_credentials(camera.source))
 
@@ -285,6 +297,7 @@ class Service:
             self._published.pop(name, None)
             self._counts.pop(name, None)
             self._classes.pop(name, None)
+        self.recorders.stop(name)
         self.view.forget(name)
         self.metrics.forget_stream(name)
         if self.mqtt is not None:
@@ -486,6 +499,15 @@ class Service:
             with self._data:
                 self._published.clear()  # every state again, on the new connection
 
+    def _replace_retention(self) -> None:
+        """Retention as `[recording]` says now (at each pipeline start: a change of it
+        restarts the pipeline)."""
+        if self.retention is not None:
+            self.retention.stop()
+        self.retention = retention_for(self.config)
+        if self.retention is not None:
+            self.retention.start()
+
     def _make_mqtt(self, config: ServiceConfig) -> MqttPublisher | None:
         if config.mqtt is None:
             return None
@@ -533,6 +555,8 @@ class Service:
         if camera is not None:
             settings = camera.to_table()
             settings["source"] = mask_credentials(camera.source)
+            if camera.record_source:
+                settings["record_source"] = mask_credentials(camera.record_source)
             view["config"] = settings
         return view
 

@@ -1,0 +1,70 @@
+"""Snapshots per track: a tracked run of the car clip with --snapshots, each picture checked
+against the detections and the source frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+from pipeline.recording.evidence import crop_bounds
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evidence")
+    proc = run_cli("run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--line", "gate=0,0.5,1,0.5", "--out", str(out / "out"),
+                   "--snapshots", str(out / "snap"), "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_each_track_end_has_a_snapshot_of_its_best_frame_and_a_crop_of_its_box(snapshot_run):
+    out = snapshot_run / "out"
+    ends = [e for e in _lines(out / "car-detection.events.jsonl") if e["type"] == "track_end"]
+    assert len(ends) == 4  # the car clip's four cars
+    results = _lines(out / "car-detection.jsonl")
+    capture = cv2.VideoCapture(str(CAR))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    files = sorted(p.name for p in (snapshot_run / "snap" / "car-detection").iterdir())
+    assert len(files) == 2 * len(ends)
+    for end in ends:
+        # the rule: the track's highest score, the earliest frame on a tie
+        sightings = [(-d["score"], r["frame"], d["box"]) for r in results
+                     for d in r["detections"] if d.get("track_id") == end["track_id"]]  # fmt: skip
+        _, frame, box = min(sightings)
+        full = cv2.imread(str(out / end["snapshot"]))
+        crop = cv2.imread(str(out / end["snapshot_crop"]))
+        assert full.shape == frames[frame].shape == (432, 768, 3)
+        x1, y1, x2, y2 = crop_bounds(box, 768, 432)
+        assert crop.shape == (y2 - y1, x2 - x1, 3)
+        # the crop is that frame's box (JPEG-close), the full picture that frame with a box drawn
+        source = frames[frame][y1:y2, x1:x2].astype(int)
+        assert np.abs(crop.astype(int) - source).mean() < 4
+        change = np.abs(full.astype(int) - frames[frame].astype(int)).max(axis=2)
+        assert change[y1 + 5 : y2 - 5, x1].mean() > 40
+        outside = np.ones(change.shape, bool)
+        outside[:, max(0, x1 - 5) : max(x2, x1 + 120) + 5] = False  # the box and its label
+        assert change[outside].mean() < 4
+        assert Path(end["snapshot"]).name.startswith(f"car-detection-{end['track_id']}-")
+
+
+def test_snapshots_need_tracking(tmp_path):
+    proc = run_cli("run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--snapshots", str(tmp_path), "--no-progress")  # fmt: skip
+    assert proc.returncode == 2
+    assert "--snapshots needs tracking events" in proc.stderr and "Traceback" not in proc.stderr
