@@ -95,14 +95,26 @@ export class Live {
     source.addEventListener("open", () => this.emit("state", "live"));
     source.addEventListener("error", () => this.emit("state", "reconnecting"));
     source.addEventListener("streams", (message) => {
+      this.sawStreams = true;
       this.last = JSON.parse(message.data);
       this.emit("streams", this.last);
     });
+    // A service without the event stream: poll /api/streams once a second instead.
+    this.poll = setInterval(async () => {
+      if (this.sawStreams || !this.source) return;
+      try {
+        this.last = await streams();
+        this.emit("streams", this.last);
+      } catch {
+        // the next try
+      }
+    }, 1000);
     source.addEventListener("event", (message) => this.emit("event", JSON.parse(message.data)));
   }
 
   stop() {
     if (this.source) this.source.close();
+    clearInterval(this.poll);
     this.source = null;
   }
 

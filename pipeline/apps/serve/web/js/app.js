@@ -231,6 +231,11 @@ function cameraPage(name) {
       save.disabled = false;
     });
     frame.append(editor.svg);
+    editor.onMode = (mode) => {
+      for (const b of panel.querySelectorAll(".tool")) {
+        b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false");
+      }
+    };
     const tool = (mode, label) =>
       h("button", {
         type: "button",
@@ -238,12 +243,7 @@ function cameraPage(name) {
         "data-mode": mode,
         "aria-pressed": mode === "select" ? "true" : "false",
         text: label,
-        onclick: () => {
-          editor.setMode(mode);
-          for (const b of panel.querySelectorAll(".tool")) {
-            b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false");
-          }
-        },
+        onclick: () => editor.setMode(mode),
       });
     const save = h("button", { type: "button", id: "save", class: "primary", text: "Save", disabled: true });
     save.addEventListener("click", async () => {

@@ -104,6 +104,7 @@ export class Editor {
       zone: "Click the zone's corners; click the first one (or press Enter) to close it.",
     };
     this.hint.textContent = hints[mode];
+    if (this.onMode) this.onMode(mode);
     this.render();
     this.renderList();
   }
