@@ -24,6 +24,7 @@ from tests.test_serve_api import MemoryController
 def _old_server_class(rev: str):
     """The http.server ApiServer of `rev`, loaded from git beside today's modules."""
     guard = types.ModuleType("old_http_guard")
+
     def show(path: str) -> str:
         return subprocess.check_output(["git", "show", f"{rev}:{path}"]).decode()
 

@@ -36,11 +36,14 @@ import hmac
 import json
 import logging
 import os
+import secrets
+import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -59,9 +62,11 @@ from pipeline.apps.serve.asgi_server import (
 )
 from pipeline.apps.serve.config import CameraConfig, ConfigError, HttpConfig, parse_camera
 from pipeline.apps.serve.controller import StreamController, StreamExists, StreamNotFound
+from pipeline.apps.serve.event_feed import MAX_EVENTS, EventHub, media_file, saved_events
 from pipeline.apps.serve.http_guard import GuardError, RequestGuard
 from pipeline.apps.serve.jobs import JobController, JobNotFound, JobsFull, parse_job
 from pipeline.apps.serve.metrics import ServiceMetrics
+from pipeline.apps.serve.recordings_api import RecordingError, recording_cut
 from pipeline.errors import VapipeError
 from sources import is_live_uri
 
@@ -70,6 +75,11 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 TOKEN_ENV = "VAPIPE_TOKEN"
 WEB_DIR = Path(__file__).with_name("web")
+SESSION_COOKIE = "vapipe_session"
+MAX_SESSIONS = 1000
+SSE_STREAMS_PERIOD = 1.0
+SSE_KEEPALIVE = 15.0
+LIVE_FPS = 5.0
 _METHODS = ("GET", "POST", "PUT", "DELETE")
 
 
@@ -186,6 +196,12 @@ class ApiServer:
         self.address = sock.getsockname()[:2]
         self._guard = RequestGuard((host, self.address[1]))
         self._closing = threading.Event()
+        self._sessions: OrderedDict[str, None] = OrderedDict()  # newest last
+        self._live_lock = threading.Lock()
+        self._live_clients: dict[str, int] = {}
+        self._mjpeg_cap = http.mjpeg_clients_per_camera
+        self._cache = tempfile.TemporaryDirectory(prefix="vapipe-cuts-")
+        self.events = EventHub()
         self.app = self._build_app()
         self._server = ThreadedServer(
             _Gate(self.app, self),
@@ -208,6 +224,11 @@ class ApiServer:
         if self.view is not None:
             self.view.close()
         self._server.close()
+        self._cache.cleanup()
+
+    def publish_event(self, camera: str, event: dict) -> None:
+        """A new event, to the live event stream's clients (never waits)."""
+        self.events.publish(camera, event)
 
     # -- the app -----------------------------------------------------------------------------
 
@@ -225,7 +246,16 @@ class ApiServer:
         route("/api/streams/{name}", self._replace, methods=["PUT"])
         route("/api/streams/{name}", self._remove, methods=["DELETE"])
         route("/api/streams/{name}/snapshot.jpg", self._snapshot, methods=["GET"])
+        route("/api/streams/{name}/live.mjpg", self._live, methods=["GET"])
         route("/api/reload", self._reload, methods=["POST"])
+        route("/api/session", self._session, methods=["GET"])
+        route("/api/session", self._login, methods=["POST"], status_code=204)
+        route("/api/session", self._logout, methods=["DELETE"], status_code=204)
+        route("/api/events", self._events, methods=["GET"])
+        route("/api/events/stream", self._event_stream, methods=["GET"])
+        route("/api/recordings", self._recording, methods=["GET"])
+        route("/media/clips/{camera}/{file}", self._clip, methods=["GET"])
+        route("/media/snapshots/{camera}/{file}", self._snapshot_file, methods=["GET"])
         route("/api/jobs", self._list_jobs, methods=["GET"])
         route("/api/jobs", self._start_job, methods=["POST"], status_code=201)
         route("/api/jobs/{job_id}", self._get_job, methods=["GET"])
@@ -241,8 +271,11 @@ class ApiServer:
         app.mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static")
         app.add_exception_handler(StarletteHTTPException, self._http_exception)
         app.add_exception_handler(RequestValidationError, self._validation_error)
-        for kind, status in ((HttpError, None), (StreamNotFound, 404), (JobNotFound, 404),
-                             (StreamExists, 409), (JobsFull, 429), (VapipeError, 400)):  # fmt: skip
+        statuses = (
+            (HttpError, None), (RecordingError, None), (StreamNotFound, 404), (JobNotFound, 404),
+            (StreamExists, 409), (JobsFull, 429), (VapipeError, 400),
+        )  # fmt: skip
+        for kind, status in statuses:
             app.add_exception_handler(kind, _status_handler(status))
         app.add_exception_handler(Exception, self._internal_error)
         return app
@@ -269,8 +302,21 @@ class ApiServer:
         if table.pop("name", name) != name:
             raise HttpError(400, f"name: the body names another camera than the path ({name})")
         await run_in_threadpool(self.controller.get_stream, name)  # 404 before anything else
-        camera = self._camera(name, table)
+        saved = self._saved_source(name)
+        if "source" not in table and saved is not None:  # the page sees the masked one only
+            try:
+                camera = parse_camera(name, {**table, "source": saved}, where="the camera")
+            except ConfigError as error:
+                raise HttpError(400, str(error)) from None
+        else:
+            camera = self._camera(name, table)
         return Json(await run_in_threadpool(self.controller.replace_stream, camera))
+
+    def _saved_source(self, name: str) -> str | None:
+        config = getattr(self.controller, "config", None)
+        cameras = getattr(config, "cameras", None) or getattr(self.controller, "cameras", {})
+        camera = cameras.get(name)
+        return camera.source if camera is not None else None
 
     def _remove(self, name: str) -> Json:
         return Json(self.controller.remove_stream(name))
@@ -280,6 +326,121 @@ class ApiServer:
         if jpeg is None:
             raise HttpError(503, "no frame yet; try again shortly", (("Retry-After", "1"),))
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    def _live(self, name: str) -> StreamingResponse:
+        self.controller.get_stream(name)  # 404
+        with self._live_lock:
+            if self._live_clients.get(name, 0) >= self._mjpeg_cap:
+                message = f"camera {name}: {self._mjpeg_cap} live clients already"
+                raise HttpError(503, f"{message} ([http] mjpeg_clients_per_camera)",
+                                (("Retry-After", "5"),))  # fmt: skip
+            self._live_clients[name] = self._live_clients.get(name, 0) + 1
+
+        async def frames():
+            try:
+                while not self._closing.is_set():
+                    jpeg = await run_in_threadpool(self._annotated, name)
+                    if jpeg is None and name not in self._camera_names():
+                        break
+                    if jpeg:
+                        yield _part(jpeg)
+                    await asyncio.sleep(1.0 / LIVE_FPS)
+            finally:
+                with self._live_lock:
+                    self._live_clients[name] -= 1
+
+        return mjpeg_response(frames())
+
+    def _annotated(self, name: str) -> bytes | None:
+        try:
+            return self.controller.snapshot(name)
+        except StreamNotFound:
+            return None
+
+    def _camera_names(self) -> set[str]:
+        return {s["name"] for s in self.controller.list_streams()}
+
+    def _session(self, request: Request) -> Json:
+        return Json({"required": self._token is not None,
+                     "authenticated": self._authorized(request.headers)})  # fmt: skip
+
+    async def _login(self, request: Request) -> Response:
+        given = json_object(await request.body()).get("token")
+        if self._token is not None and not (
+            isinstance(given, str) and hmac.compare_digest(given.encode(), self._token.encode())
+        ):
+            raise HttpError(401, "token: not this service's token")
+        session = secrets.token_urlsafe(32)
+        self._sessions[session] = None
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        reply = Response(status_code=204)
+        reply.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", path="/")
+        return reply
+
+    def _logout(self, request: Request) -> Response:
+        self._sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+        reply = Response(status_code=204)
+        reply.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return reply
+
+    def _events(
+        self,
+        camera: str | None = None,
+        type: str | None = None,
+        label: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = Query(100, ge=1, le=MAX_EVENTS),
+    ) -> Json:
+        events = saved_events(self.output_root, camera, type, label, start, end, limit)
+        return Json({"events": events})
+
+    async def _event_stream(self, request: Request) -> StreamingResponse:
+        subscription = self.events.subscribe(asyncio.get_running_loop())
+
+        async def lines():
+            try:
+                streams_at = keepalive_at = 0.0
+                loop = asyncio.get_running_loop()
+                while not self._closing.is_set() and not subscription.dropped:
+                    now = loop.time()
+                    if now >= streams_at:
+                        body = await run_in_threadpool(self._streams_body)
+                        yield _sse("streams", body)
+                        streams_at = now + SSE_STREAMS_PERIOD
+                    if now >= keepalive_at:
+                        yield b": keepalive\n\n"
+                        keepalive_at = now + SSE_KEEPALIVE
+                    for event in await subscription.get(max(0.05, streams_at - loop.time())):
+                        yield _sse("event", event)
+            finally:
+                self.events.unsubscribe(subscription)
+
+        return StreamingResponse(lines(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    def _streams_body(self) -> dict:
+        return {"streams": self.controller.list_streams(),
+                "classes": self.controller.service_classes()}  # fmt: skip
+
+    def _recording(self, request: Request) -> FileResponse:
+        if self.output_root is None:
+            raise HttpError(404, "this service has no [output] dir, hence no recordings")
+        path = recording_cut(self.output_root, request.query_params, Path(self._cache.name))
+        return FileResponse(path, media_type="video/mp4")
+
+    def _clip(self, camera: str, file: str) -> FileResponse:
+        return self._media(camera, "clips", file, "video/mp4")
+
+    def _snapshot_file(self, camera: str, file: str) -> FileResponse:
+        return self._media(camera, "snapshots", file, "image/jpeg")
+
+    def _media(self, camera: str, kind: str, file: str, media_type: str) -> FileResponse:
+        path = media_file(self.output_root, camera, kind, file)
+        if path is None:
+            raise HttpError(404, f"no such file: /media/{kind}/{camera}/{file}")
+        return FileResponse(path, media_type=media_type)
 
     def _reload(self) -> Json:
         return Json(self.controller.reload())
@@ -398,10 +559,19 @@ class ApiServer:
         return body_refusal(headers)
 
     def _public(self, path: str) -> bool:
-        return path == "/healthz"
+        """No token: health, the session login, the schema, and the web app's static files
+        (the page asks for the token itself)."""
+        if path in ("/healthz", "/api/session", "/openapi.json") or path.startswith("/docs"):
+            return True
+        if path.startswith("/static/"):
+            return True
+        return path in ("/", "/index.html") and (WEB_DIR / "index.html").is_file()
 
     def _authorized(self, headers: Headers) -> bool:
         if self._token is None:
+            return True
+        session = _cookie(headers.get("cookie") or "", SESSION_COOKIE)
+        if session and session in self._sessions:
             return True
         scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
         given = credentials.strip()
@@ -441,6 +611,18 @@ def _status_handler(status: int | None):
         return error_reply(code, str(error), getattr(error, "headers", ()))
 
     return handle
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for item in header.split(";"):
+        key, _, value = item.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def _sse(kind: str, data: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 def _part(jpeg: bytes) -> bytes:
