@@ -186,6 +186,7 @@ export class Editor {
   down(event) {
     if (event.button !== 0) return;
     const point = this.fraction(event);
+    if (!event.target.closest("[data-point]")) this.svg.focus({ preventScroll: true }); // Enter, Escape
     const handle = event.target.closest("[data-point]");
     if (handle && this.mode === "select") {
       const item = Number(handle.dataset.item);
