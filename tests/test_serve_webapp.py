@@ -68,7 +68,8 @@ def service(tmp_path_factory):
         f'[http]\nbind = "127.0.0.1:{port}"\ntoken = "{TOKEN}"\n\n'
         f'[output]\ndir = "{folder / "results"}"\n\n'
         f'[cameras.cars]\nsource = "{CAR}"\nrealtime = true\ntrack = true\n'
-        "record = true\nclips = true\nclip_pre_seconds = 1\nclip_post_seconds = 1\nsnapshots = true\n"
+        "record = true\nclips = true\nclip_pre_seconds = 1\nclip_post_seconds = 1\n"
+        "snapshots = true\n"
     )
     running = Serve(config, port)
     running.wait(lambda s: s.processed("cars") > 0, "the camera runs")
