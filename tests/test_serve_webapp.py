@@ -155,7 +155,6 @@ def test_draw_a_line_save_it_and_count_the_cars_live(service, browser):
     wait(browser, lambda d: css(d, '#events li[data-type="line_cross"]'), "a live event", 40)
     first = css(browser, '#events li[data-type="line_cross"] .what')[0].text
     assert "line line1 in" in first, first
-    shot(browser, "events")
 
     browser.get(url + "#/camera/cars")
     wait(browser, lambda d: "in 2 · out 2" in css(d, "#camera-status")[0].text, "2/2", 45)
@@ -164,9 +163,12 @@ def test_draw_a_line_save_it_and_count_the_cars_live(service, browser):
     assert "in 2 · out 2" in css(browser, ".items .counts")[0].text
     shot(browser, "camera")
 
-    browser.get(url + "#/events?camera=cars&type=line_cross")
-    wait(browser, lambda d: len(css(d, "#events li.event")) == 4, "the four crossings")
-    plays = css(browser, "#events button.play")
+    browser.get(url + "#/events?camera=cars")
+    crossings = '#events li[data-type="line_cross"]'
+    wait(browser, lambda d: len(css(d, crossings)) == 4, "the four crossings")
+    thumbs = css(browser, '#events li[data-type="track_end"] img.thumb')
+    wait(browser, lambda d: all(i.get_property("naturalWidth") > 0 for i in thumbs), "thumbs")
+    plays = css(browser, f"{crossings} button.play")
     if not plays:
         pytest.skip("no clip_url on the events (clips not served yet)")
     plays[-1].click()  # the first crossing's clip: finished long ago
@@ -174,6 +176,7 @@ def test_draw_a_line_save_it_and_count_the_cars_live(service, browser):
     wait(browser, lambda d: video.get_property("readyState") == 4, "the clip is playable", 20)
     start = video.get_property("currentTime")
     wait(browser, lambda d: video.get_property("currentTime") > start + 0.3, "the clip plays")
+    shot(browser, "events")
 
 
 def test_the_editor_on_a_tablet_by_clicks_and_keys_shows_the_apis_refusal(service, browser):
