@@ -194,6 +194,14 @@ def test_the_editor_on_a_tablet_by_clicks_and_keys_shows_the_apis_refusal(servic
         # keyboard: a zone added and a corner moved with the arrow keys
         [add_zone] = [b for b in css(browser, ".tools button") if b.text == "Add zone"]
         add_zone.click()
+        assert browser.switch_to.active_element.get_attribute("data-point") == "0"
+        name = css(browser, ".items .item-name")[-1]
+        name.clear()
+        name.send_keys('<img src=x onerror="document.title=1">')  # shown as text, not HTML
+        assert css(browser, "svg.overlay g.zone text.label")[0].text.startswith("<img src=x")
+        assert not css(browser, "main img[src='x']") and browser.title == "vapipe"
+        corner = css(browser, 'svg.overlay g.zone circle[data-point="0"]')[0]
+        browser.execute_script("arguments[0].focus()", corner)  # Tab order: back to it
         focused = browser.switch_to.active_element
         assert focused.get_attribute("data-point") == "0"
         before = float(focused.get_attribute("cx"))
@@ -222,6 +230,34 @@ def test_the_editor_on_a_tablet_by_clicks_and_keys_shows_the_apis_refusal(servic
         assert "zones" not in saved
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_a_camera_is_added_and_removed_from_the_page(service, browser):
+    url = f"http://127.0.0.1:{service.port}/"
+    browser.get(url + "#/add")
+    wait(browser, lambda d: css(d, "#add #new-name"), "the form")
+    css(browser, "#new-name")[0].send_keys("spare")
+    css(browser, "#new-source")[0].send_keys("rtsp://127.0.0.1:9/nothing")
+    css(browser, "#new-class option[value='batch']")[0].click()
+    shot(browser, "add")
+    css(browser, "#add button[type='submit']")[0].click()
+    wait(browser, lambda d: d.current_url.endswith("#/camera/spare") and css(d, "#remove"), "")
+    saved = tomllib.loads(service.config.read_text())["cameras"]
+    assert saved["spare"]["source"] == "rtsp://127.0.0.1:9/nothing"
+    assert saved["spare"]["class"] == "batch"
+    browser.get(url + "#/add")
+    wait(browser, lambda d: css(d, "#add #new-name"), "the form")
+    css(browser, "#new-name")[0].send_keys("spare")
+    css(browser, "#new-source")[0].send_keys("rtsp://127.0.0.1:9/again\n")
+    wait(browser, lambda d: "error" in css(d, "#add-message")[0].get_attribute("class"), "")
+    assert "spare" in css(browser, "#add-message")[0].text  # the API's message: a duplicate
+    browser.get(url + "#/camera/spare")
+    wait(browser, lambda d: css(d, "#remove"), "the camera page")
+    css(browser, "#remove")[0].click()
+    browser.switch_to.alert.accept()
+    wait(browser, lambda d: d.current_url.endswith("#/") and css(d, "#cameras .camera"), "")
+    wait(browser, lambda d: not css(d, '#cameras [data-camera="spare"]'), "the card goes")
+    assert "spare" not in tomllib.loads(service.config.read_text())["cameras"]
 
 
 def test_the_web_app_ships_in_the_package():
