@@ -23,11 +23,6 @@ from mosquitto import Mosquitto, Subscriber
 from prometheus_client.parser import text_string_to_metric_families
 from rtsp import RtspServer, free_port, looped
 
-CHROMIUM = [
-    "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def loops(tmp_path_factory) -> dict[str, Path]:
