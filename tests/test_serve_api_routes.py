@@ -134,3 +134,25 @@ def test_live_mjpeg_is_capped_per_camera(served):
         first.close()
         second.close()
     assert call(served, "GET", "/api/streams/none/live.mjpg")[0] == 404
+
+
+def test_the_openapi_camera_schema_is_the_config_field_table_and_docs_need_no_network(served):
+    import dataclasses
+    import re
+
+    from pipeline.apps.serve.config import CameraConfig
+
+    document = call(served, "GET", "/openapi.json", token=None)[1]
+    body = document["paths"]["/api/streams"]["post"]["requestBody"]["content"]
+    camera = body["application/json"]["schema"]["properties"]
+    keys = {f.metadata.get("key") or f.name for f in dataclasses.fields(CameraConfig)}
+    assert set(camera) == keys  # "name" and every TOML key (class by its TOML name)
+    assert camera["rtsp_transport"] == {"type": "string", "enum": ["tcp", "udp"], "default": "tcp"}
+    assert camera["every"]["minimum"] == 1 and camera["every"]["default"] == 1
+    put = document["paths"]["/api/streams/{name}"]["put"]["requestBody"]["content"]
+    assert "required" not in put["application/json"]["schema"]
+    status, page, _ = call(served, "GET", "/docs", token=None)
+    assert status == 200 and b"/openapi.json" in page
+    for url in re.findall(rb'(?:src|href)="([^"]+)"', page):
+        assert url.startswith(b"/"), url  # served here, no CDN
+        assert call(served, "GET", url.decode(), token=None)[0] == 200

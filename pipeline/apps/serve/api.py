@@ -45,6 +45,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,6 +55,13 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.apps.demo.server import MosaicView
 from pipeline.apps.serve.addresses import is_loopback
+from pipeline.apps.serve.api_schema import (
+    JOB,
+    body,
+    camera_schema,
+    new_camera_schema,
+    with_errors,
+)
 from pipeline.apps.serve.asgi_server import (
     MAX_CONNECTIONS,
     SOCKET_TIMEOUT,
@@ -76,6 +84,22 @@ MAX_BODY = 64 * 1024
 TOKEN_ENV = "VAPIPE_TOKEN"
 WEB_DIR = Path(__file__).with_name("web")
 SESSION_COOKIE = "vapipe_session"
+_PLAIN_DOCS = (
+    b'<!doctype html><meta charset="utf-8"><title>vapipe serve API</title>'
+    b'<p>The API is described by <a href="/openapi.json">/openapi.json</a> '
+    b"(install swagger-ui-bundle for a browsable page here).</p>"
+)
+
+
+def _swagger_dir() -> Path | None:
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+SWAGGER_DIR = _swagger_dir()
 MAX_SESSIONS = 1000
 SSE_STREAMS_PERIOD = 1.0
 SSE_KEEPALIVE = 15.0
@@ -241,15 +265,32 @@ class ApiServer:
         )
         route = app.add_api_route
         route("/api/streams", self._list, methods=["GET"])
-        route("/api/streams", self._add, methods=["POST"], status_code=201)
+        route(
+            "/api/streams",
+            self._add,
+            methods=["POST"],
+            status_code=201,
+            openapi_extra=body(new_camera_schema()),
+        )
         route("/api/streams/{name}", self._get, methods=["GET"])
-        route("/api/streams/{name}", self._replace, methods=["PUT"])
+        route(
+            "/api/streams/{name}",
+            self._replace,
+            methods=["PUT"],
+            openapi_extra=body(camera_schema(source_required=False)),
+        )
         route("/api/streams/{name}", self._remove, methods=["DELETE"])
         route("/api/streams/{name}/snapshot.jpg", self._snapshot, methods=["GET"])
         route("/api/streams/{name}/live.mjpg", self._live, methods=["GET"])
         route("/api/reload", self._reload, methods=["POST"])
         route("/api/session", self._session, methods=["GET"])
-        route("/api/session", self._login, methods=["POST"], status_code=204)
+        route(
+            "/api/session",
+            self._login,
+            methods=["POST"],
+            status_code=204,
+            openapi_extra=body({"type": "object", "properties": {"token": {"type": "string"}}}),
+        )
         route("/api/session", self._logout, methods=["DELETE"], status_code=204)
         route("/api/events", self._events, methods=["GET"])
         route("/api/events/stream", self._event_stream, methods=["GET"])
@@ -257,7 +298,9 @@ class ApiServer:
         route("/media/clips/{camera}/{file}", self._clip, methods=["GET"])
         route("/media/snapshots/{camera}/{file}", self._snapshot_file, methods=["GET"])
         route("/api/jobs", self._list_jobs, methods=["GET"])
-        route("/api/jobs", self._start_job, methods=["POST"], status_code=201)
+        route(
+            "/api/jobs", self._start_job, methods=["POST"], status_code=201, openapi_extra=body(JOB)
+        )
         route("/api/jobs/{job_id}", self._get_job, methods=["GET"])
         route("/api/jobs/{job_id}", self._stop_job, methods=["DELETE"])
         route("/healthz", self._health, methods=["GET"])
@@ -268,7 +311,17 @@ class ApiServer:
             route("/mosaic.jpg", self._mosaic, methods=["GET"], include_in_schema=False)
             route("/stats.json", self._stats, methods=["GET"], include_in_schema=False)
             route("/stream.mjpg", self._mosaic_stream, methods=["GET"], include_in_schema=False)
+        route("/docs", self._docs, methods=["GET"], include_in_schema=False)
+        if SWAGGER_DIR is not None:
+            app.mount("/docs/assets", StaticFiles(directory=SWAGGER_DIR), name="docs-assets")
         app.mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static")
+
+        def openapi() -> dict:
+            if app.openapi_schema is None:
+                app.openapi_schema = with_errors(FastAPI.openapi(app))
+            return app.openapi_schema
+
+        app.openapi = openapi  # type: ignore[method-assign]
         app.add_exception_handler(StarletteHTTPException, self._http_exception)
         app.add_exception_handler(RequestValidationError, self._validation_error)
         statuses = (
@@ -441,6 +494,17 @@ class ApiServer:
         if path is None:
             raise HttpError(404, f"no such file: /media/{kind}/{camera}/{file}")
         return FileResponse(path, media_type=media_type)
+
+    def _docs(self) -> Response:
+        if SWAGGER_DIR is None:  # no swagger-ui-bundle: the schema itself
+            return Response(_PLAIN_DOCS, media_type="text/html; charset=utf-8")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="vapipe serve API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
     def _reload(self) -> Json:
         return Json(self.controller.reload())

@@ -1,0 +1,113 @@
+"""The OpenAPI schema of a camera table, built from `CameraConfig`'s field table (the TOML key,
+the default, and the value's parser: its kind, choices and bounds), so a camera key added to
+the config is in the API's schema without a change here; and the service's error shape."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from pipeline.apps.serve import config as config_module
+from pipeline.apps.serve.config import CameraConfig
+
+_NUMBER = {"type": "number"}
+_POINTS = {"type": "array", "items": _NUMBER}
+# The value parsers of config.py by name: what JSON each accepts.
+_PARSERS: dict[str, dict] = {
+    "_string": {"type": "string"},
+    "_boolean": {"type": "boolean"},
+    "_positive_float": {"type": "number", "exclusiveMinimum": 0},
+    "_seconds": {"type": "number", "minimum": 0, "maximum": config_module.MAX_SECONDS},
+    "_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+    "_lines": {"type": "object", "additionalProperties": {**_POINTS, "minItems": 4,
+               "maxItems": 4}, "description": "name -> [x1, y1, x2, y2], fractions of the frame"},
+    "_zones": {"type": "object", "additionalProperties": {**_POINTS, "minItems": 6},
+               "description": "name -> [x1, y1, x2, y2, x3, y3, ...], fractions of the frame"},
+    "_masks": {"type": "array", "items": {**_POINTS, "minItems": 6}},
+}  # fmt: skip
+_TYPES = {str: {"type": "string"}, int: {"type": "integer"}, float: _NUMBER,
+          bool: {"type": "boolean"}}  # fmt: skip
+ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
+}
+
+
+def _closure(parse: Any) -> dict[str, Any]:
+    names = parse.__code__.co_freevars
+    return {n: c.cell_contents for n, c in zip(names, parse.__closure__ or (), strict=False)}
+
+
+def value_schema(parse: Any, annotation: Any) -> dict:
+    """What JSON a camera key takes: from its parser when known, else from its type."""
+    qualname = getattr(parse, "__qualname__", "")
+    if qualname.startswith("_choice."):
+        return {"type": "string", "enum": list(_closure(parse)["allowed"])}
+    if qualname.startswith("_int_at_least."):
+        return {"type": "integer", "minimum": _closure(parse)["low"]}
+    if qualname in _PARSERS:
+        return dict(_PARSERS[qualname])
+    base = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return dict(_TYPES.get(base[0], {}))
+
+
+def camera_schema(*, source_required: bool = True) -> dict:
+    """A camera table as JSON: every key of `CameraConfig` by its TOML name."""
+    hints = typing.get_type_hints(CameraConfig, vars(config_module))
+    properties: dict[str, dict] = {}
+    for field in dataclasses.fields(CameraConfig):
+        if "parse" not in field.metadata:
+            continue
+        key = field.metadata.get("key") or field.name
+        schema = value_schema(field.metadata["parse"], hints[field.name])
+        if field.default is not dataclasses.MISSING and isinstance(
+            field.default, (str, int, float, bool)
+        ):
+            schema["default"] = field.default
+        properties[key] = schema
+    table = {"type": "object", "properties": properties, "additionalProperties": False}
+    if source_required:
+        table["required"] = ["source"]
+    return table
+
+
+def new_camera_schema() -> dict:
+    """The body of POST /api/streams: a camera table plus its name."""
+    table = camera_schema()
+    name = {"type": "string", "pattern": r"^(?!\.+$)[A-Za-z0-9_.-]{1,64}$"}
+    return {**table, "properties": {"name": name, **table["properties"]},
+            "required": ["name", "source"]}  # fmt: skip
+
+
+def body(schema: dict) -> dict:
+    """`openapi_extra` of a route taking this JSON body."""
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}}}  # fmt: skip
+
+
+JOB = {
+    "type": "object",
+    "properties": {"input": {"type": "string"}, "out": {"type": "string"}},
+    "required": ["input", "out"],
+}
+ERROR_STATUSES = ("400", "401", "403", "404", "405", "409", "411", "413", "415", "416", "429",
+                  "503")  # fmt: skip
+
+
+def with_errors(document: dict) -> dict:
+    """The OpenAPI document with the error reply (`{"error": ...}`) of each status on every
+    operation, so a client (and an API tester) knows each answer the service may give."""
+    document.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    reply = {
+        "description": "refused, with a one-line reason",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)  # the service answers 400, never 422
+            for status in ERROR_STATUSES:
+                responses.setdefault(status, reply)
+    return document
