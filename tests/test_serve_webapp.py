@@ -225,6 +225,9 @@ def test_the_editor_on_a_tablet_by_clicks_and_keys_shows_the_apis_refusal(servic
         wait(browser, lambda d: "error" in css(d, "#editor-message")[0].get_attribute("class"), "")
         message = css(browser, "#editor-message")[0].text
         assert "zone1" in message and "cross" in message, message
+        browser.execute_script(
+            "arguments[0].scrollIntoView(false)", css(browser, "#editor-message")[0]
+        )
         shot(browser, "editor-tablet")
         saved = tomllib.loads(service.config.read_text())["cameras"]["cars"]
         assert "zones" not in saved

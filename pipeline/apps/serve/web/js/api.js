@@ -105,6 +105,7 @@ export class Live {
       try {
         this.last = await streams();
         this.emit("streams", this.last);
+        this.emit("state", "polling");
       } catch {
         // the next try
       }

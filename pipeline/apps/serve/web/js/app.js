@@ -77,7 +77,8 @@ document.getElementById("logout").addEventListener("click", async () => {
 });
 
 live.on("state", (state) => {
-  document.getElementById("live-state").textContent = state === "live" ? "● live" : "○ reconnecting";
+  const words = { live: "● live", polling: "● polling", reconnecting: "○ reconnecting" };
+  document.getElementById("live-state").textContent = words[state] || state;
 });
 
 // -- routing ---------------------------------------------------------------------------
