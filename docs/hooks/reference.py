@@ -132,6 +132,7 @@ def config_reference() -> str:
         ("[http]", config.HttpConfig),
         ("[mqtt]", config.MqttConfig),
         ("[output]", config.OutputConfig),
+        ("[recording]", config.RecordingConfig),
         ("[cluster]", config.ClusterConfig),
         ("[cameras.NAME]", config.CameraConfig),
     ]

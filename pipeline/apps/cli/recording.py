@@ -137,11 +137,11 @@ def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> lis
     clips, snapshots = getattr(args, "clips", None), getattr(args, "snapshots", None)
     if clips is None and snapshots is None:
         return sinks
+    option = "--clips" if clips is not None else "--snapshots"
     if not tracking:
-        option = "--clips" if clips is not None else "--snapshots"
         raise VapipeError(f"{option} needs tracking events: add --track, --line or --zone")
     if getattr(args, "ray", None):
-        raise VapipeError("--snapshots is not available with --ray (frames stay on the nodes)")
+        raise VapipeError(f"{option} is not available with --ray (frames stay on the nodes)")
     from pipeline.outputs.sinks import EventsJsonlSink
     from pipeline.recording.clips import ClipOptions
     from pipeline.recording.evidence import EvidencePlan, EvidenceSink
