@@ -23,11 +23,6 @@ from mosquitto import Mosquitto, Subscriber
 from prometheus_client.parser import text_string_to_metric_families
 from rtsp import RtspServer, free_port, looped
 
-CHROMIUM = [
-    "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def loops(tmp_path_factory) -> dict[str, Path]:
@@ -246,33 +241,29 @@ def test_a_model_change_on_reload_restarts_the_pipeline_saying_so(tmp_path):
     assert "Traceback" not in service.log.read_text()
 
 
-def test_the_page_shows_the_mosaic_and_the_cameras_in_chromium(tmp_path):
+def test_the_root_serves_the_web_app_and_the_mosaic_is_still_served(tmp_path):
+    """`/` is the web app now (tests/test_serve_webapp.py drives it in Chromium: its event
+    stream and live pictures never let `chromium --virtual-time-budget` finish); the demo's
+    mosaic and figures stay at /mosaic.jpg and /stats.json."""
     cameras = (
         f'[cameras.cars]\nsource = "{CAR}"\nrealtime = true\nloop = true\n\n'
         f'[cameras.people]\nsource = "{PERSON}"\nrealtime = true\nloop = true\n'
     )
     service = Service.start(tmp_path, cameras)
-    page = tmp_path / "page.png"
     try:
         service.wait(lambda s: all(s.processed(n) > 5 for n in ("cars", "people")), "both")
-        subprocess.run(
-            [*CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
-             "--virtual-time-budget=3000", f"--screenshot={page}", f"http://127.0.0.1:{service.port}/"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+        _, page = service.call("GET", "/")
+        _, script = service.call("GET", "/static/js/app.js")
         _, stats = service.call("GET", "/stats.json")
         _, mosaic = service.call("GET", "/mosaic.jpg")
     finally:
         service.stop()
+    assert b'src="/static/js/app.js"' in page and b"export" not in page
+    assert b"function camerasPage" in script
     assert {s["name"]: s["state"] for s in stats["streams"]} == {
         "cars": "streaming", "people": "streaming"}  # fmt: skip
-    shot = cv2.imread(str(page))
-    assert shot is not None and shot.std() > 20, "the page is not blank"
     picture = cv2.imdecode(__import__("numpy").frombuffer(mosaic, "uint8"), cv2.IMREAD_COLOR)
-    header = picture[:28]
-    match = cv2.matchTemplate(shot, header, cv2.TM_CCOEFF_NORMED).max()
-    print(f"page: std {shot.std():.1f}, mosaic header match {match:.2f}")
-    assert match > 0.8, "the service's mosaic is on the page"
+    assert picture is not None and picture.std() > 20, "the mosaic is not blank"
 
 
 def test_a_batch_job_runs_beside_the_cameras_and_is_followed_and_stopped_through_the_api(
