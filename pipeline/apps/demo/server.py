@@ -101,6 +101,21 @@ class MosaicView:
         self._rendered_at = 0.0
         self._closing = threading.Event()
 
+    page = _PAGE.encode()
+
+    @property
+    def period(self) -> float:
+        """Seconds between two renderings (and two frames of a stream)."""
+        return self._period
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
+
+    def figures(self) -> dict:
+        """What `/stats.json` answers."""
+        return self._figures()
+
     def close(self) -> None:
         """End the MJPEG streams being served."""
         self._closing.set()

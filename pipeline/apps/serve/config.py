@@ -1,7 +1,7 @@
 """The service's TOML config: typed, frozen, checked key by key.
 
     [model]           path, device, adapter, conf, iou, nireq, labels, classify ...
-    [http]            bind, token, media_root
+    [http]            bind, token, media_root, mjpeg_clients_per_camera
     [mqtt]            host, port, topic_prefix, username, password, tls ... (optional)
     [output]          dir, save_video (optional)
     [cluster]         address, workers, expose_ray_ports: the cameras run on a Ray cluster
@@ -318,6 +318,7 @@ class HttpConfig:
     bind: tuple[str, int] = field(default=("127.0.0.1", 8080), metadata=_key(_bind))
     token: str | None = field(default=None, metadata=_key(_string), repr=False)
     media_root: str | None = field(default=None, metadata=_key(_string))
+    mjpeg_clients_per_camera: int = field(default=4, metadata=_key(_int_at_least(1)))
 
 
 @dataclass(frozen=True)

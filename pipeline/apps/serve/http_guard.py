@@ -1,4 +1,4 @@
-"""What the service's HTTP server checks before a route runs, and the server itself.
+"""What the service's HTTP server checks before a route runs.
 
 - Host: a request must name the address the service is bound to (a loopback service also
   answers to `localhost`), so that DNS rebinding (a page whose name turns into 127.0.0.1) is
@@ -7,27 +7,16 @@
   service's own page, so another page the operator visits cannot add a camera or a job.
 - Content type: POST and PUT need `application/json`, which a browser sends cross-site only
   after a CORS preflight that this server never grants (a form or a `text/plain` fetch cannot).
-- Connections: at most `max_connections` at once (the next is answered 503 and closed, without
-  a thread), each with a socket timeout, so idle connections cannot take every thread.
+(Connections and timeouts: `asgi_server`.)
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from pipeline.apps.serve.addresses import is_loopback
 
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
-MAX_CONNECTIONS = 64
-SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent (headers, body, or a stalled read)
-_BUSY_BODY = b'{"error": "too many connections; try again in a second"}\n'
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
-)
 
 
 class GuardError(Exception):
@@ -103,42 +92,3 @@ class RequestGuard:
     def display(self) -> str:
         host = next(iter(self.hosts))
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-
-
-class BoundedHTTPServer(ThreadingHTTPServer):
-    """A thread per connection, at most `max_connections` of them; IPv6 when the host is."""
-
-    daemon_threads = True
-    request_queue_size = 128  # the listen backlog: a burst is accepted (and answered 503)
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        max_connections: int = MAX_CONNECTIONS,
-    ) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address) -> None:
-        if not self._slots.acquire(blocking=False):
-            try:
-                request.settimeout(1.0)
-                request.sendall(_BUSY)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()

@@ -576,9 +576,11 @@ class Service:
 
     def publish_event(self, camera: str, event: dict) -> None:
         """An event of the tracking layer (line_cross, zone_enter, zone_exit, track_end): to
-        the metrics, the camera's counts (retained) and MQTT (QoS 1, in order). Called in frame
-        order per camera, by the service's sink (`ServiceSink.write_events`)."""
+        the metrics, the API's event stream, the camera's counts (retained) and MQTT (QoS 1,
+        in order). Called in frame order per camera, by the service's sink
+        (`ServiceSink.write_events`)."""
         self.metrics.observe_event(camera, event)
+        self.api.publish_event(camera, event)  # the live event stream's clients
         counts = self._count(camera, event)
         mqtt = self.mqtt
         if mqtt is not None:
