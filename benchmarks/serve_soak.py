@@ -58,6 +58,7 @@ from soak import Verdict, proc_figures  # noqa: E402  (the run soak's /proc samp
 MODEL = SHARED / "models" / "person-vehicle-bike-detection-2000"
 CLIP = SHARED / "videos" / "car-detection.mp4"
 LABELS = ["vehicle", "person", "bike"]
+SSE_MARGIN_S = 2.0  # an event captured this long after the SSE client connected must reach it
 MEDIA_KEYS = ("clip_url", "snapshot_url")  # added by the API to an events.jsonl line
 
 
@@ -138,7 +139,7 @@ class SseClient(threading.Thread):
         self.events: list[dict] = []
         self.available: bool | None = None
         self.connections = 0
-        self.first_at: float | None = None  # wall clock of the first event received
+        self.connected_at: float | None = None  # wall clock of the first connection
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -147,13 +148,13 @@ class SseClient(threading.Thread):
                 with urllib.request.urlopen(request, timeout=30) as reply:
                     self.available, kind = True, None
                     self.connections += 1
+                    self.connected_at = self.connected_at or time.time()
                     for raw in reply:
                         line = raw.decode("utf-8").rstrip("\r\n")
                         if line.startswith("event:"):
                             kind = line[6:].strip()
                         elif line.startswith("data:") and kind == "event":
                             self.events.append(json.loads(line[5:]))
-                            self.first_at = self.first_at or time.time()
                         elif not line:
                             kind = None
                         if self.stop.is_set():
@@ -224,23 +225,25 @@ def written_events(results: Path) -> dict[str, list[dict]]:
 
 
 def compare(
-    written: dict[str, list[dict]], received: list[dict], since: float | None
-) -> tuple[dict, int, int, int]:
+    written: dict[str, list[dict]], received: list[dict], span: tuple[float, float] | None
+) -> tuple[dict, int, int, int, list[dict]]:
     """Per camera {written, received, lost}; total lost, phantom, duplicates. With `since`, only
-    lines captured from then on are expected (the SSE client's connected span)."""
+    lines captured within `span` are expected (the SSE client's connected span)."""
     counts = Counter(identity(e) for e in received)
     known = set()
     per, lost = {}, 0
+    missed: list[dict] = []
     for camera, events in sorted(written.items()):
-        expected = [e for e in events if since is None or e.get("captured_at", 0) >= since]
+        expected = [e for e in events if span is None or span[0] <= e["captured_at"] <= span[1]]
         keys = [identity(e) for e in expected]
         known.update(identity(e) for e in events)
         missing = sum(1 for k in keys if counts[k] == 0)
+        missed += [e for e, k in zip(expected, keys, strict=True) if counts[k] == 0][:10]
         per[camera] = {"written": len(expected), "received": len(keys) - missing, "lost": missing}
         lost += missing
     phantom = sum(n for k, n in counts.items() if k not in known)
     duplicates = sum(n - 1 for k, n in counts.items() if n > 1)
-    return per, lost, phantom, duplicates
+    return per, lost, phantom, duplicates, missed
 
 
 def growth_verdicts(samples: list[Sample], warmup: float, end: float, limit: float,
@@ -361,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=work, stdout=log, stderr=subprocess.STDOUT,
             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
-    code = None
+    code, t0, end_at, sse_closed_at = None, time.time(), None, time.time()
     try:
         while api.call("GET", "/healthz")[0] != 200:
             if service.poll() is not None:
@@ -406,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"serve_soak: {samples[-1]}", flush=True)
             time.sleep(0.1)
         churn.remove_all()  # closes their segments
+        end_at = time.time()
         written = written_events(work / "results")
         expected = sum(len(v) for v in written.values())
         deadline = time.time() + 30
@@ -416,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             written = written_events(work / "results")
             expected = sum(len(v) for v in written.values())
         time.sleep(1.0)
-        stop.set()
+        stop.set()  # the SSE client leaves here; what the shutdown writes (tracks ended) is
+        sse_closed_at = time.time()  # expected over MQTT only
         service.send_signal(signal.SIGTERM)
         code = service.wait(timeout=60)
     finally:
@@ -431,15 +436,17 @@ def main(argv: list[str] | None = None) -> int:
     judged = growth_verdicts(samples, warmup, args.duration, args.rss_growth_limit,
                              args.fd_slack, args.thread_slack)  # fmt: skip
     total = sum(len(v) for v in written.values())
-    per_mqtt, lost, phantom, dup = compare(written, mqtt_events, None)
+    per_mqtt, lost, phantom, dup, mqtt_missed = compare(written, mqtt_events, None)
     judged.append(Verdict(
         "mqtt", total > 0 and lost == 0 and phantom == 0,
         f"{total} events written, {len(mqtt_events)} MQTT messages: {lost} lost, "
         f"{phantom} phantom, {dup} duplicates (QoS 1)",
     ))  # fmt: skip
     per_sse: dict = {}
+    sse_missed: list[dict] = []
     if sse.available:
-        per_sse, lost, phantom, dup = compare(written, sse.events, sse.first_at)
+        span = (sse.connected_at + SSE_MARGIN_S, sse_closed_at - SSE_MARGIN_S)
+        per_sse, lost, phantom, dup, sse_missed = compare(written, sse.events, span)
         expected = sum(c["written"] for c in per_sse.values())
         judged.append(Verdict(
             "sse", expected > 0 and lost == 0 and phantom == 0,
@@ -462,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration, "warmup_s": warmup, "model": args.model,
         "sse_available": bool(sse.available),
         "verdicts": [asdict(v) for v in judged], "per_camera_mqtt": per_mqtt,
-        "per_camera_sse": per_sse, "actions": [asdict(a) for a in actions],
+        "per_camera_sse": per_sse,
+        "sse_connected_at": sse.connected_at, "t0": t0, "end_at": end_at,
+        "lost_mqtt": mqtt_missed, "lost_sse": sse_missed, "actions": [asdict(a) for a in actions],
         "samples": [asdict(s) for s in samples],
     }  # fmt: skip
     (out / "serve_soak.json").write_text(json.dumps(report, indent=1) + "\n")
