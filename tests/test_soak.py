@@ -1,6 +1,7 @@
-"""The soak benchmark for 2 minutes (the suite's time is scarce; the hour is in the docs): `vapipe run` against four real RTSP servers that are killed,
-restarted and paused, plus looping files. Looser bounds than the hour's: no trend in open file
-descriptors or threads, RSS bounded, every camera back after each event."""
+"""The soak benchmark for 2 minutes (the suite's time is scarce; the hour is in the docs):
+`vapipe run` against four real RTSP servers that are killed, restarted and paused, plus
+looping files. Looser bounds than the hour's: no trend in open file descriptors or threads,
+RSS bounded, every camera back after each event."""
 
 from __future__ import annotations
 
