@@ -157,7 +157,9 @@ def test_the_openapi_camera_schema_is_the_config_field_table_and_docs_need_no_ne
     camera = body["application/json"]["schema"]["properties"]
     keys = {f.metadata.get("key") or f.name for f in dataclasses.fields(CameraConfig)}
     assert set(camera) == keys  # "name" and every TOML key (class by its TOML name)
-    assert camera["rtsp_transport"] == {"type": "string", "enum": ["tcp", "udp"], "default": "tcp"}
+    assert camera["rtsp_transport"] == {
+        "type": "string", "enum": ["tcp", "udp"], "default": "tcp", "description": "RTSP transport"
+    }  # fmt: skip
     assert camera["every"]["minimum"] == 1 and camera["every"]["default"] == 1
     put = document["paths"]["/api/streams/{name}"]["put"]["requestBody"]["content"]
     assert "required" not in put["application/json"]["schema"]

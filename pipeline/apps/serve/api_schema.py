@@ -1,6 +1,7 @@
 """The OpenAPI schema of a camera table, built from `CameraConfig`'s field table (the TOML key,
-the default, and the value's parser: its kind, choices and bounds), so a camera key added to
-the config is in the API's schema without a change here; and the service's error shape."""
+the default, and the declared option's kind, choices, bounds and help, or else the value's
+parser), so a camera key added to the config is in the API's schema without a change here;
+and the service's error shape."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from pipeline.apps.serve import config as config_module
 from pipeline.apps.serve.config import CameraConfig
+from pipeline.option_table import Option
 
 _NUMBER = {"type": "number"}
 _POINTS = {"type": "array", "items": _NUMBER}
@@ -53,6 +55,22 @@ def value_schema(parse: Any, annotation: Any) -> dict:
     return dict(_TYPES.get(base[0], {}))
 
 
+def option_schema(option: Option) -> dict:
+    """What JSON a declared option (`pipeline.option_table`) takes: its kind, choices and
+    bounds, with its help as the description."""
+    if option.choices:
+        schema: dict[str, Any] = {"type": "string", "enum": list(option.choices)}
+    else:
+        schema = dict(_TYPES.get(option.kind, {}))
+    bounds = option.bounds
+    if bounds is not None and bounds.low is not None:
+        schema["exclusiveMinimum" if bounds.low_open else "minimum"] = bounds.low
+    if bounds is not None and bounds.high is not None:
+        schema["exclusiveMaximum" if bounds.high_open else "maximum"] = bounds.high
+    schema["description"] = option.help + (f" ({option.unit})" if option.unit else "")
+    return schema
+
+
 def camera_schema(*, source_required: bool = True) -> dict:
     """A camera table as JSON: every key of `CameraConfig` by its TOML name."""
     hints = typing.get_type_hints(CameraConfig, vars(config_module))
@@ -61,7 +79,12 @@ def camera_schema(*, source_required: bool = True) -> dict:
         if "parse" not in field.metadata:
             continue
         key = field.metadata.get("key") or field.name
-        schema = value_schema(field.metadata["parse"], hints[field.name])
+        option = field.metadata.get("option")
+        schema = (
+            option_schema(option)
+            if option is not None
+            else value_schema(field.metadata["parse"], hints[field.name])
+        )
         if field.default is not dataclasses.MISSING and isinstance(
             field.default, (str, int, float, bool)
         ):
