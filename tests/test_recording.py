@@ -68,18 +68,24 @@ def wait_for(condition, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def record_beside_an_ffmpeg_copy(url: str, tmp_path: Path, seconds: int, segments: int) -> Path:
+    """Record `url` into `tmp_path/car` (2 s segments) until `segments` are written, while the
+    ffmpeg CLI stream-copies the same stream for `seconds` into the reference it returns."""
+    reference = tmp_path / "ffmpeg-copy.mp4"
+    ffmpeg = subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-y", "-rtsp_transport", "tcp", "-i", url,
+         "-c", "copy", "-an", "-t", str(seconds), str(reference)],
+    )  # fmt: skip
+    recorder = CameraRecorder("car", url, tmp_path / "car", RecordOptions(segment_seconds=2))
+    with recorder:
+        wait_for(lambda: recorder.segments_written >= segments)
+    assert ffmpeg.wait(timeout=60) == 0
+    return reference
+
+
 def test_recorded_segments_hold_the_packets_an_ffmpeg_stream_copy_holds(short_gop, tmp_path):
     with RtspServer({"car": short_gop}) as server:
-        url = server.url("car")
-        reference = tmp_path / "ffmpeg-copy.mp4"
-        ffmpeg = subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-y", "-rtsp_transport", "tcp", "-i", url,
-             "-c", "copy", "-an", "-t", "9", str(reference)],
-        )  # fmt: skip
-        recorder = CameraRecorder("car", url, tmp_path / "car", RecordOptions(segment_seconds=2))
-        with recorder:
-            wait_for(lambda: recorder.segments_written >= 4)
-        assert ffmpeg.wait(timeout=60) == 0
+        reference = record_beside_an_ffmpeg_copy(server.url("car"), tmp_path, 9, 4)
     segments = list_segments(tmp_path / "car")
     assert len(segments) >= 4 and not list((tmp_path / "car").glob("*.part"))
     recorded = [p for segment in segments for p in packets(segment)]
@@ -109,16 +115,7 @@ def test_an_hevc_camera_is_recorded_showing_the_pictures_an_ffmpeg_stream_copy_s
         check=True,
     )  # fmt: skip
     with RtspServer({"car": hevc}) as server:
-        url = server.url("car")
-        reference = tmp_path / "ffmpeg-copy.mp4"
-        ffmpeg = subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-y", "-rtsp_transport", "tcp", "-i", url,
-             "-c", "copy", "-an", "-t", "5", str(reference)],
-        )  # fmt: skip
-        recorder = CameraRecorder("car", url, tmp_path / "car", RecordOptions(segment_seconds=2))
-        with recorder:
-            wait_for(lambda: recorder.segments_written >= 2)
-        assert ffmpeg.wait(timeout=60) == 0
+        reference = record_beside_an_ffmpeg_copy(server.url("car"), tmp_path, 5, 2)
     segments = list_segments(tmp_path / "car")
     with av.open(str(segments[0])) as container:
         assert container.streams.video[0].codec_context.name == "hevc"

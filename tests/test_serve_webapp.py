@@ -110,6 +110,25 @@ def css(driver, selector):
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
+def active(driver, attribute: str) -> str | None:
+    """An attribute of the focused element, read in one script (see `read`)."""
+    return driver.execute_script(
+        "return document.activeElement && document.activeElement.getAttribute(arguments[0])",
+        attribute,
+    )
+
+
+def read(driver, selector, attribute: str | None = None) -> list[str]:
+    """The text (or an attribute) of every element `selector` finds, read in one script: the
+    overlay is redrawn when the camera's figures arrive, so elements found one call earlier
+    may be gone."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map("
+        "e => arguments[1] ? e.getAttribute(arguments[1]) : e.textContent)",
+        selector, attribute,
+    )  # fmt: skip
+
+
 def test_draw_a_line_save_it_and_count_the_cars_live(service, browser):
     url = f"http://127.0.0.1:{service.port}/"
     browser.get(url)
@@ -138,8 +157,8 @@ def test_draw_a_line_save_it_and_count_the_cars_live(service, browser):
         f = step / 5
         actions.move_to_element_with_offset(overlay, *at(x1 + (x2 - x1) * f, y1 + (y2 - y1) * f))
     actions.release().perform()
-    assert [e.get_attribute("data-name") for e in css(browser, "svg.overlay g.line")] == ["line1"]
-    assert {e.text for e in css(browser, "svg.overlay text.dir")} == {"in", "out"}
+    assert read(browser, "svg.overlay g.line", "data-name") == ["line1"]
+    assert set(read(browser, "svg.overlay text.dir")) == {"in", "out"}
     css(browser, "#save")[0].click()
     wait(browser, lambda d: "Saved" in css(d, "#editor-message")[0].text, "saved")
 
@@ -194,23 +213,24 @@ def test_the_editor_on_a_tablet_by_clicks_and_keys_shows_the_apis_refusal(servic
         # keyboard: a zone added and a corner moved with the arrow keys
         [add_zone] = [b for b in css(browser, ".tools button") if b.text == "Add zone"]
         add_zone.click()
-        assert browser.switch_to.active_element.get_attribute("data-point") == "0"
+        assert active(browser, "data-point") == "0"
         name = css(browser, ".items .item-name")[-1]
         name.clear()
         name.send_keys('<img src=x onerror="document.title=1">')  # shown as text, not HTML
-        assert css(browser, "svg.overlay g.zone text.label")[0].text.startswith("<img src=x")
+        assert read(browser, "svg.overlay g.zone text.label")[0].startswith("<img src=x")
         assert not css(browser, "main img[src='x']") and browser.title == "vapipe"
-        corner = css(browser, 'svg.overlay g.zone circle[data-point="0"]')[0]
-        browser.execute_script("arguments[0].focus()", corner)  # Tab order: back to it
-        focused = browser.switch_to.active_element
-        assert focused.get_attribute("data-point") == "0"
-        before = float(focused.get_attribute("cx"))
+        browser.execute_script(  # Tab order: back to it
+            "document.querySelector(arguments[0]).focus()",
+            'svg.overlay g.zone circle[data-point="0"]',
+        )
+        assert active(browser, "data-point") == "0"
+        before = float(active(browser, "cx"))
         # keys to the focused element as a user types them (ActionChains: no "interactable"
         # check of chromedriver's, which an SVG circle near the picture's edge may fail)
         ActionChains(browser).send_keys("\ue014" * 5).perform()  # ArrowRight
-        after = float(browser.switch_to.active_element.get_attribute("cx"))
+        after = float(active(browser, "cx"))
         assert after - before == pytest.approx(0.05 * box["width"], abs=1)
-        assert browser.switch_to.active_element.get_attribute("data-point") == "0"
+        assert active(browser, "data-point") == "0"
         ActionChains(browser).send_keys("\ue017").perform()  # Delete: the zone goes
         wait(browser, lambda d: not css(d, "svg.overlay g.zone"), "the zone deleted")
         # clicks: a self-crossing zone (a bow tie), closed with Enter; the API refuses it
@@ -221,9 +241,7 @@ def test_the_editor_on_a_tablet_by_clicks_and_keys_shows_the_apis_refusal(servic
             y = round(fy * box["height"] - box["height"] / 2)
             actions.move_to_element_with_offset(overlay, x, y).click()
         actions.send_keys("\ue007").perform()  # Enter
-        assert [e.get_attribute("data-name") for e in css(browser, "svg.overlay g.zone")] == [
-            "zone1"
-        ]
+        assert read(browser, "svg.overlay g.zone", "data-name") == ["zone1"]
         css(browser, "#save")[0].click()
         wait(browser, lambda d: "error" in css(d, "#editor-message")[0].get_attribute("class"), "")
         message = css(browser, "#editor-message")[0].text
