@@ -4,6 +4,7 @@ events arriving live, a clip playing, and the editor on a 768x1024 screen."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -102,8 +103,12 @@ def wait(driver, predicate, what: str, timeout: float = 30):
 
 
 def shot(driver, name: str) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(IMAGES / f"webapp-{name}.png"))
+    """The page as it is now, into docs/images with VAPIPE_SCREENSHOTS=1 (the README's
+    pictures), else nowhere: a test run leaves the checkout as it was."""
+    assert driver.get_screenshot_as_png()[:4] == b"\x89PNG"
+    if os.environ.get("VAPIPE_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(IMAGES / f"webapp-{name}.png"))
 
 
 def css(driver, selector):
