@@ -37,18 +37,9 @@ ERROR = {
 }
 
 
-def _closure(parse: Any) -> dict[str, Any]:
-    names = parse.__code__.co_freevars
-    return {n: c.cell_contents for n, c in zip(names, parse.__closure__ or (), strict=False)}
-
-
 def value_schema(parse: Any, annotation: Any) -> dict:
     """What JSON a camera key takes: from its parser when known, else from its type."""
     qualname = getattr(parse, "__qualname__", "")
-    if qualname.startswith("_choice."):
-        return {"type": "string", "enum": list(_closure(parse)["allowed"])}
-    if qualname.startswith("_int_at_least."):
-        return {"type": "integer", "minimum": _closure(parse)["low"]}
     if qualname in _PARSERS:
         return dict(_PARSERS[qualname])
     base = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
