@@ -10,6 +10,7 @@ from sources.exports import lazy_exports
 _EXPORTS = {
     "Backoff": "sources.backoff",
     "VideoSource": "sources.base",
+    "ConnectedSource": "sources.base",
     "SourceError": "sources.errors",
     "VapipeError": "sources.errors",
     "mask_credentials": "sources.errors",
@@ -20,6 +21,8 @@ _EXPORTS = {
     "configure_ffmpeg_capture": "sources.live",
     "is_live_uri": "sources.live",
     "LiveOptions": "sources.live_options",
+    "PacketFeed": "sources.packet_source",
+    "PacketSource": "sources.packet_source",
     "FrameSampler": "sources.sampling",
     "SimulatedCamera": "sources.simulated",
     "simulate": "sources.simulated",

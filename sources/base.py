@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sources.state import StreamStatus
 
 
 @runtime_checkable
@@ -56,3 +59,11 @@ class GrabbingSource(VideoSource, Protocol):
         converted and the stream goes on (a live source reconnects); raise SourceError if the
         stream cannot go on."""
         ...
+
+
+@runtime_checkable
+class ConnectedSource(VideoSource, Protocol):
+    """A live source with a connection that comes and goes (`LiveSource`, `PacketSource`):
+    its state (connecting, streaming, reconnecting, ...) is reported."""
+
+    def status(self) -> StreamStatus: ...

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class RtspServer:
         self.mounts = mounts
         self.port = port or free_port()
         self._process: subprocess.Popen | None = None
+        self.sessions = 0  # RTSP sessions set up (streams played), since `start`
 
     def url(self, name: str) -> str:
         return f"rtsp://127.0.0.1:{self.port}/{name}"
@@ -50,6 +52,7 @@ class RtspServer:
         line = self._process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"RTSP server did not start: {line}{self._process.stderr.read()}")
+        threading.Thread(target=self._count_sessions, args=(self._process,), daemon=True).start()
         deadline = time.monotonic() + 10
         while True:  # listening
             try:
@@ -59,6 +62,11 @@ class RtspServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def _count_sessions(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            if line.strip() == "session":
+                self.sessions += 1
 
     def kill(self) -> None:
         """Dies at once, as a camera losing power: connections are reset."""

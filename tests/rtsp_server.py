@@ -7,7 +7,9 @@ environment, hence a separate process:
 
 serves each H.264 MP4 (H.265 for a file named *.h265.mp4) at rtsp://127.0.0.1:8554/<name>, in
 real time, without re-encoding; every
-client gets its own session from the file's start. Prints "ready" once listening. To make a
+client gets its own session from the file's start. Prints "ready" once listening, then
+"session" for each RTSP session set up (a client playing a stream; a bare TCP connection, as
+a reachability check, is none). To make a
 stream stall without closing its connection, the tests stop the process (SIGSTOP).
 """
 
@@ -46,6 +48,10 @@ def main() -> None:
         )
         factory.set_shared(False)
         mounts.add_factory(f"/{name}", factory)
+    def on_client(_server, client) -> None:
+        client.connect("new-session", lambda *_: print("session", flush=True))
+
+    server.connect("client-connected", on_client)
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
     loop = GLib.MainLoop()

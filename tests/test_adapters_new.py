@@ -22,6 +22,9 @@ PVB2004 = MODELS / "person-vehicle-bike-detection-2004" / "FP16-INT8"
 SEG = MODELS / "yolo11n-seg_int8_openvino_model"
 POSE = MODELS / "yolov8n-pose_int8_openvino_model"
 CAR_CLIP = SHARED / "videos" / "car-detection.mp4"
+# Frames whose cars score well clear of the 0.25 threshold on every instruction set (frame 200
+# scored above 0.25 on AVX-512 and 0.235 with AMX: a frame near it tests the CPU, not us).
+CAR_FRAMES = frozenset({80, 220, 320})
 PERSON_CLIP = SHARED / "videos" / "one-by-one-person-detection.mp4"
 BOTTLE_CLIP = SHARED / "videos" / "bottle-detection.mp4"
 
@@ -120,7 +123,7 @@ def assert_same(found, boxes, scores, classes):
 
 
 def test_yolo26_end_to_end_rows_match_the_reference_with_no_nms():
-    images = frames(CAR_CLIP, {80, 200, 320})
+    images = frames(CAR_CLIP, CAR_FRAMES)
     _, results = vapipe_detect(YOLO26, images)
     for image, found in zip(images, results, strict=True):
         blob, gain, left, top, _, _ = letterbox_blob(image, (640, 640))
@@ -150,7 +153,7 @@ def test_yolo26_on_the_shared_clips_sees_plausible_classes(clip, plausible):
 
 
 def test_yolov5_objectness_times_class_matches_the_reference():
-    images = frames(CAR_CLIP, {80, 200, 320})
+    images = frames(CAR_CLIP, CAR_FRAMES)
     fitted, results = vapipe_detect(YOLOV5, images)
     assert fitted.names[2] == "car"
     for image, found in zip(images, results, strict=True):
@@ -168,7 +171,7 @@ def test_yolov5_objectness_times_class_matches_the_reference():
 
 
 def test_omz_boxes_and_labels_match_the_reference():
-    images = frames(CAR_CLIP, {80, 200, 320})
+    images = frames(CAR_CLIP, CAR_FRAMES)
     _, results = vapipe_detect(PVB2004, images)
     for image, found in zip(images, results, strict=True):
         blob = cv2.resize(image, (448, 256)).transpose(2, 0, 1)[None].astype(np.float32)
@@ -183,7 +186,7 @@ def test_omz_boxes_and_labels_match_the_reference():
 
 
 def test_segmentation_masks_match_the_reference_by_iou():
-    images = frames(CAR_CLIP, {80, 200, 320})
+    images = frames(CAR_CLIP, CAR_FRAMES)
     _, results = vapipe_detect(SEG, images)
     for image, found in zip(images, results, strict=True):
         blob, gain, left, top, nw, nh = letterbox_blob(image, (640, 640))

@@ -201,7 +201,10 @@ def test_person_attributes_equal_a_direct_openvino_call_on_the_same_crops():
                 name for name, p in zip(PERSON_ATTRIBUTES, reference["453"], strict=True) if p > 0.5
             ]
         assert present[300] == ["is_male", "has_longsleeves", "has_longpants"]
-        assert present[1000] == ["has_longsleeves", "has_longpants", "has_longhair"]
+        # frame 1000: has_longpants scores 0.44 with AMX and above 0.5 on AVX-512 (the INT8
+        # detector's box, so the crop, moves a pixel): only what the model is sure of is fixed
+        assert {"has_longsleeves", "has_longhair"} <= set(present[1000])
+        assert not {"is_male", "has_bag", "has_hat"} & set(present[1000])
     finally:
         classifier.close()
 

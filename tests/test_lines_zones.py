@@ -168,10 +168,11 @@ def test_a_zone_reports_enter_exit_and_the_dwell_time():
     (enter,) = events_of(run, "zone_enter")
     (exit_,) = events_of(run, "zone_exit")
     assert (enter.zone, enter.track_id, exit_.track_id) == ("box", 1, 1)
-    # confirmed at t = 0.7 s, outside; on the edge (x = 160) at 1 s: entered 0.5 s later;
-    # beyond the 8 px band outside from t = 4.3 s, so it leaves 0.5 s later, dated 4.3 s
-    assert enter.frame == 45 and exit_.frame == 144
-    assert exit_.dwell_s == pytest.approx(4.3 - 1.0, abs=1e-6)
+    # confirmed at t = 0.7 s, outside, undecided; on the edge (x = 160) at 1 s, which says
+    # nothing; more than a quarter of the 8 px band inside from the next frame (31, x = 163.3):
+    # entered 0.5 s later; beyond the band outside from t = 4.3 s: leaves 0.5 s later, at 4.3 s
+    assert enter.frame == 46 and exit_.frame == 144
+    assert exit_.dwell_s == pytest.approx(4.3 - 31 / 30, abs=1e-6)
     zone = run.analytics.summary()["zones"]["box"]
     assert zone == {"entered": 1, "max_occupancy": 1, "by_label": {"car": {"entered": 1}}}
 

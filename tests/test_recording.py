@@ -331,7 +331,9 @@ def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(
                        "--clip-seconds", "2", "1", "--segment-seconds", "2",
                        "--out", str(tmp_path / "out"),
                        "--duration", "16", "--no-progress")  # fmt: skip
+        sessions = server.sessions
     assert proc.returncode == 0, proc.stderr
+    assert sessions == 1  # recorded and analysed over one connection (demuxed once)
     lines = [
         json.loads(x) for x in (tmp_path / "clips" / "car.clips.jsonl").read_text().splitlines()
     ]

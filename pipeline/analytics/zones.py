@@ -7,7 +7,10 @@ dead band (`band` pixels from the edge, from the box size) is evidence for the o
 one beyond the band on its own side cancels it; sightings within the band change nothing. So
 one missed or misplaced box never splits a visit or makes one, and an anchor jittering on the
 edge never flickers, whatever the frame rate or `--every N`. A track first seen is undecided
-until it has stayed on one side (by the sign of its distance, band or not) for `min_seconds`.
+until it has stayed on one side for `min_seconds`, by the sign of its distance, band or not,
+as long as it is more than a quarter of the band from the edge: a person walking in over the
+frame's border where the zone's edge lies there is seen on the edge itself for a while, and a
+pixel of detector noise (another CPU) must not decide the side it then stays on.
 A track that ends while inside leaves at its last sighting (or when it started leaving).
 Only confirmed tracks are counted.
 """
@@ -23,6 +26,8 @@ from pipeline.analytics.options import ZoneSpec
 from pipeline.counting_defaults import ZONE_MIN_SECONDS
 
 Change = Literal["enter", "exit"]
+# An undecided track's sighting nearer the edge than this share of the band says nothing.
+UNDECIDED_BAND_SHARE = 0.25
 
 
 @dataclass
@@ -62,8 +67,9 @@ class ZoneMonitor:
         presence = self._presence.get(key)
         if presence is None:
             presence = self._presence[key] = _Presence(None, class_id)
-        if presence.inside is None:  # undecided: every sighting counts, by its sign
-            seen: bool | None = distance >= 0
+        if presence.inside is None:  # undecided: a sighting off the edge counts, by its sign
+            margin = UNDECIDED_BAND_SHARE * band
+            seen: bool | None = True if distance > margin else False if distance < -margin else None
         else:  # decided: only a sighting beyond the band counts
             seen = True if distance > band else False if distance < -band else None
         if seen is None:

@@ -25,7 +25,8 @@ from pipeline.engine.service_classes import ServiceClass
 from pipeline.errors import VapipeError
 from pipeline.outputs.sinks import CallbackSink, Sink
 from pipeline.summary import StreamOutcome, StreamSummary
-from sources import LiveSource, StreamState, StreamStatus, mask_credentials
+from sources import StreamState, StreamStatus, mask_credentials
+from sources.base import ConnectedSource
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class ActiveStream:
 
     def status(self) -> StreamStatus:
         source = self.decoder.source
-        if isinstance(source, LiveSource):
+        if isinstance(source, ConnectedSource):
             return source.status()
         state = StreamState.STREAMING if self.decoder.decoded else StreamState.CONNECTING
         return StreamStatus(state, self.decoder.started_at, 0, 0.0)
@@ -181,7 +182,7 @@ class ActiveStream:
             status = StreamOutcome.DONE
         else:
             status = StreamOutcome.STOPPED
-        live = source.status() if isinstance(source, LiveSource) else None
+        live = source.status() if isinstance(source, ConnectedSource) else None
         latencies = list(self.latencies_ms)  # a copy: results may arrive meanwhile
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (0, 0)
         return StreamSummary(

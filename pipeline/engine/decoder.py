@@ -47,10 +47,11 @@ class DecoderThread(threading.Thread, Generic[T]):
     The decision is made before the frame is converted: a `GrabbingSource` is grabbed for every
     frame and retrieved only for those analysed (other sources are `read` in full); a frame it
     cannot retrieve counts as dropped. A frame the source left out undecoded (its `discarded`
-    attribute, see `GrabbingSource`) counts as skipped without asking `sampler`. Each analysed
-    frame is turned into a queue item by `prepare` (preprocessing runs here, off the scheduler
-    thread) and put on the stream's lane. The lane is closed in `finally`, so the consumer
-    always learns that the stream ended; `on_ended` is called last, when `done` is true.
+    attribute, see `GrabbingSource`) counts as skipped without asking `sampler`; one it lost
+    before decoding (its `lost` attribute: a `PacketSource` behind its feed) as dropped.
+    Each analysed frame is turned into a queue item by `prepare` (preprocessing runs here, off
+    the scheduler thread) and put on the stream's lane. The lane is closed in `finally`, so the
+    consumer always learns that the stream ended; `on_ended` is called last, when `done` is true.
     Accounting, once done: decoded = queued (each gives one result) + dropped + skipped.
     With `low_priority` the thread runs at the lowest OS priority (nice 19; on Linux nice is
     per thread, and FFmpeg threads it starts inherit it): decoding and preprocessing a batch
@@ -110,13 +111,19 @@ class DecoderThread(threading.Thread, Generic[T]):
             if self._open_source:
                 self.source.open()
             grabbing = isinstance(self.source, GrabbingSource)
+            started = False
             while not self._stop_requested.is_set():
                 pts_ms, image = self._grab() if grabbing else self._read()
                 if pts_ms is None:
                     self.reached_end = not self._stop_requested.is_set()
                     break
                 captured_at, now = time.time(), time.monotonic()
-                if not self.decoded:
+                if grabbing and getattr(self.source, "lost", False):
+                    self.decoded += 1  # left out before decoding, by the live policy
+                    self.dropped += 1
+                    continue
+                if not started:
+                    started = True
                     self._on_started(self.source)
                 index = self.decoded
                 if (grabbing and getattr(self.source, "discarded", False)) or (

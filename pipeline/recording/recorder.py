@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pipeline.recording.segments import SegmentWriter, repair_unfinished
 from sources.backoff import Backoff
@@ -43,6 +44,19 @@ class RecordedPacket:
     time: float  # wall time (Unix seconds) the packet's picture was taken, as estimated
 
 
+class PacketObserver(Protocol):
+    """Sees a recorder's connections and the packets it keeps (on the recorder's thread: it
+    must not block): a `sources.packet_source.PacketFeed` decoding them for analysis."""
+
+    def connected(self, stream) -> None: ...  # a PyAV video stream, opened
+
+    def packet(self, recorded: RecordedPacket) -> None: ...
+
+    def disconnected(self, reason: str, was_connected: bool = True) -> None: ...
+
+    def ended(self) -> None: ...  # the recorder has stopped
+
+
 class CameraRecorder:
     """Records `url` into `folder` (one segment file after another) until `stop`.
 
@@ -51,7 +65,8 @@ class CameraRecorder:
     A file (not a live URL) is recorded once, to its end.
     Segments start at a keyframe; packets before the first keyframe of a connection are left
     out. `on_segment` is called with each finished segment's path; `on_packet` with every
-    packet kept (on the recorder's thread).
+    packet kept (on the recorder's thread). `subscribe` adds a `PacketObserver`, that also
+    learns of each connection: one demuxed connection then serves recording and analysis.
     """
 
     def __init__(
@@ -75,6 +90,10 @@ class CameraRecorder:
         self._live = is_live_uri(url)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._observers: tuple[PacketObserver, ...] = ()
+        self._observers_lock = threading.Lock()  # also orders `connected` before packets
+        self._stream = None  # the video stream of the connection now open
+        self._finished = False  # the thread is done: observers have been told `ended`
         self.segments_written = 0
         self.connections = 0
         self.error: BaseException | None = None
@@ -98,6 +117,21 @@ class CameraRecorder:
             self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
 
+    def subscribe(self, observer: PacketObserver) -> None:
+        """Tell `observer` of every connection and packet from now on (of the connection now
+        open, if any, at once); after the recorder has ended, it learns that at once."""
+        with self._observers_lock:
+            self._observers = (*self._observers, observer)
+            if self._stream is not None:
+                observer.connected(self._stream)
+            ended = self._finished
+        if ended:
+            observer.ended()
+
+    def unsubscribe(self, observer: PacketObserver) -> None:
+        with self._observers_lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
     def __enter__(self) -> CameraRecorder:
         return self.start()
 
@@ -118,6 +152,12 @@ class CameraRecorder:
         except BaseException as error:  # re-raised by whoever checks `error`
             log.exception("%s: recording failed", self.name)
             self.error = error
+        finally:
+            with self._observers_lock:
+                self._finished = True
+                observers = self._observers
+            for observer in observers:
+                observer.ended()
 
     def _open(self, av):
         options = {}
@@ -133,12 +173,18 @@ class CameraRecorder:
             source = self._open(av)
         except (av.FFmpegError, OSError) as error:
             log.info("%s: cannot open %s for recording: %s", self.name, shown, error)
+            self._disconnected(f"{shown}: cannot open it ({error}); check the address", False)
             return False
         self.connections += 1
         writer: SegmentWriter | None = None
         received = False
+        reason = f"{shown}: the stream ended or broke off"
         try:
             stream = source.streams.video[0]
+            with self._observers_lock:
+                self._stream = stream
+                for observer in self._observers:
+                    observer.connected(stream)
             timestamps = _Timestamps(stream)
             clock = _WallClock(stream.time_base, refine=self._live)
             packets = source.demux(stream)
@@ -149,6 +195,7 @@ class CameraRecorder:
                     break
                 except (av.FFmpegError, OSError) as error:
                     log.info("%s: recording connection lost: %s", self.name, error)
+                    reason = f"{shown}: connection lost ({error})"
                     break
                 if not packet.size:
                     continue
@@ -157,11 +204,20 @@ class CameraRecorder:
                     writer = self._keep(ready, stream, writer, clock)
         except IndexError:
             log.warning("%s: %s has no video stream to record", self.name, shown)
+            reason = f"{shown}: no video stream in it; check the stream"
         finally:
             if writer is not None:
                 self._finish(writer, clock)
             source.close()
+            self._disconnected(reason, received)
         return received
+
+    def _disconnected(self, reason: str, was_connected: bool) -> None:
+        with self._observers_lock:
+            self._stream = None
+            observers = self._observers
+        for observer in observers:
+            observer.disconnected(reason, was_connected)
 
     def _keep(
         self, packet, stream, writer: SegmentWriter | None, clock: _WallClock
@@ -176,8 +232,13 @@ class CameraRecorder:
             writer = SegmentWriter(self.folder, now, stream)
         if writer is None:
             return None  # waiting for the first keyframe
-        if self._on_packet is not None:
-            self._on_packet(RecordedPacket(packet, packet.is_keyframe, now))
+        observers = self._observers
+        if self._on_packet is not None or observers:
+            recorded = RecordedPacket(packet, packet.is_keyframe, now)
+            if self._on_packet is not None:
+                self._on_packet(recorded)
+            for observer in observers:
+                observer.packet(recorded)
         writer.write(packet)
         return writer
 

@@ -174,8 +174,9 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
             raise VapipeError("--motion is not available with --ray yet")
         return _run_on_cluster(args, sinks, options, analytics, stop)
     with (
+        recording(args, _sources(args, options)) as recorded,
         Pipeline(
-            _sources(args, options), args.model, sinks=sinks, streams=options,
+            recorded.sources, args.model, sinks=sinks, streams=options,
             analytics=analytics, detector_options=_detector_options(args),
         ) as pipeline,
         stop.stopping(pipeline.stop),
@@ -189,10 +190,8 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
         _check_classes(args, [source.name for source in pipeline.sources])
         if job is not None:
             job.start(pipeline)
-        with (
-            recording(args, [source.name for source in pipeline.sources]),
-            ProgressReporter(enabled=not args.no_progress) as progress,
-        ):
+        recorded.start()
+        with ProgressReporter(enabled=not args.no_progress) as progress:
             summary = pipeline.run(on_tick=progress.update, duration=args.duration)
     return _finish_run(args, summary, job)
 

@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.atomic import check_writable_folder
 from pipeline.errors import VapipeError
+from pipeline.recording.retention import Retention, Tier
 
 log = logging.getLogger(__name__)
 
@@ -97,37 +99,71 @@ def check_recording_options(args: argparse.Namespace) -> None:
     check_writable_folder(args.record, "--record")
 
 
+@dataclass
+class Recording:
+    """The streams to analyse (`sources`) and the recorders beside them, `start`ed once the
+    pipeline is built (a bad model records nothing)."""
+
+    sources: list
+    recorders: list = field(default_factory=list)
+    retention: Tier | None = None
+    _running: Retention | None = None
+
+    def start(self) -> None:
+        for recorder in self.recorders:
+            recorder.start()
+        if self.retention is not None:
+            self._running = Retention([self.retention]).start()
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.stop()
+        for recorder in self.recorders:
+            recorder.stop()
+            log.info(
+                "%s: %d segments recorded, %d connection(s) to the camera",
+                recorder.name, recorder.segments_written, recorder.connections,
+            )  # fmt: skip
+
+
 @contextlib.contextmanager
-def recording(args: argparse.Namespace, names: Sequence[str]) -> Iterator[list]:
-    """Record the streams `names` (in the order of `args.sources`) while the block runs."""
+def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
+    """The recording of `sources`' streams (`--record`), stopped when the block ends. A camera
+    recorded from the URL it is analysed from is decoded from its recorder's packets (one
+    connection to the camera, demuxed once); every other source is analysed as it is."""
     if args.record is None:
-        yield []
+        yield Recording(sources)
         return
     from pipeline.recording import CameraRecorder, RecordOptions
-    from pipeline.recording.retention import Retention, Tier
-    from sources import split_spec
+    from pipeline.recording.shared_connection import (
+        decoded_from,
+        record_options_for,
+        shares_connection,
+    )
 
-    urls = record_urls(args.record_source, names, [split_spec(s)[1] for s in args.sources])
+    names = [source.name for source in sources]
+    urls = record_urls(args.record_source, names, [source.uri for source in sources])
     options = RecordOptions(
         segment_seconds=args.segment_seconds,
         rtsp_transport=getattr(args, "rtsp_transport", "tcp"),
     )
-    recorders = [
-        CameraRecorder(name, url, args.record / name, options).start() for name, url in urls.items()
-    ]
-    retention = None
+    run = Recording([])
+    for source in sources:
+        url = urls[source.name]
+        shared = shares_connection(source, url)
+        recorder = CameraRecorder(
+            source.name, url, args.record / source.name,
+            record_options_for(source, options) if shared else options,
+        )  # fmt: skip
+        run.recorders.append(recorder)
+        run.sources.append(decoded_from(recorder, source) if shared else source)
     if args.record_max_days is not None or args.record_max_gb is not None:
         size = None if args.record_max_gb is None else int(args.record_max_gb * 1e9)
-        tier = Tier("continuous", args.record, args.record_max_days, size)
-        retention = Retention([tier]).start()
+        run.retention = Tier("continuous", args.record, args.record_max_days, size)
     try:
-        yield recorders
+        yield run
     finally:
-        if retention is not None:
-            retention.stop()
-        for recorder in recorders:
-            recorder.stop()
-            log.info("%s: %d segments recorded", recorder.name, recorder.segments_written)
+        run.stop()
 
 
 def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> list:

@@ -16,6 +16,7 @@ from pipeline.apps.serve.config import TIERS, CameraConfig, ServiceConfig
 from pipeline.recording.clips import ClipOptions
 from pipeline.recording.evidence import EvidencePlan
 from pipeline.recording.retention import Retention, Tier
+from sources.base import VideoSource
 from sources.errors import mask_credentials
 
 log = logging.getLogger(__name__)
@@ -55,25 +56,40 @@ class Recorders:
         self._lock = threading.Lock()
         self._running: dict[str, tuple[tuple, object]] = {}  # name -> (settings, recorder)
 
-    def start(self, config: ServiceConfig, camera: CameraConfig) -> None:
+    def start(
+        self, config: ServiceConfig, camera: CameraConfig, source: VideoSource
+    ) -> VideoSource:
+        """Record `camera` (if it is to be) and return the source to analyse it from: its own
+        `source`, or, when the camera is recorded from the URL it is analysed from, `source`'s
+        stream decoded from the recorder's packets (one connection to the camera)."""
         from pipeline.recording import CameraRecorder, RecordOptions
+        from pipeline.recording.shared_connection import (
+            decoded_from,
+            record_options_for,
+            shares_connection,
+        )
 
         if not camera.record:
             self.stop(camera.name)
-            return
+            return source
         url = camera.record_source or config.source_of(camera)
         folder = recordings_folder(config, camera.name)
-        settings = (url, str(folder), camera.segment_seconds, camera.rtsp_transport)
+        options = RecordOptions(camera.segment_seconds, camera.rtsp_transport)
+        shared = shares_connection(source, url)
+        if shared:
+            options = record_options_for(source, options)
+        settings = (url, str(folder), options)
         with self._lock:
             current = self._running.get(camera.name)
         if current is not None and current[0] == settings:
-            return
-        self.stop(camera.name)
-        options = RecordOptions(camera.segment_seconds, camera.rtsp_transport)
-        recorder = CameraRecorder(camera.name, url, folder, options).start()
-        with self._lock:
-            self._running[camera.name] = (settings, recorder)
-        log.info("camera %s: recording %s into %s", camera.name, mask_credentials(url), folder)
+            recorder = current[1]
+        else:
+            self.stop(camera.name)
+            recorder = CameraRecorder(camera.name, url, folder, options).start()
+            with self._lock:
+                self._running[camera.name] = (settings, recorder)
+            log.info("camera %s: recording %s into %s", camera.name, mask_credentials(url), folder)
+        return decoded_from(recorder, source) if shared else source
 
     def stop(self, name: str) -> None:
         with self._lock:

@@ -277,8 +277,8 @@ class Service:
         if pipeline is None or restarting:
             return
         stream = camera_stream(self.config, camera)
-        self.recorders.start(self.config, camera)
-        pipeline.add_stream(stream.source, stream.options, service_class=stream.service_class)
+        source = self.recorders.start(self.config, camera, stream.source)
+        pipeline.add_stream(source, stream.options, service_class=stream.service_class)
         log.info("camera %s: started (%s)", camera.name, mask_credentials(camera.source))
 
     def _stop_camera(self, name: str) -> StreamSummary | None:
