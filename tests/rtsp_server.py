@@ -48,6 +48,7 @@ def main() -> None:
         )
         factory.set_shared(False)
         mounts.add_factory(f"/{name}", factory)
+
     def on_client(_server, client) -> None:
         client.connect("new-session", lambda *_: print("session", flush=True))
 

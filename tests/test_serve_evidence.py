@@ -56,9 +56,11 @@ def test_a_recorded_camera_s_events_carry_their_clip_and_snapshots(tmp_path):
                 assert sub.wait_for(lambda s: len(s.on(topic)) >= len(events), 30)
             finally:
                 code, _ = service.stop()
+            sessions = server.sessions
     finally:
         broker.kill()
     assert code == 130, service.log.read_text()
+    assert sessions == 1, service.log.read_text()  # recorded and analysed: demuxed once
     received = [json.loads(payload) for payload in sub.on(topic)]
     assert received[: len(events)] == events  # MQTT carries the same paths
     assert all(e["clip"].startswith("clips/gate-") for e in events)
