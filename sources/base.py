@@ -67,3 +67,13 @@ class ConnectedSource(VideoSource, Protocol):
     its state (connecting, streaming, reconnecting, ...) is reported."""
 
     def status(self) -> StreamStatus: ...
+
+
+def grab_and_retrieve(source: GrabbingSource) -> tuple[np.ndarray, float] | None:
+    """`read` for a grabbing source: the next frame it can convert (image, pts ms), or None at
+    the end."""
+    while (pts_ms := source.grab()) is not None:
+        image = source.retrieve()
+        if image is not None:
+            return image, pts_ms
+    return None

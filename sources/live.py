@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from sources.base import grab_and_retrieve
 from sources.decoders import OPENCV, Capture, DecoderOptions
 from sources.errors import SourceError, mask_credentials
 from sources.file import DECODE_PARAMS, frame_size, plausible_fps
@@ -168,11 +169,7 @@ class LiveSource:
                 raise SourceError(f"{self._shown}: not a stream address; expected rtsp://HOST/PATH")
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        while (pts_ms := self.grab()) is not None:
-            image = self.retrieve()
-            if image is not None:
-                return image, pts_ms
-        return None
+        return grab_and_retrieve(self)
 
     def grab(self) -> float | None:
         while not self._interrupted.is_set():

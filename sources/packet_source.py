@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from sources.base import grab_and_retrieve
 from sources.decoders import OPENCV, DecoderOptions
 from sources.errors import SourceError, mask_credentials
 from sources.file import plausible_fps
@@ -218,11 +219,7 @@ class PacketSource:
         self._feed.start()
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        while (pts_ms := self.grab()) is not None:
-            image = self.retrieve()
-            if image is not None:
-                return image, pts_ms
-        return None
+        return grab_and_retrieve(self)
 
     def grab(self) -> float | None:
         self._feed.start()  # idempotent: a source used without `open` starts here
