@@ -108,14 +108,18 @@ class Recording:
     recorders: list = field(default_factory=list)
     retention: Tier | None = None
     _running: Retention | None = None
+    _started: bool = False
 
     def start(self) -> None:
+        self._started = True
         for recorder in self.recorders:
             recorder.start()
         if self.retention is not None:
             self._running = Retention([self.retention]).start()
 
     def stop(self) -> None:
+        if not self._started:
+            return
         if self._running is not None:
             self._running.stop()
         for recorder in self.recorders:
