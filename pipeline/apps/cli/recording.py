@@ -8,10 +8,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.atomic import check_writable_folder
 from pipeline.errors import VapipeError
-from pipeline.recording.retention import Retention, Tier
+
+if TYPE_CHECKING:  # imported when recording: `vapipe --help` loads neither OpenCV nor NumPy
+    from pipeline.recording.retention import Retention, Tier
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,8 @@ class Recording:
         for recorder in self.recorders:
             recorder.start()
         if self.retention is not None:
+            from pipeline.recording.retention import Retention
+
             self._running = Retention([self.retention]).start()
 
     def stop(self) -> None:
@@ -162,6 +167,8 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
         run.recorders.append(recorder)
         run.sources.append(decoded_from(recorder, source) if shared else source)
     if args.record_max_days is not None or args.record_max_gb is not None:
+        from pipeline.recording.retention import Tier
+
         size = None if args.record_max_gb is None else int(args.record_max_gb * 1e9)
         run.retention = Tier("continuous", args.record, args.record_max_days, size)
     try:
