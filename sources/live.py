@@ -207,8 +207,7 @@ class LiveSource:
 
     def release(self) -> None:
         self._close_capture()
-        if self._state.state not in (StreamState.STOPPED, StreamState.FAILED):
-            self._state.to(StreamState.STOPPED)
+        self._state.stop()
 
     def interrupt(self) -> None:
         self._interrupted.set()

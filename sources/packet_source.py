@@ -26,7 +26,7 @@ from sources.errors import SourceError, mask_credentials
 from sources.file import plausible_fps
 from sources.h264_refs import is_non_reference, nal_length_size
 from sources.live_options import LiveOptions
-from sources.pyav_capture import import_av
+from sources.pyav_capture import import_av, not_skippable
 from sources.state import StreamState, StreamStateMachine, StreamStatus
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ class PacketSource:
         self._context = None
         self._connection: _Connected | None = None
         self._first_pts: int | None = None
+        self._length_size: int | None = None  # H.264 NAL length size, when skipping non-refs
         self._frames: deque = deque()  # decoded, not yet grabbed
         self._lost_left = 0
         self._pts_ms = 0.0
@@ -252,8 +253,7 @@ class PacketSource:
             self._on_release = None
         self._context = None
         self._frames.clear()
-        if self._state.state not in (StreamState.STOPPED, StreamState.FAILED):
-            self._state.to(StreamState.STOPPED)
+        self._state.stop()
 
     def interrupt(self) -> None:
         self._interrupted.set()
@@ -271,8 +271,8 @@ class PacketSource:
             return self._pts_ms
         if self._state.state is not StreamState.STREAMING:
             self.size = (frame.width, frame.height)
-            self._state.to(StreamState.STREAMING)
-            again = f" (reconnect #{self.status().reconnects})" if self.status().reconnects else ""
+            reconnects = self._state.to(StreamState.STREAMING).reconnects
+            again = f" (reconnect #{reconnects})" if reconnects else ""
             log.info(
                 "stream %s: streaming %dx%d at %.1f fps from its recorder's connection%s",
                 self.name, frame.width, frame.height, self.fps, again,
@@ -287,6 +287,8 @@ class PacketSource:
             self._connection, self._first_pts = item, None
             self.fps = item.fps
             self._context = self._new_context(item)
+            skip = self._decoder.skip_nonref
+            self._length_size = nal_length_size(item.extradata) if skip else None
         elif isinstance(item, _Packet):
             self._decode(item)
         elif isinstance(item, _Lost):
@@ -297,16 +299,13 @@ class PacketSource:
             self._lose(item)
 
     def _new_context(self, stream: _Connected):
+        if self._decoder.skip_nonref and stream.codec != "h264":
+            raise not_skippable(mask_credentials(self.uri), stream.codec)
         context = self._av.CodecContext.create(stream.codec, "r")
         if stream.extradata:
             context.extradata = stream.extradata
         context.thread_count = 1  # as every decoder here: streams decode in parallel already
         context.options = dict(self._decoder.codec_options)
-        if self._decoder.skip_nonref and stream.codec != "h264":
-            raise SourceError(
-                f"{mask_credentials(self.uri)}: leaving out non-reference frames needs H.264, "
-                f"not {stream.codec}; decode it without that option"
-            )
         return context
 
     def _decode(self, item: _Packet) -> None:
@@ -314,9 +313,7 @@ class PacketSource:
             return  # a packet of a connection never announced: cannot be decoded
         if self._first_pts is None:
             self._first_pts = item.pts
-        if self._decoder.skip_nonref and is_non_reference(
-            item.data, nal_length_size(self._connection.extradata)
-        ):
+        if self._length_size is not None and is_non_reference(item.data, self._length_size):
             self._frames.append(item)
             return
         packet = self._av.Packet(item.data)

@@ -35,6 +35,14 @@ def import_av():
     return av
 
 
+def not_skippable(shown: str, codec: str) -> SourceError:
+    """The error for leaving out non-reference frames of a stream that is not H.264."""
+    return SourceError(
+        f"{shown}: leaving out non-reference frames needs H.264, not {codec}; "
+        "decode it without that option"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Discarded:
     """A packet left out undecoded (a non-reference picture): only its timestamp is known."""
@@ -85,10 +93,7 @@ class PyAVCapture:
         context = stream.codec_context
         if skip_nonref and context.name != "h264":
             self.release()
-            raise SourceError(
-                f"{self._shown}: leaving out non-reference frames needs H.264, not "
-                f"{context.name}; decode it without that option"
-            )
+            raise not_skippable(self._shown, context.name)
         context.thread_count = 1  # as OpenCV's capture here: streams decode in parallel already
         context.options = dict(codec_options or {})
         self._nal_length_size = nal_length_size(context.extradata) if skip_nonref else None

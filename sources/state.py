@@ -78,6 +78,11 @@ class StreamStateMachine:
             self._on_change(status)
         return status
 
+    def stop(self) -> None:
+        """Become stopped, unless already stopped or failed (a source being released)."""
+        if self._state not in (StreamState.STOPPED, StreamState.FAILED):
+            self.to(StreamState.STOPPED)
+
     def status(self) -> StreamStatus:
         with self._lock:
             return self._status(time.time())
