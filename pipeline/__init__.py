@@ -56,6 +56,7 @@ _EXPORTS = {
     "describe_devices": "pipeline.models.runtime",
     "AnnotatedVideoSink": "pipeline.outputs.sinks",
     "CallbackSink": "pipeline.outputs.sinks",
+    "EventAnnotator": "pipeline.outputs.sinks",
     "EventSink": "pipeline.outputs.sinks",
     "EventsJsonlSink": "pipeline.outputs.sinks",
     "JsonlSink": "pipeline.outputs.sinks",

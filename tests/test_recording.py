@@ -242,6 +242,7 @@ def test_vapipe_run_with_record_writes_every_packet_of_the_stream_into_segments(
         (["--record", "REC", "--segment-seconds", "0"], "--segment-seconds 0: must be above 0"),
         (["--record", "REC", "--record-source", "cam=rtsp://x"], "no stream named cam"),
         (["--record", "REC", "--record-max-gb", "-1"], "--record-max-gb -1: must be above 0"),
+        (["--clips-max-days", "7"], "--clips-max-days needs --clips DIR"),
     ],
 )
 def test_vapipe_run_refuses_bad_recording_options_in_one_line(tmp_path, options, message):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pipeline.detections import Detections, Result
 from pipeline.engine.active_stream import ActiveStream
@@ -20,8 +21,10 @@ from pipeline.engine.motion import NO_MOTION
 from pipeline.engine.scheduler import Dispatched, Job
 from pipeline.models.adapters import ModelAdapter
 from pipeline.models.classifiers.votes import NO_TRACK
-from pipeline.outputs.sinks import EventSink
+from pipeline.outputs.sinks import EventAnnotator, EventSink
 from sources import Frame
+
+T = TypeVar("T")
 
 
 class FramePath:
@@ -123,29 +126,35 @@ class FramePath:
         other sinks and streams go on."""
         stream = self._streams[result.stream]
         for index, sink in enumerate(stream.sinks):
-            if index in stream.sink_errors or stream.delivery.abandoned:
-                continue
-            stream.in_sink = index
-            try:
-                sink.write(result)
-            except Exception as error:
-                stream.sink_failed(index, sink, error)
-            finally:
-                stream.in_sink = None
+            if not stream.delivery.abandoned:
+                _call_sink(stream, index, sink.write, result)
         if result.events:
             self.write_events(result.stream, result.events)
         stream.record(result)
 
     def write_events(self, name: str, events: Sequence) -> None:
-        """Hand tracking events, in order, to the stream's sinks that take them."""
+        """Hand tracking events, in order, to the stream's sinks that take them, once the
+        sinks that annotate events (`EventAnnotator`) have added to them."""
         stream = self._streams[name]
         for index, sink in enumerate(stream.sinks):
-            if index in stream.sink_errors or not isinstance(sink, EventSink):
-                continue
-            stream.in_sink = index
-            try:
-                sink.write_events(name, events)
-            except Exception as error:
-                stream.sink_failed(index, sink, error)
-            finally:
-                stream.in_sink = None
+            if isinstance(sink, EventAnnotator):
+                annotated = _call_sink(stream, index, sink.annotate_events, name, events)
+                events = events if annotated is None else annotated
+        for index, sink in enumerate(stream.sinks):
+            if isinstance(sink, EventSink):
+                _call_sink(stream, index, sink.write_events, name, events)
+
+
+def _call_sink(stream: ActiveStream, index: int, call: Callable[..., T], *args: Any) -> T | None:
+    """`call(*args)` of the stream's sink `index`, unless it failed for the stream before; one
+    that raises fails for this stream only (None is returned)."""
+    if index in stream.sink_errors:
+        return None
+    stream.in_sink = index
+    try:
+        return call(*args)
+    except Exception as error:
+        stream.sink_failed(index, stream.sinks[index], error)
+        return None
+    finally:
+        stream.in_sink = None

@@ -1,10 +1,12 @@
 """The evidence behind each event: its clip (`clip`) and, for a track's end, a snapshot of the
 track's best frame with its box drawn and a crop of the box (`snapshot`, `snapshot_crop`).
 
-`EvidenceSink` wraps the sinks that write or publish events (the events file, the service's
-MQTT): it adds those paths to each event before handing it on, so the event line itself says
-where its video and pictures are. Paths are relative to the plan's `base` (the folder holding
-the stream's events file)."""
+`EvidenceSink` is a sink that annotates events (`EventAnnotator`): the pipeline hands it each
+frame's events first and gives what it returns, those paths added, to the sinks that write or
+publish events (the events file, the service's MQTT), so the event line itself says where its
+video and pictures are. Each of those sinks stays on its own: one failing fails for its stream
+only, as any sink does. Paths are relative to the plan's `base` (the folder holding the
+stream's events file)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pipeline.analytics.events import Event
 from pipeline.atomic import write_atomically
 from pipeline.detections import Result
 from pipeline.errors import VapipeError
-from pipeline.outputs.sinks.base import EventSink, StreamInfo
+from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.recording.clips import ClipOptions, EventClips
 from pipeline.summary import StreamSummary
 
@@ -185,21 +187,18 @@ class _StreamEvidence:
 
 
 class EvidenceSink:
-    """Wraps `sinks` (called in their order, as the pipeline would): before their
-    `write_events`, each event of a stream with a plan gets its `clip`, and a `track_end` its
-    `snapshot` and `snapshot_crop`; `plan(stream)` says where (None: that stream's events pass
+    """A sink (put it first: it copies the pictures before other sinks draw on them) that
+    gives each event of a stream with a plan its `clip`, and a `track_end` its `snapshot`
+    and `snapshot_crop`; `plan(stream)` says where (None: that stream's events pass
     unchanged). Snapshots are written on the stream's delivery thread when the track ends
     (two JPEG encodings, a few a minute); clips are cut on a thread of their own."""
 
-    def __init__(self, sinks: Sequence[object], plan: Callable[[str], EvidencePlan | None]) -> None:
-        self.sinks = list(sinks)
+    def __init__(self, plan: Callable[[str], EvidencePlan | None]) -> None:
         self._plan = plan
         self._streams: dict[str, _StreamEvidence] = {}
         self._lock = threading.Lock()
 
     def open(self, stream: StreamInfo) -> None:
-        for sink in self.sinks:
-            sink.open(stream)
         plan = self._plan(stream.name)
         if plan is not None:
             evidence = _StreamEvidence(stream.name, plan)
@@ -217,30 +216,23 @@ class EvidenceSink:
         evidence = self._evidence(result.stream)
         if evidence is not None and evidence.best is not None:
             evidence.best.observe(result)
-        for sink in self.sinks:
-            sink.write(result)
 
-    def write_events(self, stream: str, events: Sequence[Event]) -> None:
+    def annotate_events(self, stream: str, events: Sequence[Event]) -> Sequence[Event]:
         evidence = self._evidence(stream)
-        if evidence is not None:
-            events = [evidence.annotate(event) for event in events]
-            if evidence.index is not None:
-                evidence.index.flush()
-        for sink in self.sinks:
-            if isinstance(sink, EventSink):
-                sink.write_events(stream, events)
+        if evidence is None:
+            return events
+        annotated = [evidence.annotate(event) for event in events]
+        if evidence.index is not None:
+            evidence.index.flush()
+        return annotated
 
     def finish(self, stream: StreamSummary) -> None:
-        for sink in self.sinks:
-            sink.finish(stream)
         with self._lock:
             evidence = self._streams.pop(stream.name, None)
         if evidence is not None:
             evidence.close()
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
         with self._lock:
             streams = list(self._streams.values())
             self._streams.clear()

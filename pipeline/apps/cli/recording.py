@@ -18,6 +18,14 @@ if TYPE_CHECKING:  # imported when recording: `vapipe --help` loads neither Open
 
 log = logging.getLogger(__name__)
 
+# option prefix (--record-max-days, ...) -> its retention tier (named as `vapipe serve`'s
+# [recording] keys), the pattern of the tier's files under the option's folder, what they are
+RETAINED = {
+    "record": ("continuous", "**/*", "recorded segments"),
+    "clips": ("clips", "*/*", "event clips"),  # not DIR/<stream>.clips.jsonl
+    "snapshots": ("snapshots", "*/*", "snapshots"),
+}
+
 
 def add_recording_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("recording")
@@ -49,14 +57,15 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
         help="with tracking: per track, when it ends, a JPEG of its best frame (highest score) "
         "with its box drawn and a crop of the box, into DIR/<stream>/; paths in its track_end",
     )  # fmt: skip
-    group.add_argument(
-        "--record-max-days", type=float, metavar="D",
-        help="remove recorded segments older than D days, oldest first, while recording",
-    )  # fmt: skip
-    group.add_argument(
-        "--record-max-gb", type=float, metavar="G",
-        help="keep at most G GB of recorded segments in DIR, removing the oldest first",
-    )  # fmt: skip
+    for option, (_, _, files) in RETAINED.items():
+        group.add_argument(
+            f"--{option}-max-days", type=float, metavar="D",
+            help=f"remove {files} older than D days, oldest first, while the run goes on",
+        )  # fmt: skip
+        group.add_argument(
+            f"--{option}-max-gb", type=float, metavar="G",
+            help=f"keep at most G GB of {files}, removing the oldest first",
+        )  # fmt: skip
 
 
 def record_urls(
@@ -75,6 +84,15 @@ def record_urls(
 
 def check_recording_options(args: argparse.Namespace) -> None:
     """The recording options' errors, before any work starts."""
+    for option in RETAINED:
+        for limit in ("days", "gb"):
+            value = getattr(args, f"{option}_max_{limit}")
+            if value is None:
+                continue
+            if not value > 0:
+                raise VapipeError(f"--{option}-max-{limit} {value:g}: must be above 0")
+            if getattr(args, option) is None:
+                raise VapipeError(f"--{option}-max-{limit} needs --{option} DIR")
     if args.snapshots is not None:
         check_writable_folder(args.snapshots, "--snapshots")
     if args.record is None:
@@ -91,10 +109,6 @@ def check_recording_options(args: argparse.Namespace) -> None:
     import_av()  # a one-line error if PyAV is missing
     if not args.segment_seconds > 0:
         raise VapipeError(f"--segment-seconds {args.segment_seconds:g}: must be above 0")
-    for key in ("record_max_days", "record_max_gb"):
-        value = getattr(args, key)
-        if value is not None and not value > 0:
-            raise VapipeError(f"--{key.replace('_', '-')} {value:g}: must be above 0")
     for spec in args.record_source:
         name, sep, url = spec.partition("=")
         if not sep or not name or not url:
@@ -109,30 +123,56 @@ class Recording:
 
     sources: list
     recorders: list = field(default_factory=list)
-    retention: Tier | None = None
-    _running: Retention | None = None
+    tiers: list[Tier] = field(default_factory=list)
+    _retention: Retention | None = None
     _started: bool = False
 
     def start(self) -> None:
         self._started = True
         for recorder in self.recorders:
             recorder.start()
-        if self.retention is not None:
+        if self.tiers:
             from pipeline.recording.retention import Retention
 
-            self._running = Retention([self.retention]).start()
+            self._retention = Retention(self.tiers).start()
 
     def stop(self) -> None:
         if not self._started:
             return
-        if self._running is not None:
-            self._running.stop()
         for recorder in self.recorders:
             recorder.stop()
             log.info(
                 "%s: %d segments recorded, %d connection(s) to the camera",
                 recorder.name, recorder.segments_written, recorder.connections,
             )  # fmt: skip
+        if self._retention is not None:  # a last pass: the limits hold when the run ends
+            self._retention.stop()
+            self._retention.run_once()
+            log_retention(self._retention.metrics())
+
+
+def log_retention(metrics: dict[str, dict]) -> None:
+    """What retention removed, per tier and reason (`age`, `size`), and its disk warnings."""
+    removed = metrics["removed_files"]
+    if removed:
+        sizes = metrics["removed_bytes"]
+        each = ", ".join(f"{n} {key} ({sizes[key] / 1e6:.1f} MB)" for key, n in removed.items())
+        log.info("retention removed %s", each)
+    for tier, warnings in metrics["low_disk_warnings"].items():
+        log.warning("retention %s: %d low-disk warnings", tier, warnings)
+
+
+def retention_tiers(args: argparse.Namespace) -> list[Tier]:
+    """A tier per option prefix with a limit set (`--clips-max-gb`, ...)."""
+    tiers = []
+    for option, (name, pattern, _) in RETAINED.items():
+        days, gb = getattr(args, f"{option}_max_days"), getattr(args, f"{option}_max_gb")
+        if days is not None or gb is not None:
+            from pipeline.recording.retention import Tier
+
+            size = None if gb is None else int(gb * 1e9)
+            tiers.append(Tier(name, getattr(args, option), days, size, pattern=pattern))
+    return tiers
 
 
 @contextlib.contextmanager
@@ -141,7 +181,11 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
     recorded from the URL it is analysed from is decoded from its recorder's packets (one
     connection to the camera, demuxed once); every other source is analysed as it is."""
     if args.record is None:
-        yield Recording(sources)
+        run = Recording(sources, tiers=retention_tiers(args))
+        try:
+            yield run
+        finally:
+            run.stop()
         return
     from pipeline.recording import CameraRecorder, RecordOptions
     from pipeline.recording.shared_connection import (
@@ -156,7 +200,7 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
         segment_seconds=args.segment_seconds,
         rtsp_transport=getattr(args, "rtsp_transport", "tcp"),
     )
-    run = Recording([])
+    run = Recording([], tiers=retention_tiers(args))
     for source in sources:
         url = urls[source.name]
         shared = shares_connection(source, url)
@@ -166,11 +210,6 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
         )  # fmt: skip
         run.recorders.append(recorder)
         run.sources.append(decoded_from(recorder, source) if shared else source)
-    if args.record_max_days is not None or args.record_max_gb is not None:
-        from pipeline.recording.retention import Tier
-
-        size = None if args.record_max_gb is None else int(args.record_max_gb * 1e9)
-        run.retention = Tier("continuous", args.record, args.record_max_days, size)
     try:
         yield run
     finally:
@@ -178,9 +217,9 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
 
 
 def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> list:
-    """`sinks` with the events sink wrapped so that each event line gets its clip (`--clips`)
-    and each `track_end` its snapshots (`--snapshots`); paths relative to `--out` (or to the
-    current folder without it)."""
+    """`sinks` after the evidence sink, which gives each event its clip (`--clips`) and each
+    `track_end` its snapshots (`--snapshots`) before the events file gets them; paths
+    relative to `--out` (or to the current folder without it)."""
     clips, snapshots = getattr(args, "clips", None), getattr(args, "snapshots", None)
     if clips is None and snapshots is None:
         return sinks
@@ -189,7 +228,6 @@ def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> lis
         raise VapipeError(f"{option} needs tracking events: add --track, --line or --zone")
     if getattr(args, "ray", None):
         raise VapipeError(f"{option} is not available with --ray (frames stay on the nodes)")
-    from pipeline.outputs.sinks import EventsJsonlSink
     from pipeline.recording.clips import ClipOptions
     from pipeline.recording.evidence import EvidencePlan, EvidenceSink
 
@@ -206,8 +244,4 @@ def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> lis
             clip_index=None if clips is None else clips / f"{stream}.clips.jsonl",
         )
 
-    wrapped = [s for s in sinks if isinstance(s, EventsJsonlSink)]
-    evidence = EvidenceSink(wrapped, plan)
-    at = sinks.index(wrapped[0]) if wrapped else len(sinks)
-    rest = [s for s in sinks if s not in wrapped]
-    return [*rest[:at], evidence, *rest[at:]]
+    return [EvidenceSink(plan), *sinks]  # first: it copies pictures before others draw

@@ -246,11 +246,10 @@ class Service:
         sinks: list = [service, self.view]
         if config.output.dir:
             folder = config.resolve(config.output.dir)
-            sinks.append(SegmentJsonlSink(folder, self._segments))
-            events = SegmentEventsSink(folder, self._segments, self._tracked)
-            # the events, to MQTT and the file, with their clip and snapshot paths
-            plan = lambda name: evidence_plan(self.config, name)  # noqa: E731
-            sinks = [EvidenceSink([service, events], plan), self.view, sinks[2]]
+            # the events, to MQTT and the file, get their clip and snapshot paths first
+            evidence = EvidenceSink(lambda name: evidence_plan(self.config, name))
+            sinks = [evidence, *sinks, SegmentJsonlSink(folder, self._segments)]
+            sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
             if config.output.save_video:
                 sinks.append(SegmentVideoSink(folder, self._segments))
         pipeline = open_pipeline(config, sinks)

@@ -1,6 +1,6 @@
 """Result sinks."""
 
-from pipeline.outputs.sinks.base import EventSink, Sink, StreamInfo
+from pipeline.outputs.sinks.base import EventAnnotator, EventSink, Sink, StreamInfo
 from pipeline.outputs.sinks.callback import CallbackSink
 from pipeline.outputs.sinks.events import EventsJsonlSink
 from pipeline.outputs.sinks.jsonl import JsonlSink
@@ -9,6 +9,7 @@ from pipeline.outputs.sinks.video import AnnotatedVideoSink
 __all__ = [
     "AnnotatedVideoSink",
     "CallbackSink",
+    "EventAnnotator",
     "EventSink",
     "EventsJsonlSink",
     "JsonlSink",

@@ -53,3 +53,13 @@ class EventSink(Protocol):
     same threads as `write`."""
 
     def write_events(self, stream: str, events: Sequence[Event]) -> None: ...
+
+
+@runtime_checkable
+class EventAnnotator(Protocol):
+    """The optional part of a sink that adds to each event before any sink gets it (the
+    evidence: a clip's path, a snapshot's): `annotate_events` is called first with each
+    frame's events (and the stream's last ones), and what it returns goes to every
+    `EventSink`. One that raises fails for its stream and the events go on as they were."""
+
+    def annotate_events(self, stream: str, events: Sequence[Event]) -> Sequence[Event]: ...
