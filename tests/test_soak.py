@@ -1,4 +1,4 @@
-"""The soak benchmark for 2 minutes (the suite's time is scarce; the hour is in the docs):
+"""The soak benchmark for 1 minute (the suite's time is scarce; the hour is in the docs):
 `vapipe run` against four real RTSP servers that are killed, restarted and paused, plus
 looping files. Looser bounds than the hour's: no trend in open file descriptors or threads,
 RSS bounded, every camera back after each event."""
@@ -14,13 +14,14 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.needs_shared  # benchmarks/soak.py plays the shared clips
 
-DURATION_S = 120
+DURATION_S = 60
 
 
-def test_two_minutes_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tmp_path):
+def test_a_minute_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--duration", str(DURATION_S),
-         "--event-every", "12", "--warmup", "30", "--rss-growth-limit", "0.15",
+         "--event-every", "8", "--down", "3", "--pause", "5",
+         "--sample-every", "5", "--warmup", "15", "--rss-growth-limit", "0.15",
          "--p95-ratio", "1000", "--out", str(tmp_path / "results"),
          "--work", str(tmp_path / "work"), "--no-plot"],
         capture_output=True, text=True, timeout=DURATION_S + 600, cwd=ROOT,
@@ -34,7 +35,7 @@ def test_two_minutes_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tm
     assert {e["kind"] for e in events} == {"restart", "pause"}
     assert len(events) >= 4, events
     samples = report["samples"]
-    assert len(samples) >= DURATION_S / 10 - 3
+    assert len(samples) >= DURATION_S / 5 - 3
     assert samples[-1]["processed"] > 0 and samples[-1]["reconnects"] >= len(events) // 2
     streams = {s["name"]: s for s in report["summary"]["streams"]}
     for name in ("cam1", "cam2", "cam3", "cam4", "file1", "file2"):
