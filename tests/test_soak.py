@@ -1,4 +1,4 @@
-"""The soak benchmark for 1 minute (the suite's time is scarce; the hour is in the docs):
+"""The soak benchmark for 75 seconds (the suite's time is scarce; the hour is in the docs):
 `vapipe run` against four real RTSP servers that are killed, restarted and paused, plus
 looping files. Looser bounds than the hour's: no trend in open file descriptors or threads,
 RSS bounded, every camera back after each event."""
@@ -14,13 +14,13 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.needs_shared  # benchmarks/soak.py plays the shared clips
 
-DURATION_S = 60
+DURATION_S = 75
 
 
-def test_a_minute_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tmp_path):
+def test_75_seconds_of_restarts_and_pauses_leave_fds_threads_and_memory_flat(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--duration", str(DURATION_S),
-         "--event-every", "8", "--down", "3", "--pause", "5",
+         "--event-every", "8", "--down", "3", "--pause", "5", "--recover-limit", "25",
          "--sample-every", "5", "--warmup", "15", "--rss-growth-limit", "0.15",
          "--p95-ratio", "1000", "--out", str(tmp_path / "results"),
          "--work", str(tmp_path / "work"), "--no-plot"],
