@@ -45,6 +45,28 @@ def packets(path: Path) -> list[bytes]:
         return [bytes(p) for p in container.demux(stream) if p.size]
 
 
+def nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of an MP4 sample (each after its 4-byte length)."""
+    units, at = [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        units.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return units
+
+
+def hvcc_parameter_sets(extradata: bytes) -> list[bytes]:
+    """The NAL units (VPS, SPS, PPS, SEI) of an HEVC decoder configuration record (hvcC)."""
+    units, at = [], 23  # the arrays follow the 22-byte header and their count
+    for _ in range(extradata[22]):
+        count, at = int.from_bytes(extradata[at + 1 : at + 3], "big"), at + 3
+        for _ in range(count):
+            size = int.from_bytes(extradata[at : at + 2], "big")
+            units.append(extradata[at + 2 : at + 2 + size])
+            at += 2 + size
+    return units
+
+
 def probe(path: Path) -> float:
     """The duration ffprobe reads; fails the test on any ffprobe error."""
     proc = subprocess.run(
@@ -106,7 +128,7 @@ def test_recorded_segments_hold_the_packets_an_ffmpeg_stream_copy_holds(short_go
     assert gaps[0] <= 4 * FRAME and max(gaps[1:]) <= FRAME, gaps
 
 
-def test_an_hevc_camera_is_recorded_showing_the_pictures_an_ffmpeg_stream_copy_shows(tmp_path):
+def test_an_hevc_camera_is_recorded_byte_exact_as_sent_and_as_an_ffmpeg_copy_shows(tmp_path):
     hevc = tmp_path / "car.h265.mp4"
     subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-y", "-t", "6", "-i", str(VIDEOS / "car-detection.mp4"),
@@ -123,7 +145,24 @@ def test_an_hevc_camera_is_recorded_showing_the_pictures_an_ffmpeg_stream_copy_s
     copied = packets(reference)
     common = min(len(recorded), len(copied))
     assert common >= 40
-    # the bytes differ from the system ffmpeg CLI's copy in NAL framing (its libavformat is
+    # What the server sent: the file's access units, as h265parse ! rtph265pay sends them,
+    # with the parameter sets (VPS, SPS, PPS) put in-band before some. Every recorded packet
+    # is the file's packet byte for byte, after nothing but those parameter sets.
+    sent = packets(hevc)
+    with av.open(str(hevc)) as container:
+        parameter_sets = hvcc_parameter_sets(
+            bytes(container.streams.video[0].codec_context.extradata)
+        )
+    first = sent.index(recorded[1]) - 1  # where in the file the recording began
+    with_parameter_sets = 0
+    for index, packet in enumerate(recorded):
+        original = sent[(first + index) % len(sent)]
+        assert packet.endswith(original), index
+        added = nal_units(packet[: len(packet) - len(original)])
+        assert all(nal in parameter_sets for nal in added), index
+        with_parameter_sets += bool(added)
+    assert 0 < with_parameter_sets < len(recorded) / 4
+    # the ffmpeg CLI's copy differs in NAL framing (a byte per packet: its libavformat is
     # another version than PyAV's); the pictures decoded from both are the same
     import numpy as np
 
