@@ -123,9 +123,18 @@ def test_serve_retention_prunes_each_tier_over_every_camera(tmp_path):
             path.write_bytes(b"x" * 10)
             os.utime(path, (old, old))
             files[(camera, folder)] = path
-    removed = retention_for(config).run_once()
+    retention = retention_for(config)
+    removed = retention.run_once()
     assert sorted((r.tier, r.reason, r.path) for r in removed) == sorted(
         [("clips", "age", files[(c, "clips")]) for c in "ab"]
         + [("snapshots", "size", files[(c, "snapshots")]) for c in "ab"]
     )
     assert all(files[(c, "recordings")].exists() for c in "ab")
+    # what went, and why, on /metrics
+    from pipeline.apps.serve.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics()
+    metrics.read_retention(retention.metrics)
+    text = metrics.render().decode()
+    assert 'vapipe_retention_removed_files_total{reason="age",tier="clips"} 2.0' in text
+    assert 'vapipe_retention_removed_bytes_total{reason="size",tier="snapshots"} 20.0' in text

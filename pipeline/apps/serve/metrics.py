@@ -92,6 +92,38 @@ class _EngineCollector:
         )
 
 
+def _no_retention() -> Mapping[str, Mapping]:
+    return {}
+
+
+class _RetentionCollector:
+    """Reads what retention removed (`Retention.metrics()`) at each scrape."""
+
+    def __init__(self) -> None:
+        self.figures: Callable[[], Mapping[str, Mapping]] = _no_retention
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures()
+        for key, text in (
+            ("removed_bytes", "Bytes of recordings removed by retention, per tier and reason"),
+            ("removed_files", "Files of recordings removed by retention, per tier and reason"),
+        ):
+            family = CounterMetricFamily(f"vapipe_retention_{key}", text, labels=["tier", "reason"])
+            for tier_reason, value in figures.get(key, {}).items():
+                family.add_metric(tier_reason.split("/", 1), value)
+            yield family
+        low = CounterMetricFamily(
+            "vapipe_retention_low_disk_warnings",
+            "Retention passes that found the disk holding a tier nearly full", labels=["tier"],
+        )  # fmt: skip
+        for tier, value in figures.get("low_disk_warnings", {}).items():
+            low.add_metric([tier], value)
+        yield low
+
+
 class ServiceMetrics:
     """The service's metrics and their registry; `render()` is the /metrics body."""
 
@@ -101,6 +133,8 @@ class ServiceMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._engine = _EngineCollector()
         self.registry.register(self._engine)
+        self._retention = _RetentionCollector()
+        self.registry.register(self._retention)
         self.latency = Histogram(
             "vapipe_latency_seconds", "Capture to result, per stream", LABELS,
             buckets=LATENCY_BUCKETS, registry=self.registry,
@@ -130,6 +164,11 @@ class ServiceMetrics:
     def read_engine(self, figures: Callable[[], EngineFigures]) -> None:
         """Where per-stream counts come from at each scrape (the running pipeline)."""
         self._engine.figures = figures
+
+    def read_retention(self, figures: Callable[[], Mapping[str, Mapping]]) -> None:
+        """Where retention's counts come from at each scrape (`Retention.metrics`; they start
+        again from 0 when a reload replaces the retention, a counter reset to Prometheus)."""
+        self._retention.figures = figures
 
     def describe_pipeline(
         self, model: str, device: str, execution_devices: Iterable[str], adapter: str, nireq: int

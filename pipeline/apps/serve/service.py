@@ -169,6 +169,7 @@ class Service:
         self.last_summary: RunSummary | None = None
         self.metrics = metrics or ServiceMetrics()
         self.metrics.read_engine(lambda: views.engine_figures(self._pipeline))
+        self.metrics.read_retention(self._retention_figures)
         self.view = LiveView(header=lambda fps, n: views.page_header(self._pipeline, fps, n))
         self.page = MosaicView(lambda: self.view.render(PAGE_SIZE), self._page_figures)
         self.mqtt = self._make_mqtt(config)
@@ -473,6 +474,10 @@ class Service:
             self.mqtt.start()
             with self._data:
                 self._published.clear()  # every state again, on the new connection
+
+    def _retention_figures(self) -> dict[str, dict]:
+        retention = self.retention
+        return {} if retention is None else retention.metrics()
 
     def _replace_retention(self) -> None:
         """Retention as `[recording]` says now (at each pipeline start: a change of it
