@@ -145,3 +145,21 @@ def test_a_failed_stream_s_open_tracks_get_snapshots_and_a_failing_sink_stops_on
     assert any(e["frame"] == 209 for e in ends)  # ...some by the failure (at the last frame)
     for end in ends:
         assert (out / end["snapshot"]).is_file() and (out / end["snapshot_crop"]).is_file()
+
+
+def test_a_snapshot_that_cannot_be_written_is_told_and_its_event_goes_out_without_paths(
+    tmp_path,
+):
+    out, blocked = tmp_path / "out", tmp_path / "a-file"
+    blocked.write_text("not a folder")  # as a full disk would, writing under it fails
+    failures: list[str] = []
+    plan = EvidencePlan(base=out, snapshots=blocked / "snap", on_failure=failures.append)
+    lanes = analytics_options(lines=["gate=0,0.5,1,0.5"])
+    sinks = [EvidenceSink(lambda stream: plan), EventsJsonlSink(out)]
+    with Pipeline([_CameraLostAt(130)], SSD_XML, labels=SSD_LABELS, sinks=sinks,
+                  analytics=lanes) as pipeline:  # fmt: skip
+        (stream,) = pipeline.run().streams
+    assert stream.errors == ["camera lost"]  # the sinks did not fail
+    ends = [e for e in _lines(out / "car.events.jsonl") if e["type"] == "track_end"]
+    assert ends and failures == ["snapshot"] * len(ends)
+    assert not any("snapshot" in e for e in ends)

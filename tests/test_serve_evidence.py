@@ -138,3 +138,5 @@ def test_serve_retention_prunes_each_tier_over_every_camera(tmp_path):
     text = metrics.render().decode()
     assert 'vapipe_retention_removed_files_total{reason="age",tier="clips"} 2.0' in text
     assert 'vapipe_retention_removed_bytes_total{reason="size",tier="snapshots"} 20.0' in text
+    metrics.count_evidence_failed("a", "clip")
+    assert 'vapipe_evidence_failed_total{kind="clip",stream="a"} 1.0' in metrics.render().decode()

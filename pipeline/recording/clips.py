@@ -53,7 +53,8 @@ def clip_name(camera: str, event_type: str, when: float) -> str:
 
 class EventClips:
     """Cuts clips of `camera`'s recording under `recording` into `out`, on a thread of its own.
-    `add(event_type, start, end)` (wall times) returns the clip's path."""
+    `add(event_type, start, end)` (wall times) returns the clip's path; `on_failure()` is
+    called (on that thread) for each clip that could not be written."""
 
     def __init__(
         self,
@@ -62,8 +63,10 @@ class EventClips:
         out: Path,
         options: ClipOptions | None = None,
         clock: Callable[[], float] = time.time,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.camera = camera
+        self._on_failure = on_failure
         self.recording = recording
         self.out = out
         self.options = options or ClipOptions()
@@ -124,3 +127,5 @@ class EventClips:
             except (VapipeError, OSError) as error:
                 log.warning("%s: clip %s not written: %s", self.camera, item.path.name, error)
                 self.failed.append((item.path, str(error)))
+                if self._on_failure is not None:
+                    self._on_failure()

@@ -41,7 +41,9 @@ JPEG_QUALITY = 90
 class EvidencePlan:
     """Where one stream's evidence goes: clips of its recording under `recording` into
     `clips` (both or neither), snapshots into `snapshots`; event paths relative to `base`.
-    `clip_index`: also list each event's clip in this JSON Lines file (`vapipe run`)."""
+    `clip_index`: also list each event's clip in this JSON Lines file (`vapipe run`).
+    `on_failure(kind)`: told each time a `clip` or a `snapshot` could not be written (it is
+    logged as a warning too), e.g. to count it in a metric."""
 
     base: Path
     recording: Path | None = None
@@ -49,6 +51,7 @@ class EvidencePlan:
     snapshots: Path | None = None
     clip_options: ClipOptions = field(default_factory=ClipOptions)
     clip_index: Path | None = None
+    on_failure: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,10 @@ class _StreamEvidence:
         self.plan = plan
         self.clips: EventClips | None = None
         if plan.clips is not None and plan.recording is not None:
-            self.clips = EventClips(name, plan.recording, plan.clips, plan.clip_options).start()
+            failed = None if plan.on_failure is None else lambda: plan.on_failure("clip")
+            self.clips = EventClips(
+                name, plan.recording, plan.clips, plan.clip_options, on_failure=failed
+            ).start()
         self.best = BestFrames() if plan.snapshots is not None else None
         self.index: IO[str] | None = None
         if plan.clip_index is not None and self.clips is not None:
@@ -177,6 +183,8 @@ class _StreamEvidence:
                 except (VapipeError, OSError) as error:
                     log.warning("%s: snapshot of track %d not written: %s",
                                 self.name, event.track_id, error)  # fmt: skip
+                    if self.plan.on_failure is not None:
+                        self.plan.on_failure("snapshot")
         return dataclasses.replace(event, **changes) if changes else event
 
     def close(self) -> None:

@@ -152,6 +152,11 @@ class ServiceMetrics:
             "Events not published over MQTT: the queue kept while the broker was away overflowed",
             registry=self.registry,
         )
+        self.evidence_failed = Counter(
+            "vapipe_evidence_failed",
+            "Event clips and snapshots that could not be written (a full disk, say)",
+            ["stream", "kind"], registry=self.registry,
+        )  # fmt: skip
         self.http_in_flight = Gauge(
             "vapipe_http_requests_in_flight", "HTTP requests being served", registry=self.registry
         )
@@ -195,6 +200,10 @@ class ServiceMetrics:
 
     def set_zone_occupancy(self, stream: str, zone: str, label: str, count: int) -> None:
         self._child(self.zone_occupancy, stream, zone, label).set(count)
+
+    def count_evidence_failed(self, stream: str, kind: str) -> None:
+        """A `clip` or `snapshot` of `stream` not written."""
+        self._child(self.evidence_failed, stream, kind).inc()
 
     def count_mqtt_dropped(self, n: int = 1) -> None:
         self.mqtt_events_dropped.inc(n)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -61,7 +62,7 @@ from pipeline.models.detector_options import DetectorOptions
 from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
 from pipeline.outputs.sinks import Sink, StreamInfo
-from pipeline.recording.evidence import EvidenceSink
+from pipeline.recording.evidence import EvidencePlan, EvidenceSink
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     mask_credentials,
@@ -248,7 +249,7 @@ class Service:
         if config.output.dir:
             folder = config.resolve(config.output.dir)
             # the events, to MQTT and the file, get their clip and snapshot paths first
-            evidence = EvidenceSink(lambda name: evidence_plan(self.config, name))
+            evidence = EvidenceSink(self._evidence_plan)
             sinks = [evidence, *sinks, SegmentJsonlSink(folder, self._segments)]
             sinks.append(SegmentEventsSink(folder, self._segments, self._tracked))
             if config.output.save_video:
@@ -474,6 +475,14 @@ class Service:
             self.mqtt.start()
             with self._data:
                 self._published.clear()  # every state again, on the new connection
+
+    def _evidence_plan(self, camera: str) -> EvidencePlan | None:
+        """Where a camera's clips and snapshots go; those not written are counted."""
+        plan = evidence_plan(self.config, camera)
+        if plan is None:
+            return None
+        failed = functools.partial(self.metrics.count_evidence_failed, camera)
+        return dataclasses.replace(plan, on_failure=failed)
 
     def _retention_figures(self) -> dict[str, dict]:
         retention = self.retention
