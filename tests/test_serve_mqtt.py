@@ -64,6 +64,27 @@ def test_state_counts_and_events_go_to_their_topics_and_offline_is_said_at_close
         assert late.on("site/vapipe/gate/events") == [], "events are not retained"
 
 
+def test_a_removed_camera_s_retained_topics_are_cleared_and_not_kept(broker):
+    mqtt = publisher(broker).start()
+    try:
+        for camera in ("gate", "old"):
+            mqtt.publish_state(camera, {"state": "streaming"})
+            mqtt.publish_counts(camera, {"lines": {}})
+        mqtt.forget_camera("old")
+        deadline = time.monotonic() + 10
+        while ("vapipe/old/state" in mqtt.retained_topics or mqtt.pending()) and (
+            time.monotonic() < deadline
+        ):  # the clearing sent and acknowledged
+            time.sleep(0.05)
+        assert sorted(mqtt.retained_topics) == ["vapipe/gate/counts", "vapipe/gate/state"]
+        with Subscriber(broker.port) as sub:  # the broker says what it retains
+            assert sub.wait_for(lambda s: s.on("vapipe/gate/counts"))
+            time.sleep(0.5)  # anything else retained would have come with it
+            assert sub.on("vapipe/old/state") == sub.on("vapipe/old/counts") == []
+    finally:
+        mqtt.close()
+
+
 def test_a_publisher_that_dies_is_reported_offline_by_its_will(broker, tmp_path):
     script = (
         "import sys, time\n"

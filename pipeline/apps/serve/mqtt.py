@@ -128,6 +128,13 @@ class MqttPublisher:
         for kind in ("state", "counts"):
             self._retain(f"{self.prefix}/{camera}/{kind}", b"")
 
+    @property
+    def retained_topics(self) -> list[str]:
+        """The retained topics kept to publish again after a reconnect (a removed camera's go
+        once their clearing is sent)."""
+        with self._lock:
+            return list(self._latest)
+
     def pending(self) -> int:
         """Events not yet acknowledged by the broker."""
         with self._lock:
@@ -225,7 +232,10 @@ class MqttPublisher:
         if self._dirty:
             topic = next(iter(self._dirty))
             del self._dirty[topic]
-            return self._latest[topic]
+            message = self._latest[topic]
+            if not message.payload:  # a topic cleared: once paho has it (resent until
+                del self._latest[topic]  # acknowledged), nothing is left to restore
+            return message
         if self._events:
             return self._events.popleft()
         return None
