@@ -20,7 +20,17 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import BOTTLE, PERSON, ROOT, SSD_LABELS, SSD_XML, count_frames, read_jsonl, run_cli
+from conftest import (
+    BOTTLE,
+    PERSON,
+    ROOT,
+    SSD_LABELS,
+    SSD_XML,
+    count_frames,
+    read_jsonl,
+    run_cli,
+    tmpfs,
+)
 
 from pipeline import (
     AnnotatedVideoSink,
@@ -125,15 +135,8 @@ def _run_bounded(pipeline: Pipeline, **run_args: object):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A folder on a 64 KiB tmpfs of its own: a disk that fills up at once."""
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (root needed): {mounted.stderr.strip()}")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=True)
+    with tmpfs(tmp_path / "tiny", "size=64k") as folder:
+        yield folder
 
 
 def _fill(folder: Path) -> None:

@@ -3,6 +3,7 @@ checked with the ffmpeg CLI and ffprobe."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -398,3 +399,38 @@ def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(
     assert all(np.array_equal(a, b) for a, b in zip(shown, source[first:], strict=False))
     assert first <= crossing["frame"] < first + len(shown)
     assert len(shown) >= 3 / FRAME - 1  # 2 s before, 1 s after at least
+
+
+def test_retention_on_a_small_disk_keeps_each_tier_in_its_limit_and_the_newest(tmp_path):
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli, tmpfs
+
+    # bytes; the recording and the snapshots take more (the clip, the run being faster than
+    # real time, is one review item: the newest, kept whatever its size)
+    limits = {"rec": 1_000_000, "clips": 400_000, "snap": 40_000}
+    with tmpfs(tmp_path / "disk", "size=16m") as disk:
+        proc = run_cli(
+            "run", str(CAR), "--model", str(SSD_XML), "--labels", SSD_LABELS,
+            "--line", "gate=0,0.5,1,0.5", "--out", str(disk / "out"), "--no-progress",
+            "--record", str(disk / "rec"), "--segment-seconds", "2",
+            "--clips", str(disk / "clips"), "--clip-seconds", "1", "1",
+            "--snapshots", str(disk / "snap"),
+            "--record-max-gb", str(limits["rec"] / 1e9),
+            "--clips-max-gb", str(limits["clips"] / 1e9),
+            "--snapshots-max-gb", str(limits["snap"] / 1e9),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        listed = (disk / "clips" / "car-detection.clips.jsonl").read_text().splitlines()
+        clips = [json.loads(line)["clip"] for line in listed]  # the list itself is kept
+        for folder, limit in limits.items():  # within the limit, or only the newest is left
+            kept = sorted((disk / folder / "car-detection").iterdir())
+            assert len(kept) == 1 or sum(p.stat().st_size for p in kept) <= limit, folder
+        segments = sorted((disk / "rec" / "car-detection").iterdir())
+        assert len(segments) < 6  # the car clip makes 7 segments (keyframes 4.8 s apart)
+        assert probe(segments[-1]) > 0  # the newest is whole
+        newest_clip = max(clips)
+        assert Path(newest_clip).name in {
+            p.name for p in (disk / "clips" / "car-detection").iterdir()
+        }
+    removed = next(line for line in proc.stderr.splitlines() if "retention removed" in line)
+    assert "continuous/size" in removed and "snapshots/size" in removed
+    assert "nearly full" in proc.stderr  # 16 MB free is below the 1 GB retention warns at

@@ -32,6 +32,16 @@ def test_a_size_limit_removes_the_oldest_first_until_the_tier_fits(tmp_path):
     assert sorted(p.name for p in (tmp_path / "cam").iterdir()) == ["3.mp4", "4.mp4"]
 
 
+def test_a_size_limit_never_takes_a_camera_s_newest_file(tmp_path):
+    make(tmp_path / "a", "only.mp4", 5000, 3)  # alone above the limit
+    make(tmp_path / "b", "old.mp4", 1000, 2)
+    make(tmp_path / "b", "new.mp4", 1000, 1)
+    removed = prune(Tier("continuous", tmp_path, max_bytes=1000), NOW)
+    assert [r.path.name for r in removed] == ["old.mp4"]
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mp4"))
+    assert left == ["a/only.mp4", "b/new.mp4"]
+
+
 def test_an_age_limit_removes_what_is_older_and_keeps_files_being_written(tmp_path):
     make(tmp_path / "a", "old.mp4", 10, 8)
     make(tmp_path / "b", "new.mp4", 10, 1)

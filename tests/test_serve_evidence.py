@@ -123,6 +123,9 @@ def test_serve_retention_prunes_each_tier_over_every_camera(tmp_path):
             path.write_bytes(b"x" * 10)
             os.utime(path, (old, old))
             files[(camera, folder)] = path
+        newest = tmp_path / camera / "snapshots" / "y.jpg"  # a size limit keeps a folder's newest
+        newest.write_bytes(b"y" * 10)
+        os.utime(newest, (old + 60, old + 60))
     retention = retention_for(config)
     removed = retention.run_once()
     assert sorted((r.tier, r.reason, r.path) for r in removed) == sorted(
@@ -130,6 +133,7 @@ def test_serve_retention_prunes_each_tier_over_every_camera(tmp_path):
         + [("snapshots", "size", files[(c, "snapshots")]) for c in "ab"]
     )
     assert all(files[(c, "recordings")].exists() for c in "ab")
+    assert all((tmp_path / c / "snapshots" / "y.jpg").exists() for c in "ab")
     # what went, and why, on /metrics
     from pipeline.apps.serve.metrics import ServiceMetrics
 

@@ -63,7 +63,9 @@ def _files(root: Path, pattern: str = "**/*") -> list[tuple[float, int, Path]]:
 
 
 def prune(tier: Tier, now: float) -> list[Removed]:
-    """Remove `tier`'s files older than its days, then the oldest until it fits its size."""
+    """Remove `tier`'s files older than its days, then the oldest until it fits its size;
+    the size never takes the newest file of a folder (a camera's last segment, clip or
+    snapshot stays even when it alone is above the limit)."""
     files = _files(tier.root, tier.pattern)
     removed = []
     if tier.max_days is not None:
@@ -74,8 +76,12 @@ def prune(tier: Tier, now: float) -> list[Removed]:
             removed.append(Removed(tier.name, path, size, "age"))
     if tier.max_bytes is not None:
         total = sum(size for _, size, _ in files)
-        while files and total > tier.max_bytes:
-            _, size, path = files.pop(0)
+        newest = {path.parent: path for _, _, path in files}  # oldest first: the last wins
+        for _, size, path in files:
+            if total <= tier.max_bytes:
+                break
+            if newest[path.parent] == path:
+                continue
             path.unlink(missing_ok=True)
             total -= size
             removed.append(Removed(tier.name, path, size, "size"))
