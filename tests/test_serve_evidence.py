@@ -80,6 +80,31 @@ def test_a_recorded_camera_s_events_carry_their_clip_and_snapshots(tmp_path):
     assert segments and not list((camera / "recordings").glob("*.part"))  # closed at the stop
 
 
+def test_a_snapshot_not_written_is_an_event_on_mqtt_and_a_metric(tmp_path):
+    with (
+        Mosquitto(tmp_path / "broker") as broker,
+        Subscriber(broker.port, "vapipe/gate/events") as sub,
+    ):
+        blocked = tmp_path / "results" / "gate" / "snapshots"
+        blocked.parent.mkdir(parents=True)
+        blocked.write_text("a file where the folder would be: no snapshot can be written")
+        cameras = (f'[cameras.gate]\nsource = "{CAR}"\nsnapshots = true\n'
+                   "lines = { middle = [0.0, 0.5, 1.0, 0.5] }\n")  # fmt: skip
+        service = Service.start(tmp_path, cameras, mqtt_port=broker.port)
+        try:
+            failed = lambda s: [json.loads(p) for p in s.on("vapipe/gate/events")  # noqa: E731
+                                if json.loads(p)["type"] == "evidence_failed"]  # fmt: skip
+            assert sub.wait_for(lambda s: failed(s), 90), service.log.read_text()
+            _, metrics = service.call("GET", "/metrics")
+        finally:
+            service.stop()
+    event = failed(sub)[0]
+    assert event["stream"] == "gate" and event["kind"] == "snapshot"
+    ends = [json.loads(p) for p in sub.on("vapipe/gate/events") if b"track_end" in p]
+    assert ends and not any("snapshot" in e for e in ends)  # the events went on, without paths
+    assert b'vapipe_evidence_failed_total{kind="snapshot",stream="gate"}' in metrics
+
+
 @pytest.mark.parametrize(
     ("camera", "message"),
     [

@@ -477,12 +477,20 @@ class Service:
                 self._published.clear()  # every state again, on the new connection
 
     def _evidence_plan(self, camera: str) -> EvidencePlan | None:
-        """Where a camera's clips and snapshots go; those not written are counted."""
+        """Where a camera's clips and snapshots go; those not written are told."""
         plan = evidence_plan(self.config, camera)
         if plan is None:
             return None
-        failed = functools.partial(self.metrics.count_evidence_failed, camera)
-        return dataclasses.replace(plan, on_failure=failed)
+        return dataclasses.replace(plan, on_failure=functools.partial(self._no_evidence, camera))
+
+    def _no_evidence(self, camera: str, kind: str) -> None:
+        """A clip or a snapshot of `camera` could not be written (a full disk, say): counted,
+        and an `evidence_failed` event on MQTT and the live event stream, so that it is seen
+        where the events are."""
+        self.metrics.count_evidence_failed(camera, kind)
+        event = {"stream": camera, "type": "evidence_failed", "kind": kind,
+                 "captured_at": round(time.time(), 3)}  # fmt: skip
+        self.publish_event(camera, event)
 
     def _retention_figures(self) -> dict[str, dict]:
         retention = self.retention
