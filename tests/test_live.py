@@ -56,19 +56,35 @@ def _assert_accounted(stream: dict | object) -> None:
 
 def test_four_rtsp_streams_and_a_file_at_once_all_produce_results(loops, media, tmp_path):
     mounts = {"car": loops["car"], "person": loops["person"], "bottle": loops["bottle"]}
+    cams = ("cam1", "cam2", "cam3", "cam4")
     with RtspServer({**mounts, "car2": loops["car"]}) as server:
-        proc = run_cli(
-            "run", f"cam1={server.url('car')}", f"cam2={server.url('person')}",
-            f"cam3={server.url('bottle')}", f"cam4={server.url('car2')}", media["bottle45"],
-            "--model", SSD_XML, "--labels", SSD_LABELS, "--out", tmp_path, "--duration", "8",
-            "--no-progress",
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", f"cam1={server.url('car')}",
+             f"cam2={server.url('person')}", f"cam3={server.url('bottle')}",
+             f"cam4={server.url('car2')}", str(media["bottle45"]), "--model", str(SSD_XML),
+             "--labels", SSD_LABELS, "--out", str(tmp_path), "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+
+        def lines(name: str) -> int:
+            partial = tmp_path / f"{name}.jsonl.part"
+            return len(partial.read_text().splitlines()) if partial.exists() else 0
+
+        # stopped (as a user would, Ctrl-C) once the file is done, each camera has 10
+        # results and 8 s of video went by: whatever the machine's speed
+        started, deadline = time.monotonic(), time.monotonic() + 120
+        while not ((tmp_path / "bottle45.jsonl").exists() and min(map(lines, cams)) >= 10
+                   and time.monotonic() - started >= 8):  # fmt: skip
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     streams = {s["name"]: s for s in summary["streams"]}
     assert streams["bottle45"]["status"] == "done"
     assert streams["bottle45"]["frames_processed"] == 45
-    for name in ("cam1", "cam2", "cam3", "cam4"):
+    for name in cams:
         s = streams[name]
         assert s["status"] == "stopped" and s["frames_processed"] >= 10, s
         _assert_accounted(s)
@@ -192,7 +208,13 @@ def test_unreachable_and_wrong_path_urls_fail_clearly_and_the_others_carry_on(lo
 def test_without_max_retries_a_dead_camera_is_retried_until_the_run_stops(media):
     dead = LiveSource("rtsp://127.0.0.1:1/cam", "dead", FAST)
     with Pipeline([dead, media["car30"]], SSD_XML) as pipeline:
-        summary = pipeline.run(duration=4)
+        started = time.monotonic()
+
+        def stop_when_seen(progress) -> None:  # the file done (the only stream that can end)
+            if progress.streams_ended and time.monotonic() - started >= 4:  # and 4 s retrying
+                pipeline.stop()
+
+        summary = pipeline.run(on_tick=stop_when_seen, duration=120)
     by_name = {s.name: s for s in summary.streams}
     assert by_name["car30"].status == "done" and by_name["car30"].frames_processed == 30
     assert by_name["dead"].status == "stopped" and by_name["dead"].frames_decoded == 0
