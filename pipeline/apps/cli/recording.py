@@ -164,12 +164,12 @@ def log_retention(metrics: dict[str, dict]) -> None:
 
 def retention_tiers(args: argparse.Namespace) -> list[Tier]:
     """A tier per option prefix with a limit set (`--clips-max-gb`, ...)."""
+    from pipeline.recording.retention import Tier
+
     tiers = []
     for option, (name, pattern, _) in RETAINED.items():
         days, gb = getattr(args, f"{option}_max_days"), getattr(args, f"{option}_max_gb")
         if days is not None or gb is not None:
-            from pipeline.recording.retention import Tier
-
             size = None if gb is None else int(gb * 1e9)
             tiers.append(Tier(name, getattr(args, option), days, size, pattern=pattern))
     return tiers
@@ -177,16 +177,21 @@ def retention_tiers(args: argparse.Namespace) -> list[Tier]:
 
 @contextlib.contextmanager
 def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
-    """The recording of `sources`' streams (`--record`), stopped when the block ends. A camera
-    recorded from the URL it is analysed from is decoded from its recorder's packets (one
-    connection to the camera, demuxed once); every other source is analysed as it is."""
-    if args.record is None:
-        run = Recording(sources, tiers=retention_tiers(args))
-        try:
-            yield run
-        finally:
-            run.stop()
-        return
+    """The recording of `sources`' streams (`--record`) and the retention of what the run
+    writes, stopped when the block ends. A camera recorded from the URL it is analysed from is
+    decoded from its recorder's packets (one connection to the camera, demuxed once); every
+    other source is analysed as it is."""
+    run = Recording(sources, tiers=retention_tiers(args))
+    if args.record is not None:
+        run.sources, run.recorders = _recorded(args, sources)
+    try:
+        yield run
+    finally:
+        run.stop()
+
+
+def _recorded(args: argparse.Namespace, sources: list) -> tuple[list, list]:
+    """The sources to analyse and a recorder per source (`--record`)."""
     from pipeline.recording import CameraRecorder, RecordOptions
     from pipeline.recording.shared_connection import (
         decoded_from,
@@ -200,7 +205,7 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
         segment_seconds=args.segment_seconds,
         rtsp_transport=getattr(args, "rtsp_transport", "tcp"),
     )
-    run = Recording([], tiers=retention_tiers(args))
+    analysed, recorders = [], []
     for source in sources:
         url = urls[source.name]
         shared = shares_connection(source, url)
@@ -208,12 +213,9 @@ def recording(args: argparse.Namespace, sources: list) -> Iterator[Recording]:
             source.name, url, args.record / source.name,
             record_options_for(source, options) if shared else options,
         )  # fmt: skip
-        run.recorders.append(recorder)
-        run.sources.append(decoded_from(recorder, source) if shared else source)
-    try:
-        yield run
-    finally:
-        run.stop()
+        recorders.append(recorder)
+        analysed.append(decoded_from(recorder, source) if shared else source)
+    return analysed, recorders
 
 
 def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> list:
