@@ -124,19 +124,29 @@ def _overlay_mask(rect: list[int], detections: list[dict], scale: float) -> np.n
     return mask
 
 
-def _screenshot_once_painted(display: str, path: Path, size: tuple[int, int]) -> None:
-    """Screenshot the X display once the window has painted something in its first `size`
-    pixels (a new Qt window can take a moment to appear, more so on a cold machine)."""
-    deadline = time.monotonic() + 30
+def _window_geometry(display: str) -> str:
+    """Where the X server has the demo's window mapped, as xdotool says, for a failure message."""
+    found = subprocess.run(
+        ["xdotool", "search", "--onlyvisible", "--name", "^vapipe$", "getwindowgeometry"],
+        env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    return " ".join(found.stdout.split()) or "no vapipe window is mapped"
+
+
+def _screenshot_once_painted(display: str, path: Path, size: tuple[int, int]) -> str:
+    """Screenshot the X display (without the pointer) once the window has painted something in
+    its first `size` pixels; returns where the window is. A new Qt window can take a while to
+    be mapped and painted on a loaded machine, so this waits for both rather than a time."""
+    deadline = time.monotonic() + 90
     while True:
         subprocess.run(
-            ["ffmpeg", "-loglevel", "error", "-y", "-f", "x11grab", "-video_size", "1280x800",
-             "-i", display, "-frames:v", "1", str(path)],
+            ["ffmpeg", "-loglevel", "error", "-y", "-f", "x11grab", "-draw_mouse", "0",
+             "-video_size", "1280x800", "-i", display, "-frames:v", "1", str(path)],
             check=True,
         )  # fmt: skip
         painted = cv2.imread(str(path))[: size[1], : size[0]].std() > 20
         if painted or time.monotonic() > deadline:
-            return
+            return _window_geometry(display)
         time.sleep(0.5)
 
 
@@ -155,7 +165,7 @@ def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvf
             proc,
         )
         shot_path = tmp_path / "screen.png"
-        _screenshot_once_painted(xvfb, shot_path, (960, 540))
+        window = _screenshot_once_painted(xvfb, shot_path, (960, 540))
         stats = _stats(port)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -163,7 +173,9 @@ def test_the_window_shows_the_mosaic_with_every_stream_and_its_boxes(stills, xvf
     assert proc.returncode == 130, stderr  # stopped by a signal, cleanly
     assert "Traceback" not in stderr
     shot = cv2.imread(str(shot_path))
-    assert shot[540:, :].max() == 0 and shot[:540, :960].std() > 20, "the window is at 0,0"
+    where = f"window: {window}; demo log: {stderr[-600:]}"
+    assert shot[:540, :960].std() > 20, f"nothing painted at 0,0 ({where})"
+    assert shot[540:, :].max() == 0, f"the window is not at 0,0 ({where})"
     streams = {s["name"]: s for s in stats["streams"]}
     assert [s["frame"] for s in streams.values()] == [STILL_FRAMES - 1] * 2
     cars, bottles = stats["tiles"]["cars"], stats["tiles"]["bottles"]
