@@ -401,6 +401,42 @@ def test_vapipe_run_clips_a_line_crossing_on_a_live_camera_showing_the_crossing(
     assert len(shown) >= 3 / FRAME - 1  # 2 s before, 1 s after at least
 
 
+def test_vapipe_run_on_a_file_clips_each_event_from_its_own_part_of_the_file(tmp_path):
+    """A file is analysed far faster than real time: its clips are cut by the frames' media
+    times, not by when they were analysed, so each event's clip holds that event's frame and
+    events far apart in the file get clips of their own."""
+    import numpy as np
+    from conftest import CAR, SSD_LABELS, SSD_XML, run_cli
+
+    proc = run_cli("run", f"car={CAR}", "--model", str(SSD_XML), "--labels", SSD_LABELS,
+                   "--line", "gate=0,0.5,1,0.5", "--record", str(tmp_path / "rec"),
+                   "--clips", str(tmp_path / "clips"), "--clip-seconds", "2", "1",
+                   "--out", str(tmp_path / "out"), "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [
+        json.loads(x) for x in (tmp_path / "clips" / "car.clips.jsonl").read_text().splitlines()
+    ]
+    with av.open(str(CAR)) as container:
+        source = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    shown: dict[str, range] = {}  # clip -> the source frames it holds
+    for clip in sorted({x["clip"] for x in lines}):
+        probe(Path(clip))
+        with av.open(clip) as container:
+            frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        first = next(i for i, image in enumerate(source) if np.array_equal(image, frames[0]))
+        assert all(np.array_equal(a, b) for a, b in zip(frames, source[first:], strict=False))
+        shown[clip] = range(first, first + len(frames))
+    for event in lines:
+        held = shown[event["clip"]]
+        assert event["frame"] in held, (event, held)
+        if event["type"] == "line_cross":  # at least 2 s before it, 1 s after, in the file
+            assert held.start <= max(0, event["frame"] - round(2 / FRAME))
+            assert held.stop > min(len(source) - 1, event["frame"] + round(1 / FRAME))
+    crossings = [x for x in lines if x["type"] == "line_cross"]
+    assert crossings[-1]["frame"] - crossings[0]["frame"] > 3 / FRAME * 4
+    assert crossings[0]["clip"] != crossings[-1]["clip"], "one clip for the whole file"
+
+
 def test_retention_on_a_small_disk_keeps_each_tier_in_its_limit_and_the_newest(tmp_path):
     from conftest import CAR, SSD_LABELS, SSD_XML, run_cli, tmpfs
 

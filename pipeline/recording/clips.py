@@ -53,8 +53,9 @@ def clip_name(camera: str, event_type: str, when: float) -> str:
 
 class EventClips:
     """Cuts clips of `camera`'s recording under `recording` into `out`, on a thread of its own.
-    `add(event_type, start, end)` (wall times) returns the clip's path; `on_failure()` is
-    called (on that thread) for each clip that could not be written."""
+    `add(event_type, start, end)` (times on the recording, as `clock` gives its progress)
+    returns the clip's path; `on_failure()` is called (on that thread) for each clip that
+    could not be written."""
 
     def __init__(
         self,
@@ -84,7 +85,7 @@ class EventClips:
         return self
 
     def add(self, event_type: str, start: float, end: float | None = None) -> Path:
-        """The clip holding an event from wall time `start` to `end` (default: `start`)."""
+        """The clip holding an event from `start` to `end` (default: `start`)."""
         end = start if end is None else end
         first, last = start - self.options.pre, end + self.options.post
         with self._cond:

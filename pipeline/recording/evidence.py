@@ -30,6 +30,7 @@ from pipeline.detections import Result
 from pipeline.errors import VapipeError
 from pipeline.outputs.sinks.base import StreamInfo
 from pipeline.recording.clips import ClipOptions, EventClips
+from pipeline.recording.timeline import LiveClock, RecordingClock
 from pipeline.summary import StreamSummary
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class EvidencePlan:
     """Where one stream's evidence goes: clips of its recording under `recording` into
     `clips` (both or neither), snapshots into `snapshots`; event paths relative to `base`.
     `clip_index`: also list each event's clip in this JSON Lines file (`vapipe run`).
+    `clock`: where an event lies on the recording (`timeline.clock_of` its recorder).
     `on_failure(kind)`: told each time a `clip` or a `snapshot` could not be written (it is
     logged as a warning too), e.g. to count it in a metric."""
 
@@ -51,6 +53,7 @@ class EvidencePlan:
     snapshots: Path | None = None
     clip_options: ClipOptions = field(default_factory=ClipOptions)
     clip_index: Path | None = None
+    clock: RecordingClock = field(default_factory=LiveClock)  # one per stream
     on_failure: Callable[[str], None] | None = None
 
 
@@ -151,8 +154,9 @@ class _StreamEvidence:
         if plan.clips is not None and plan.recording is not None:
             failed = None if plan.on_failure is None else lambda: plan.on_failure("clip")
             self.clips = EventClips(
-                name, plan.recording, plan.clips, plan.clip_options, on_failure=failed
-            ).start()
+                name, plan.recording, plan.clips, plan.clip_options,
+                clock=plan.clock.now, on_failure=failed,
+            ).start()  # fmt: skip
         self.best = BestFrames() if plan.snapshots is not None else None
         self.index: IO[str] | None = None
         if plan.clip_index is not None and self.clips is not None:
@@ -165,7 +169,7 @@ class _StreamEvidence:
     def annotate(self, event: Event) -> Event:
         changes: dict[str, str] = {}
         if self.clips is not None:
-            end = event.captured_at
+            end = self.plan.clock.time_of(event)
             start = end - (event.duration_s or 0.0) if event.type == "track_end" else end
             clip = self.clips.add(event.type, start, end)
             changes["clip"] = self.relative(clip)
@@ -189,6 +193,7 @@ class _StreamEvidence:
 
     def close(self) -> None:
         if self.clips is not None:
+            self.plan.clock.settle()
             self.clips.stop()
         if self.index is not None:
             self.index.close()
@@ -222,7 +227,10 @@ class EvidenceSink:
 
     def write(self, result: Result) -> None:
         evidence = self._evidence(result.stream)
-        if evidence is not None and evidence.best is not None:
+        if evidence is None:
+            return
+        evidence.plan.clock.observe(result.frame)
+        if evidence.best is not None:
             evidence.best.observe(result)
 
     def annotate_events(self, stream: str, events: Sequence[Event]) -> Sequence[Event]:

@@ -62,7 +62,8 @@ class CameraRecorder:
 
     A dropped connection closes the segment being written (it is complete up to there) and the
     next connection starts a new one: a gap in time between two files, never a corrupt file.
-    A file (not a live URL) is recorded once, to its end.
+    A file (not a live URL) is recorded once, to its end, on a timeline of its own: media time
+    t from the file's start lies at `origin` + t (a file is read faster than real time).
     Segments start at a keyframe; packets before the first keyframe of a connection are left
     out. `on_segment` is called with each finished segment's path; `on_packet` with every
     packet kept (on the recorder's thread). `subscribe` adds a `PacketObserver`, that also
@@ -88,6 +89,8 @@ class CameraRecorder:
         self._on_packet = on_packet
         self._clock = clock
         self._live = is_live_uri(url)
+        self.origin: float | None = None if self._live else clock()
+        self._until = float("-inf")  # the newest packet written, on the recording's clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observers: tuple[PacketObserver, ...] = ()
@@ -116,6 +119,19 @@ class CameraRecorder:
         if self._thread is not None:
             self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
+
+    def file_time(self, media_seconds: float) -> float:
+        """Where media time `media_seconds` (from the file's start) of a recorded file lies on
+        its recording."""
+        if self.origin is None:
+            raise ValueError(f"{self.name}: a live camera's recording keeps wall time")
+        return self.origin + media_seconds
+
+    @property
+    def recorded_until(self) -> float:
+        """The recording's time of its newest packet written (+inf once the recorder has
+        ended: all it recorded is on disk)."""
+        return self._until
 
     def subscribe(self, observer: PacketObserver) -> None:
         """Tell `observer` of every connection and packet from now on (of the connection now
@@ -153,6 +169,7 @@ class CameraRecorder:
             log.exception("%s: recording failed", self.name)
             self.error = error
         finally:
+            self._until = float("inf")
             with self._observers_lock:
                 self._finished = True
                 observers = self._observers
@@ -186,7 +203,7 @@ class CameraRecorder:
                 for observer in self._observers:
                     observer.connected(stream)
             timestamps = _Timestamps(stream)
-            clock = _WallClock(stream.time_base, refine=self._live)
+            clock = _WallClock(stream.time_base, self.origin, stream.start_time)
             packets = source.demux(stream)
             while not self._stop.is_set():
                 try:
@@ -240,6 +257,7 @@ class CameraRecorder:
             for observer in observers:
                 observer.packet(recorded)
         writer.write(packet)
+        self._until = now
         return writer
 
     def _finish(self, writer: SegmentWriter | None, clock: _WallClock) -> None:
@@ -288,20 +306,20 @@ class _WallClock:
     """The wall time of each packet of one connection: its stream time laid on the earliest
     arrival seen. Packets arrive late (the demuxer buffers the first seconds while probing, the
     network bunches them), never early, so arrival - stream time is smallest for the packet
-    delayed least. A file (`refine` off) is read faster than real time: its first packet's
-    arrival stays the anchor."""
+    delayed least. A file is read faster than real time: its packets are laid on a fixed
+    `origin` instead, stream time `start` (the file's start) at `origin`."""
 
-    def __init__(self, time_base, refine: bool = True) -> None:
+    def __init__(self, time_base, origin: float | None = None, start: int | None = None) -> None:
         self._time_base = time_base
-        self._refine = refine
-        self._first: int | None = None
-        self._anchor = float("inf")
+        self._refine = origin is None
+        self._first = start  # the stream time laid on the anchor (live: the first packet's)
+        self._anchor = float("inf") if origin is None else origin
 
     def wall(self, packet, arrival: float) -> float:
         if self._first is None:
             self._first = packet.dts
         offset = float((packet.dts - self._first) * self._time_base)
-        if self._refine or self._anchor == float("inf"):
+        if self._refine:
             self._anchor = min(self._anchor, arrival - offset)
         return self._anchor + offset
 

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.apps.cli.parser import build_parser
-from pipeline.apps.cli.recording import check_recording_options, evidence_sinks, recording
+from pipeline.apps.cli.recording import (
+    check_evidence_options,
+    check_recording_options,
+    evidence_sinks,
+    recording,
+)
 from pipeline.apps.stopping import EXIT_INTERRUPTED, StopController
 from pipeline.atomic import check_writable_folder
 from pipeline.engine.service_classes import Scheduling
@@ -159,7 +164,7 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
         sinks.append(EventsJsonlSink(args.out))
     if args.save_video:
         sinks.append(AnnotatedVideoSink(args.out))
-    sinks = evidence_sinks(args, sinks, analytics is not None)
+    check_evidence_options(args, analytics is not None)
     options = _stream_options(args)
     if args.workers and not args.ray:
         raise VapipeError("--workers needs --ray")
@@ -176,7 +181,8 @@ def _run(args: argparse.Namespace, stop: StopController) -> int:
     with (
         recording(args, _sources(args, options)) as recorded,
         Pipeline(
-            recorded.sources, args.model, sinks=sinks, streams=options,
+            recorded.sources, args.model, sinks=evidence_sinks(args, sinks, recorded.clock),
+            streams=options,
             analytics=analytics, detector_options=_detector_options(args),
         ) as pipeline,
         stop.stopping(pipeline.stop),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +15,7 @@ from pipeline.errors import VapipeError
 
 if TYPE_CHECKING:  # imported when recording: `vapipe --help` loads neither OpenCV nor NumPy
     from pipeline.recording.retention import Retention, Tier
+    from pipeline.recording.timeline import RecordingClock
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,13 @@ class Recording:
 
             self._retention = Retention(self.tiers).start()
 
+    def clock(self, stream: str) -> RecordingClock:
+        """Where `stream`'s events lie on its recording (a recorded file has a timeline of its
+        own)."""
+        from pipeline.recording.timeline import clock_of
+
+        return clock_of(next((r for r in self.recorders if r.name == stream), None))
+
     def stop(self) -> None:
         if not self._started:
             return
@@ -218,18 +226,28 @@ def _recorded(args: argparse.Namespace, sources: list) -> tuple[list, list]:
     return analysed, recorders
 
 
-def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> list:
-    """`sinks` after the evidence sink, which gives each event its clip (`--clips`) and each
-    `track_end` its snapshots (`--snapshots`) before the events file gets them; paths
-    relative to `--out` (or to the current folder without it)."""
+def check_evidence_options(args: argparse.Namespace, tracking: bool) -> None:
+    """`--clips` and `--snapshots` need tracking events, and frames on this machine."""
     clips, snapshots = getattr(args, "clips", None), getattr(args, "snapshots", None)
     if clips is None and snapshots is None:
-        return sinks
+        return
     option = "--clips" if clips is not None else "--snapshots"
     if not tracking:
         raise VapipeError(f"{option} needs tracking events: add --track, --line or --zone")
     if getattr(args, "ray", None):
         raise VapipeError(f"{option} is not available with --ray (frames stay on the nodes)")
+
+
+def evidence_sinks(
+    args: argparse.Namespace, sinks: list, clock: Callable[[str], RecordingClock]
+) -> list:
+    """`sinks` after the evidence sink, which gives each event its clip (`--clips`) and each
+    `track_end` its snapshots (`--snapshots`) before the events file gets them; paths
+    relative to `--out` (or to the current folder without it). `clock(stream)`: where the
+    stream's events lie on its recording."""
+    clips, snapshots = getattr(args, "clips", None), getattr(args, "snapshots", None)
+    if clips is None and snapshots is None:
+        return sinks
     from pipeline.recording.clips import ClipOptions
     from pipeline.recording.evidence import EvidencePlan, EvidenceSink
 
@@ -244,6 +262,7 @@ def evidence_sinks(args: argparse.Namespace, sinks: list, tracking: bool) -> lis
             snapshots=None if snapshots is None else snapshots / stream,
             clip_options=ClipOptions(pre=pre, post=post),
             clip_index=None if clips is None else clips / f"{stream}.clips.jsonl",
+            clock=clock(stream),
         )
 
     return [EvidenceSink(plan), *sinks]  # first: it copies pictures before others draw

@@ -63,6 +63,7 @@ from pipeline.outputs.draw import draw_detections
 from pipeline.outputs.live_view import LiveView
 from pipeline.outputs.sinks import Sink, StreamInfo
 from pipeline.recording.evidence import EvidencePlan, EvidenceSink
+from pipeline.recording.timeline import clock_of
 from pipeline.summary import RunSummary, StreamSummary
 from sources import (
     mask_credentials,
@@ -481,7 +482,11 @@ class Service:
         plan = evidence_plan(self.config, camera)
         if plan is None:
             return None
-        return dataclasses.replace(plan, on_failure=functools.partial(self._no_evidence, camera))
+        return dataclasses.replace(
+            plan,
+            clock=clock_of(self.recorders.get(camera)),
+            on_failure=functools.partial(self._no_evidence, camera),
+        )
 
     def _no_evidence(self, camera: str, kind: str) -> None:
         """A clip or a snapshot of `camera` could not be written (a full disk, say): counted,
