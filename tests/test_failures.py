@@ -251,6 +251,18 @@ class _FailingAdapter:
         return detections
 
 
+def _threads_of(pipeline: Pipeline) -> list[str]:
+    """The threads the pipeline's streams started (delivery, decoders) still alive, after
+    waiting up to 10 s for them to end."""
+    names = {s.name for s in pipeline.sources}
+    deadline = time.monotonic() + 10
+    while True:
+        left = [t.name for t in threading.enumerate() if t.name.split("-", 1)[-1] in names]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
 def test_an_inference_failure_ends_the_run_while_a_live_stream_is_reconnecting(media):
     refused = LiveSource("rtsp://127.0.0.1:1/cam", "refused", FAST)  # retried for ever
     detector = Detector.load(SSD_XML)
@@ -264,6 +276,8 @@ def test_an_inference_failure_ends_the_run_while_a_live_stream_is_reconnecting(m
             _run_bounded(pipeline)
     finally:
         detector.close()
+    # the failed run leaves no thread behind (each would keep the whole pipeline alive)
+    assert _threads_of(pipeline) == []
 
 
 def test_a_failing_callback_sink_beside_a_reconnecting_live_stream_never_hangs(media):

@@ -141,10 +141,10 @@ class ResultDelivery:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._inbox and not self._closing:
+                while not self._inbox and not self._closing and not self.abandoned:
                     self._has_items.wait()
                 if not self._inbox or self.abandoned:
-                    return
+                    return  # closed, or given up on (after a failed run, a stalled sink)
                 step, result = self._inbox.popleft()
                 self._busy_since = time.monotonic()
             try:
