@@ -203,7 +203,8 @@ class CameraRecorder:
                 for observer in self._observers:
                     observer.connected(stream)
             timestamps = _Timestamps(stream)
-            clock = _WallClock(stream.time_base, self.origin, stream.start_time)
+            start = None if self.origin is None else stream.start_time  # a file's start
+            clock = _WallClock(stream.time_base, self.origin, start)
             packets = source.demux(stream)
             while not self._stop.is_set():
                 try:

@@ -27,6 +27,8 @@ class Stamped(Protocol):
 
 
 class RecordingClock(Protocol):
+    """One stream's clock for cutting its event clips (a new one each time the stream opens)."""
+
     def time_of(self, stamped: Stamped) -> float:
         """Where a frame or an event lies on the recording."""
         ...
