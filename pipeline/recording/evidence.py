@@ -229,7 +229,8 @@ class EvidenceSink:
         evidence = self._evidence(result.stream)
         if evidence is None:
             return
-        evidence.plan.clock.observe(result.frame)
+        if evidence.clips is not None:  # per frame: no clock work for snapshots alone
+            evidence.plan.clock.observe(result.frame)
         if evidence.best is not None:
             evidence.best.observe(result)
 

@@ -120,13 +120,6 @@ class CameraRecorder:
             self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
 
-    def file_time(self, media_seconds: float) -> float:
-        """Where media time `media_seconds` (from the file's start) of a recorded file lies on
-        its recording."""
-        if self.origin is None:
-            raise ValueError(f"{self.name}: a live camera's recording keeps wall time")
-        return self.origin + media_seconds
-
     @property
     def recorded_until(self) -> float:
         """The recording's time of its newest packet written (+inf once the recorder has

@@ -69,12 +69,13 @@ class FileClock:
     The recording runs ahead of the analysis (it only demuxes), so the clock is at the older
     of the newest packet recorded and the newest frame analysed."""
 
-    def __init__(self, recorder: CameraRecorder) -> None:
+    def __init__(self, recorder: CameraRecorder, origin: float) -> None:
         self.recorder = recorder
+        self._origin = origin
         self._analysed = float("-inf")  # written by the delivery thread, read by the cutter
 
     def time_of(self, stamped: Stamped) -> float:
-        return self.recorder.file_time(stamped.pts_ms / 1000.0)
+        return self._origin + stamped.pts_ms / 1000.0
 
     def observe(self, frame: Stamped) -> None:
         self._analysed = self.time_of(frame)
@@ -89,5 +90,5 @@ class FileClock:
 def clock_of(recorder: CameraRecorder | None) -> RecordingClock:
     """A clock for the stream `recorder` records (a file's own timeline, or wall time)."""
     if recorder is not None and recorder.origin is not None:
-        return FileClock(recorder)
+        return FileClock(recorder, recorder.origin)
     return LiveClock()
